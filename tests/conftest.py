@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explainer import assets
+from explainer import assets, faces
+from explainer.recognition.base import ARCFACE_112
+from explainer.recognition.dlib_resnet import DLIB_CHIP_150
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -23,27 +25,14 @@ def real_photos() -> list[np.ndarray]:
     return [_rgb(p) for p in portraits + orl]
 
 
-def _dlib_chips(photos: list[np.ndarray], size: int, padding: float) -> np.ndarray:
-    import dlib
-
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(assets.path("dlib-shape5")))
-    chips = []
-    for photo in photos:
-        boxes = detector(photo, 1)
-        if len(boxes):
-            chips.append(dlib.get_face_chip(photo, predictor(photo, boxes[0]), size=size, padding=padding))
-    assert len(chips) >= len(photos) // 2, "too few faces found in the fixture photos"
-    return np.stack(chips)
-
-
 @pytest.fixture(scope="session")
 def real_crops_112(real_photos) -> np.ndarray:
-    """Real faces aligned to 112x112 (uint8 RGB, [N, 112, 112, 3]) for network equivalence tests."""
-    return _dlib_chips(real_photos, 112, 0.1)
+    """The real faces aligned to the ArcFace 112x112 template by the ordinary photo path,
+    uint8 RGB [N, 112, 112, 3]."""
+    return np.stack([faces.aligned_crop(photo, ARCFACE_112) for photo in real_photos])
 
 
 @pytest.fixture(scope="session")
 def real_chips_150(real_photos) -> np.ndarray:
-    """Real faces as dlib's own 150x150 chips (padding 0.25), uint8 RGB [N, 150, 150, 3]."""
-    return _dlib_chips(real_photos, 150, 0.25)
+    """The real faces as dlib's own 150x150 chips (padding 0.25), uint8 RGB [N, 150, 150, 3]."""
+    return np.stack([faces.aligned_crop(photo, DLIB_CHIP_150) for photo in real_photos])

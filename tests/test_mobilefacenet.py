@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from explainer import assets
+from explainer.recognition import reference
 from explainer.recognition.mobilefacenet import (MobileFaceNet, load_mobilefacenet,
                                                  state_dict_from_tflite)
 from explainer.recognition.tflite_graph import (Operator, TensorSpec, TFLiteFormatError, TFLiteGraph,
@@ -22,25 +23,8 @@ def model() -> MobileFaceNet:
 
 @pytest.fixture(scope="module")
 def litert():
-    """LiteRT on the original file; the model's input is fixed at a batch of 2."""
-    interpreter_module = pytest.importorskip("ai_edge_litert.interpreter")
-    interpreter = interpreter_module.Interpreter(model_path=str(assets.path("mobilefacenet-tflite")))
-    interpreter.allocate_tensors()
-    return interpreter
-
-
-def _litert_embed(interpreter, faces: np.ndarray) -> np.ndarray:
-    """Raw 192-D outputs for uint8 RGB faces [N, 112, 112, 3], normalised as upstream."""
-    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-    batch = int(inp["shape"][0])
-    padded = np.concatenate([faces, faces[: (-len(faces)) % batch]])  # fill the last fixed-size batch
-    rows = []
-    for start in range(0, len(padded), batch):
-        x = (padded[start: start + batch].astype(np.float32) - 127.5) / 128.0
-        interpreter.set_tensor(inp["index"], x)
-        interpreter.invoke()
-        rows.append(interpreter.get_tensor(out["index"]).copy())
-    return np.concatenate(rows)[: len(faces)]
+    """The LiteRT reference runtime on the original file (raw outputs, before L2)."""
+    return lambda faces: reference.litert_mobilefacenet(faces, normalise=False)
 
 
 def _crops(faces: np.ndarray) -> torch.Tensor:
@@ -48,16 +32,16 @@ def _crops(faces: np.ndarray) -> torch.Tensor:
 
 
 def test_matches_litert_on_real_faces(model, litert, real_crops_112):
-    reference = _litert_embed(litert, real_crops_112)
+    expected = litert(real_crops_112)
     crops = _crops(real_crops_112)
     with torch.no_grad():
         raw = model.embed_raw(crops).numpy()
         unit = model(crops).numpy()
-    reference_unit = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-10)
-    raw_diff = float(np.abs(raw - reference).max())
+    reference_unit = expected / np.maximum(np.linalg.norm(expected, axis=1, keepdims=True), 1e-10)
+    raw_diff = float(np.abs(raw - expected).max())
     unit_diff = float(np.abs(unit - reference_unit).max())
     print(f"\nmobilefacenet vs LiteRT on {len(crops)} faces: max |raw diff| {raw_diff:.2e} "
-          f"(outputs up to {np.abs(reference).max():.1f}), max |L2-normalised diff| {unit_diff:.2e}")
+          f"(outputs up to {np.abs(expected).max():.1f}), max |L2-normalised diff| {unit_diff:.2e}")
     assert raw.shape == (len(crops), 192)
     assert raw_diff <= TOLERANCE
     assert unit_diff <= TOLERANCE

@@ -21,6 +21,7 @@ from explainer.recognition.onnx_backed import (
     OnnxPreprocessing,
     OnnxRecognizer,
 )
+from explainer.recognition.reference import onnxruntime_faceplugin
 
 
 def _to_tensor(crops: np.ndarray) -> torch.Tensor:
@@ -41,17 +42,11 @@ def faceplugin() -> OnnxRecognizer:
     return load_faceplugin_r()
 
 
-@pytest.fixture(scope="module")
-def faceplugin_session() -> ort.InferenceSession:
-    return ort.InferenceSession(str(assets.path("faceplugin-feature")), providers=["CPUExecutionProvider"])
-
-
-def test_faceplugin_matches_onnxruntime(faceplugin, faceplugin_session, real_crops_112):
+def test_faceplugin_matches_onnxruntime(faceplugin, real_crops_112):
     with torch.no_grad():
         ours = faceplugin(_to_tensor(real_crops_112)).numpy()
-    # Upstream's own preprocessing (lib/fr_feature.js), done independently of ours: RGB, (p - 127) / 128.
-    upstream_input = (real_crops_112.astype(np.float32).transpose(0, 3, 1, 2) - 127.0) / 128.0
-    reference = _ort_one_at_a_time(faceplugin_session, upstream_input)
+    # Upstream's own preprocessing (lib/fr_feature.js), done independently of ours.
+    reference = onnxruntime_faceplugin(real_crops_112)
     assert ours.shape == (len(real_crops_112), 512) == reference.shape
     assert np.abs(ours - reference).max() <= 1e-4
 

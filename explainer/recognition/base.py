@@ -13,8 +13,8 @@ from torch import nn
 # The two five-point schemes our crops are defined in. Points are (x, y) in crop pixels.
 #  - "arcface5": left-eye centre, right-eye centre, nose tip, left and right mouth corner (image left
 #    first), the convention of the ArcFace 112x112 template.
-#  - "dlib5": dlib's 5-point predictor order: right-eye outer and inner corner, left-eye outer and inner
-#    corner, nose base (subject's right = image left).
+#  - "dlib5": dlib's 5-point predictor order: outer and inner corner of the eye on the image right (the
+#    subject's left eye), outer and inner corner of the image-left eye, then the nose base.
 LANDMARK_SCHEMES = ("arcface5", "dlib5")
 
 

@@ -1,0 +1,136 @@
+"""`facexplain`: the command line. Each subcommand is a thin call into the library."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from explainer.errors import FacexplainError
+
+
+def _print_table(headers: list[str], rows: list[list]) -> None:
+    cells = [[str(h) for h in headers]] + [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(row[k]) for row in cells) for k in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _write_json(path: str | None, payload: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {path}")
+
+
+# -- assets ----------------------------------------------------------------------------------------
+def cmd_assets_fetch(args) -> int:
+    from explainer.assets.fetch import fetch
+    from explainer.recognition.registry import convert_all
+
+    done = fetch(args.only, force=args.force)
+    converted = convert_all(force=args.force) if not args.only else []
+    if not done and not converted:
+        print("all assets present; nothing to do")
+    return 0
+
+
+def cmd_assets_list(args) -> int:
+    from explainer import assets
+    from explainer.assets.store import record
+
+    rows = []
+    for name, asset in assets.ASSETS.items():
+        present = assets.is_present(name)
+        size = ""
+        if present:
+            files = record(name)["files"]
+            size = f"{len(files)} file{'s' * (len(files) != 1)}"
+        rows.append([name, "yes" if present else "no", size, asset.package.spec, asset.licence])
+    print(f"cache: {assets.home()}")
+    _print_table(["asset", "present", "content", "package", "licence"], rows)
+    return 0
+
+
+# -- verification ----------------------------------------------------------------------------------
+def cmd_verify(args) -> int:
+    from explainer.verification import example_pairs, verify_pair
+
+    pairs = example_pairs() if args.example else [(args.probe, args.reference, "")]
+    if not args.example and (args.probe is None or args.reference is None):
+        print("give PROBE and REFERENCE images, or --example", file=sys.stderr)
+        return 2
+    rows = []
+    for probe, reference, label in pairs:
+        for result in verify_pair(probe, reference, models=args.model):
+            rows.append([label or f"{Path(probe).name} vs {Path(reference).name}", result.model, result.metric,
+                         result.score, result.threshold, result.threshold_source,
+                         "match" if result.match else "no match"])
+            for note in result.notes:
+                print(f"note: {note}")
+    _print_table(["pair", "model", "metric", "score", "threshold", "threshold from", "decision"], rows)
+    return 0
+
+
+# -- benchmarks ------------------------------------------------------------------------------------
+def cmd_bench_equivalence(args) -> int:
+    from explainer.bench.equivalence import run
+
+    _write_json(args.json, run(models=args.model))
+    return 0
+
+
+def cmd_bench_verify(args) -> int:
+    from explainer.bench.verify import run
+
+    _write_json(args.json, run(models=args.model, calibrate=args.calibrate))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facexplain", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    assets = sub.add_parser("assets", help="fetch and list offline models and data sets").add_subparsers(
+        dest="assets_command", required=True)
+    fetch = assets.add_parser("fetch", help="download, verify and convert assets into $FACEXPLAIN_HOME")
+    fetch.add_argument("--only", nargs="+", metavar="NAME", help="fetch only these assets")
+    fetch.add_argument("--force", action="store_true", help="fetch and convert again even if present")
+    fetch.set_defaults(func=cmd_assets_fetch)
+    assets.add_parser("list", help="what is present, and each licence").set_defaults(func=cmd_assets_list)
+
+    verify = sub.add_parser("verify", help="compare two face photos with each recognizer")
+    verify.add_argument("probe", nargs="?")
+    verify.add_argument("reference", nargs="?")
+    verify.add_argument("--model", nargs="+", metavar="NAME", help="recognizers to use (default: all)")
+    verify.add_argument("--example", action="store_true", help="run on a genuine and an impostor ORL pair")
+    verify.set_defaults(func=cmd_verify)
+
+    bench = sub.add_parser("bench", help="benchmarks: print a table, write JSON").add_subparsers(
+        dest="bench_command", required=True)
+    equivalence = bench.add_parser("equivalence", help="PyTorch ports vs their reference runtimes")
+    equivalence.add_argument("--json", metavar="FILE")
+    equivalence.add_argument("--model", nargs="+", metavar="NAME")
+    equivalence.set_defaults(func=cmd_bench_equivalence)
+    verify_bench = bench.add_parser("verify", help="verification accuracy on the offline real faces")
+    verify_bench.add_argument("--json", metavar="FILE")
+    verify_bench.add_argument("--model", nargs="+", metavar="NAME")
+    verify_bench.add_argument("--calibrate", action="store_true",
+                              help="also rewrite the FMR-1e-3 thresholds in explainer/recognition/calibration.json")
+    verify_bench.set_defaults(func=cmd_bench_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FacexplainError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

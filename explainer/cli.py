@@ -93,6 +93,65 @@ def cmd_bench_verify(args) -> int:
     return 0
 
 
+def _known_pack(name: str | None) -> str | None:
+    """`name` (or the default pack) if it is a pack; else None, after saying which packs there are."""
+    from explainer.packs import DEFAULT_PACK, PACKS  # here, not at start-up: it imports torch
+
+    name = name or DEFAULT_PACK
+    if name not in PACKS:
+        print(f"unknown pack {name!r}; known: {', '.join(PACKS)}", file=sys.stderr)
+        return None
+    return name
+
+
+def cmd_bench_recover(args) -> int:
+    from explainer.bench.recover import run
+
+    args.pack = _known_pack(args.pack)
+    if args.pack is None:
+        return 2
+    _write_json(args.json, run(args.pack, refine_steps=args.refine_steps, out_dir=args.out))
+    return 0
+
+
+# -- recovery --------------------------------------------------------------------------------------
+RECOVER_VIEW_SIZE = 256
+
+
+def cmd_recover(args) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from explainer.bench.recover import enlarge, to_uint8
+    from explainer.generation.recoverer import RefineSettings
+    from explainer.packs import load_pack
+    from explainer.verification import embed, prepare
+
+    name = _known_pack(args.pack)
+    if name is None:
+        return 2
+    pack = load_pack(name)
+    photo = prepare(args.image)
+    if photo.face.note:
+        print(f"note: {photo.face.note}")
+    target = embed(pack.recognizer, [photo])
+    recovery = pack.recover(target, RefineSettings(steps=args.refine_steps) if args.refine_steps > 0 else None)
+    face = to_uint8(recovery.images)[0]
+    factor = max(1, RECOVER_VIEW_SIZE // face.shape[0])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(enlarge(face, factor))).save(out, format="PNG")  # lossless
+    score = float(recovery.similarity[0])
+    threshold = pack.recognizer.threshold
+    match = bool(pack.recognizer.metric.accepts(score, threshold.value))
+    print(f"wrote {out}: the face as {pack.recognizer.name} sees it ({args.refine_steps} refinement steps), "
+          f"enlarged {factor}x (bicubic) from the decoder's {face.shape[0]} px for viewing; no detail is added")
+    kind = "Euclidean distance, lower = more alike" if pack.recognizer.metric.name == "euclidean" else "cosine"
+    print(f"{pack.recognizer.name} score between the recovered face and the photo: {score:.4g} ({kind}); "
+          f"threshold {threshold.value:.4g} ({threshold.source}): {'match' if match else 'no match'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facexplain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
     verify_bench.add_argument("--calibrate", action="store_true",
                               help="also rewrite the FMR-1e-3 thresholds in explainer/recognition/calibration.json")
     verify_bench.set_defaults(func=cmd_bench_verify)
+    recover_bench = bench.add_parser("recover", help="face recovery of a pack on held-out people, with baselines")
+    recover_bench.add_argument("--pack", metavar="P", help="pack to benchmark (default: the default pack)")
+    recover_bench.add_argument("--json", metavar="FILE")
+    recover_bench.add_argument("--out", metavar="DIR", help="write a grid of photos / recovered faces here")
+    recover_bench.add_argument("--refine-steps", type=int, default=30, metavar="N")
+    recover_bench.set_defaults(func=cmd_bench_recover)
+
+    recover = sub.add_parser("recover", help="recover the face a recognizer sees in a photo")
+    recover.add_argument("image")
+    recover.add_argument("--pack", metavar="P", help="pack to recover with (default: the default pack)")
+    recover.add_argument("--out", default="recovered.png", metavar="FILE", help="PNG to write (lossless)")
+    recover.add_argument("--refine-steps", type=int, default=30, metavar="N", help="0: feed-forward only")
+    recover.set_defaults(func=cmd_recover)
     return parser
 
 

@@ -32,6 +32,7 @@ def test_refinement_brings_recovered_faces_to_the_identity(recoverer, targets):
     assert refined.images.shape == (4, 3, 64, 64) and 0 <= refined.images.min() and refined.images.max() <= 1
     assert (refined.similarity < feed_forward.similarity).all()  # Euclidean: lower is closer
     assert refined.similarity.mean() < recoverer.recognizer.upstream_threshold.value
+    assert isinstance(refined.seconds, float) and refined.seconds > 0
     again = recoverer.recover(targets, RefineSettings(steps=20))
     assert torch.equal(again.images, refined.images)  # deterministic
 

@@ -100,8 +100,8 @@ class Recoverer:
             targets = embeddings[k:k + batch_size].detach().float()
             if refine is not None and refine.steps > 0:
                 with torch.no_grad():  # each start alone too: refinement would amplify batched rounding
-                    start = torch.cat([self.transformer(t[None]) for t in targets])
-                latent = self.refine(start, targets, refine)
+                    initial = torch.cat([self.transformer(t[None]) for t in targets])
+                latent = self.refine(initial, targets, refine)
             else:
                 with torch.no_grad():
                     latent = self.transformer(targets)

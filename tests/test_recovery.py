@@ -66,3 +66,12 @@ def test_missing_pack_names_the_training_command(monkeypatch, tmp_path):
         packs.load_pack("mobilefacenet-dcgan")
     with pytest.raises(KeyError, match="known"):
         packs.load_pack("no-such-pack")
+
+
+def test_committed_default_pack_recovers_a_held_out_face():
+    packs.load_pack.cache_clear()
+    pack = packs.load_pack()
+    assert pack.name == packs.DEFAULT_PACK and pack.card["command"].endswith("--config offline-dlib")
+    target = pack.embed([datasets.orl(datasets.ORL_TEST)[0].path])
+    refined = pack.recover(target, RefineSettings(steps=30))
+    assert pack.recognizer.metric.accepts(float(refined.similarity[0]), pack.recognizer.threshold.value)

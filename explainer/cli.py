@@ -122,7 +122,7 @@ def cmd_recover(args) -> int:
     import numpy as np
     from PIL import Image
 
-    from explainer.bench.recover import enlarge, to_uint8
+    from explainer.generation.frame import enlarge, to_uint8
     from explainer.generation.recoverer import RefineSettings
     from explainer.packs import load_pack
     from explainer.verification import embed, prepare

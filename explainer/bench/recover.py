@@ -48,7 +48,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -59,7 +58,7 @@ from explainer.assets.store import home
 from explainer.errors import FacexplainError
 from explainer.generation.base import Decoder
 from explainer.generation.crop import crop_to
-from explainer.generation.frame import decoder_frame, face_mask, lightness
+from explainer.generation.frame import decoder_frame, enlarge, face_mask, lightness, to_uint8
 from explainer.generation.recoverer import RefineSettings
 from explainer.recognition.base import Recognizer
 from explainer.recognition.registry import load_recognizer
@@ -125,17 +124,6 @@ def mean_lightness(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 
 # -- images ----------------------------------------------------------------------------------------
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Decoder images [B, 3, S, S] in [0, 1] as uint8 RGB [B, S, S, 3]."""
-    return (images.detach().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-
-
-def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
-    """uint8 RGB image enlarged `factor` times, bicubic (as the decoder templates were measured)."""
-    height, width = image.shape[:2]
-    return cv2.resize(image, (width * factor, height * factor), interpolation=cv2.INTER_CUBIC)
-
-
 @torch.inference_mode()
 def embed_decoder_images(recognizer: Recognizer, decoder: Decoder, images: torch.Tensor,
                          batch_size: int = 64) -> torch.Tensor:

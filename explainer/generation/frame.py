@@ -5,6 +5,7 @@ faces can be compared pixel by pixel (reconstruction loss, lightness bias).
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
@@ -36,3 +37,14 @@ def lightness(images: torch.Tensor) -> torch.Tensor:
     luminance = (linear * torch.tensor([0.2126, 0.7152, 0.0722], device=images.device)[:, None, None]).sum(1)
     cube = luminance.clamp(min=1e-8) ** (1 / 3)
     return torch.where(luminance > (6 / 29) ** 3, 116 * cube - 16, luminance * (29 / 3) ** 3)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Decoder images [B, 3, S, S] in [0, 1] as uint8 RGB [B, S, S, 3]."""
+    return (images.detach().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
+    """uint8 RGB image enlarged `factor` times, bicubic (as the decoder templates were measured)."""
+    height, width = image.shape[:2]
+    return cv2.resize(image, (width * factor, height * factor), interpolation=cv2.INTER_CUBIC)

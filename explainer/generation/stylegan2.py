@@ -359,10 +359,15 @@ class StyleGAN2Config:
     channel_multiplier: int = 2
     style_dim: int = STYLE_DIM
     n_mlp: int = N_MLP
+    # Ours, not rosinality's: a cap on every layer's width (512 is rosinality's table unchanged). Narrow
+    # generators (e.g. 32 channels) train in seconds on a CPU: the tiny configs of `training`.
+    channel_max: int = 512
 
     def channels(self, resolution: int) -> int:
-        """rosinality's channel table: 512 up to 32 px, then (2^14 / resolution) * multiplier."""
-        return 512 if resolution <= 32 else (16384 // resolution) * self.channel_multiplier
+        """rosinality's channel table: 512 up to 32 px, then (2^14 / resolution) * multiplier; at most
+        channel_max."""
+        table = 512 if resolution <= 32 else (16384 // resolution) * self.channel_multiplier
+        return min(table, self.channel_max)
 
 
 class StyleGAN2Decoder(Decoder):
@@ -371,9 +376,10 @@ class StyleGAN2Decoder(Decoder):
     `load_stylegan2` (or `load_state_dict` with a g_ema state dict: it loads strictly)."""
 
     def __init__(self, size: int = 256, channel_multiplier: int = 2, style_dim: int = STYLE_DIM,
-                 n_mlp: int = N_MLP, name: str | None = None, compute_mean_latent: bool = True) -> None:
+                 n_mlp: int = N_MLP, name: str | None = None, compute_mean_latent: bool = True,
+                 channel_max: int = 512) -> None:
         super().__init__()
-        self.config = cfg = StyleGAN2Config(size, channel_multiplier, style_dim, n_mlp)
+        self.config = cfg = StyleGAN2Config(size, channel_multiplier, style_dim, n_mlp, channel_max)
         log_size = _log2(size)
         self.name = name or f"stylegan2-{size}"
         self.size = size
@@ -459,18 +465,28 @@ class StyleGAN2Decoder(Decoder):
     def noise(self, i: int) -> torch.Tensor:
         return getattr(self.noises, f"noise_{i}")
 
-    def synthesise(self, latent: torch.Tensor) -> torch.Tensor:
+    def render(self, latent: torch.Tensor, random_noise: bool = False) -> torch.Tensor:
+        """rosinality's raw image (about [-1, 1], unclamped: training needs its gradients everywhere).
+        random_noise draws fresh per-sample noise maps (training) instead of the stored ones."""
         batch = latent.shape[0]
         assert latent.shape[1:] == self.latent_shape, latent.shape
+
+        def noise(i: int) -> torch.Tensor:
+            stored = self.noise(i)
+            return torch.randn(batch, *stored.shape[1:], device=stored.device) if random_noise else stored
+
         x = self.input(batch)
-        x = self.conv1(x, latent[:, 0], self.noise(0))
+        x = self.conv1(x, latent[:, 0], noise(0))
         rgb = self.to_rgb1(x, latent[:, 1])
         for k, to_rgb in enumerate(self.to_rgbs):
-            x = self.convs[2 * k](x, latent[:, 2 * k + 1], self.noise(2 * k + 1))
-            x = self.convs[2 * k + 1](x, latent[:, 2 * k + 2], self.noise(2 * k + 2))
+            x = self.convs[2 * k](x, latent[:, 2 * k + 1], noise(2 * k + 1))
+            x = self.convs[2 * k + 1](x, latent[:, 2 * k + 2], noise(2 * k + 2))
             rgb = to_rgb(x, latent[:, 2 * k + 3], rgb)
             assert rgb.shape == (batch, 3, 2 ** (k + 3), 2 ** (k + 3)), rgb.shape
-        return ((rgb + 1.0) / 2.0).clamp(0.0, 1.0)  # rosinality's ~[-1, 1] -> [0, 1]
+        return rgb
+
+    def synthesise(self, latent: torch.Tensor) -> torch.Tensor:
+        return ((self.render(latent) + 1.0) / 2.0).clamp(0.0, 1.0)  # rosinality's ~[-1, 1] -> [0, 1]
 
 
 def _refresh_after_load(module: StyleGAN2Decoder, incompatible_keys) -> None:
@@ -534,15 +550,20 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint") 
         n_mlp = len([k for k in state if re.fullmatch(r"style\.\d+\.weight", k)])
         style_dim = state["style.1.weight"].shape[1]
         size = 2 ** (n_rgb_levels + 2)
-        # convs.6 is the first 64 px conv: its out channels are 256 * channel_multiplier
-        multiplier = state["convs.6.conv.weight"].shape[1] // 256 if size >= 64 else 2
+        channel_max = min(512, state["conv1.conv.weight"].shape[1])  # 4 px width: 512 unless capped
+        if channel_max < 512:  # capped (ours): the last level's width, if below the cap, gives the multiplier
+            last = state[f"convs.{2 * n_rgb_levels - 1}.conv.weight"].shape[1]
+            multiplier = max(1, -(-last * size // 16384))
+        else:  # convs.6 is the first 64 px conv: its out channels are 256 * channel_multiplier
+            multiplier = state["convs.6.conv.weight"].shape[1] // 256 if size >= 64 else 2
     except (KeyError, IndexError, AttributeError) as err:
         raise CheckpointError(f"{source}: not a rosinality StyleGAN2 generator state dict "
                               f"(could not read {err} from it)") from None
     if n_rgb_levels == 0 or multiplier < 1:
         raise CheckpointError(f"{source}: not a rosinality StyleGAN2 generator state dict "
                               f"({n_rgb_levels} to_rgbs levels, channel multiplier {multiplier})")
-    return StyleGAN2Config(size=size, channel_multiplier=multiplier, style_dim=style_dim, n_mlp=n_mlp)
+    return StyleGAN2Config(size=size, channel_multiplier=multiplier, style_dim=style_dim, n_mlp=n_mlp,
+                           channel_max=channel_max)
 
 
 def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -581,7 +602,7 @@ def load_stylegan2(path_or_state: str | Path | Mapping, size: int | None = None,
         raise CheckpointError(f"{source}: a {config.size} px generator ({n_codes_for(config.size)} W+ codes), "
                               f"not {size} px")
     decoder = StyleGAN2Decoder(config.size, config.channel_multiplier, config.style_dim, config.n_mlp, name=name,
-                               compute_mean_latent=False)
+                               compute_mean_latent=False, channel_max=config.channel_max)
     if mean_latent is not None:  # pinned before loading, so the load hook keeps it
         decoder.set_mean_latent(mean_latent, "given mean latent")
     load_strict(decoder, state, source)

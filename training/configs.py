@@ -1,4 +1,11 @@
-"""Training configurations as plain dataclasses; `--key value` on the command line overrides fields."""
+"""Training configurations as plain dataclasses; `--key value` on the command line overrides fields.
+
+One dataclass per trainer (decoder, encoder, transformer), each with the same named configs:
+`cpu-tiny` (seconds on a CPU: the tests), `paper-gpu-128` / `paper-gpu-256` (the paper's setting at
+that resolution), and for the transformer also `offline-dlib` / `offline-mobilefacenet` (the recipe
+behind the committed default packs). Fields that name data or checkpoints left empty ("") must be
+given on the command line (`--data DIR`).
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -35,6 +42,17 @@ class TransformerTrainConfig:
     max_real_faces: int | None = None  # cap on the real training photos (None: all)
     seed: int = 0
     log_every: int = 25
+    # -- the general trainer (paper); the defaults keep the offline recipe exactly as it was --------
+    data: str = "offline"  # "offline": the pooled training photos (data.real_faces); else an image folder in G's frame
+    epochs: int | None = None  # passes over the folder; when set, steps = epochs * batches per epoch
+    perceptual: str = "edge"  # "edge" (offline structure distance) or "lpips" (AlexNet LPIPS)
+    perceptual_fallback: str | None = None  # used when LPIPS's backbone is absent: "edge" or "lpips-random"
+    guide_encoder: str | None = None  # train_encoder output: L_guide on real faces against E(x)
+    mean_latent: str | None = None  # a bare tensor file pinning G's mean latent (the paper's mean_wplus.pth)
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    workers: int = 0  # DataLoader processes for a folder
+    checkpoint_every: int = 0  # steps between resumable checkpoints (0: only at the end)
+    resume: bool = True  # continue from OUT/checkpoint.pt when it exists
 
     def override(self, **changes) -> TransformerTrainConfig:
         weights = {k[len("weights."):]: v for k, v in changes.items() if k.startswith("weights.")}
@@ -49,17 +67,113 @@ class TransformerTrainConfig:
 _OFFLINE = dict(decoder="dcgan-digiface", steps=2000, batch_real=12, batch_synthetic=8, synthetic_bank=4096,
                 lr=1e-3, residual_scale=1.0, tanh=True)
 
-CONFIGS: dict[str, TransformerTrainConfig] = {c.name: c for c in [
+TRANSFORMER_CONFIGS: dict[str, TransformerTrainConfig] = {c.name: c for c in [
     # Seconds on a CPU: exercises every code path (tests).
     TransformerTrainConfig("cpu-tiny", "dlib-resnet", "dcgan-digiface", steps=2, batch_real=4, batch_synthetic=4,
                            synthetic_bank=16, max_real_faces=12, log_every=1),
     TransformerTrainConfig("offline-dlib", "dlib-resnet", **_OFFLINE),
     TransformerTrainConfig("offline-mobilefacenet", "mobilefacenet", **_OFFLINE),
+    # The paper (Sec. IV-A): CelebA, batch 16, Adam lr 0.01, 20 epochs, Eq. 11 weights, LPIPS, L_guide
+    # from the auxiliary encoder. `--data` (CelebA aligned into G's frame: python -m training align),
+    # `--decoder` (a g_ema file) and `--guide_encoder` are the user's; `--recognizer` any registry name.
+    *[TransformerTrainConfig(f"paper-gpu-{size}", "dlib-resnet", "", steps=0, batch_real=16, batch_synthetic=0,
+                             synthetic_bank=0, lr=0.01, weights=LossWeights(lightness=0.0), tanh=True,
+                             data="", epochs=20, perceptual="lpips", log_every=100, workers=8,
+                             checkpoint_every=2000) for size in (128, 256)],
 ]}
 
 
-def get_config(name: str) -> TransformerTrainConfig:
+def _override(config, **changes):
+    return dataclasses.replace(config, **changes)
+
+
+@dataclass(frozen=True)
+class DecoderTrainConfig:
+    """StyleGAN2 on an image folder, rosinality's training recipe (train.py defaults in comments)."""
+
+    name: str
+    size: int  # output side, px (a power of two from 8)
+    data: str = ""  # image folder, aligned to FFHQ's frame (python -m training align)
+    steps: int = 800_000  # iterations (rosinality --iter)
+    batch: int = 4  # images per process (per GPU) and step; the global batch is batch * world size
+    channel_multiplier: int = 2
+    channel_max: int = 512  # < 512 only for tiny CPU runs
+    style_dim: int = 512
+    n_mlp: int = 8
+    lr: float = 0.002
+    r1: float = 10.0  # R1 weight gamma (the penalty is gamma / 2 * |grad D(real)|^2)
+    path_regularize: float = 2.0
+    path_batch_shrink: int = 2  # the path-length batch is batch // this
+    d_reg_every: int = 16  # lazy R1: every n-th step, scaled by n
+    g_reg_every: int = 4  # lazy path-length regularisation
+    mixing: float = 0.9  # probability of style mixing (two w's, one crossover code)
+    ema_kimg: float = 10.0  # EMA half-life in thousands of images (rosinality: 0.5 ** (32 / 10000) per step at 32)
+    amp: bool = True  # bfloat16 autocast for the main G/D passes, on CUDA only (never on the CPU)
+    device: str = "auto"
+    workers: int = 4
+    limit: int | None = None  # use only the first n images of the folder
+    seed: int = 0
+    log_every: int = 100
+    sample_every: int = 1000  # steps between sample grids (PNG)
+    n_sample: int = 16  # faces per sample grid
+    checkpoint_every: int = 5000
+    resume: bool = True
+
+    override = _override
+
+
+@dataclass(frozen=True)
+class EncoderTrainConfig:
+    """The auxiliary guide encoder E: image -> W+ latent of a trained decoder (for L_guide)."""
+
+    name: str
+    decoder: str = ""  # train_decoder output (checkpoint or g_ema file)
+    data: str = ""  # real image folder in G's frame ("" : decoder samples only)
+    steps: int = 100_000
+    batch: int = 8  # per process
+    real_fraction: float = 0.5  # share of each batch drawn from `data` (no exact latent: image losses only)
+    width: int = 64  # ResNet stem width: 64 is the paper's ResNet-50 (pspEncoderv2 layout); smaller only for tests
+    lr: float = 1e-4
+    latent_weight: float = 1.0  # MSE to the exact latent (decoder samples)
+    image_weight: float = 1.0  # L1 between G(E(x)) and x (all samples)
+    truncation: float = 1.0  # psi for the decoder samples
+    amp: bool = True
+    device: str = "auto"
+    workers: int = 4
+    seed: int = 0
+    log_every: int = 100
+    checkpoint_every: int = 5000
+    resume: bool = True
+
+    override = _override
+
+
+DECODER_CONFIGS: dict[str, DecoderTrainConfig] = {c.name: c for c in [
+    # 16 px, 32 channels, two regularised and two plain steps: every code path in seconds.
+    DecoderTrainConfig("cpu-tiny", size=16, steps=2, batch=4, channel_max=32, style_dim=32, n_mlp=2,
+                       data="offline", limit=16, d_reg_every=2, g_reg_every=2, device="cpu", workers=0,
+                       log_every=1, sample_every=2,
+                       n_sample=4, checkpoint_every=2),
+    # rosinality's defaults; 550k iterations is the paper's decoder (checkpoint/550000.pt).
+    DecoderTrainConfig("paper-gpu-128", size=128, steps=550_000, batch=4),
+    DecoderTrainConfig("paper-gpu-256", size=256, steps=550_000, batch=4),
+]}
+
+ENCODER_CONFIGS: dict[str, EncoderTrainConfig] = {c.name: c for c in [
+    EncoderTrainConfig("cpu-tiny", steps=2, batch=4, width=8, device="cpu", workers=0, log_every=1,
+                       checkpoint_every=2),
+    EncoderTrainConfig("paper-gpu-128", batch=8),
+    EncoderTrainConfig("paper-gpu-256", batch=8),
+]}
+
+CONFIGS: dict[str, dict] = {"decoder": DECODER_CONFIGS, "encoder": ENCODER_CONFIGS,
+                            "transformer": TRANSFORMER_CONFIGS}
+
+
+def get_config(name: str, trainer: str = "transformer"):
+    """The named config of `trainer` ("decoder" | "encoder" | "transformer")."""
+    configs = CONFIGS[trainer]
     try:
-        return CONFIGS[name]
+        return configs[name]
     except KeyError:
-        raise KeyError(f"unknown config {name!r}; known: {', '.join(CONFIGS)}") from None
+        raise KeyError(f"unknown {trainer} config {name!r}; known: {', '.join(configs)}") from None

@@ -133,6 +133,8 @@ class EncoderTrainConfig:
     batch: int = 8  # per process
     real_fraction: float = 0.5  # share of each batch drawn from `data` (no exact latent: image losses only)
     width: int = 64  # ResNet stem width: 64 is the paper's ResNet-50 (pspEncoderv2 layout); smaller only for tests
+    blocks: tuple[int, int, int, int] = (3, 4, 6, 3)  # ResNet-50
+    input_size: int = 256  # images are resized to this before the ResNet (the paper: 256)
     lr: float = 1e-4
     latent_weight: float = 1.0  # MSE to the exact latent (decoder samples)
     image_weight: float = 1.0  # L1 between G(E(x)) and x (all samples)
@@ -160,9 +162,9 @@ DECODER_CONFIGS: dict[str, DecoderTrainConfig] = {c.name: c for c in [
 ]}
 
 ENCODER_CONFIGS: dict[str, EncoderTrainConfig] = {c.name: c for c in [
-    EncoderTrainConfig("cpu-tiny", steps=2, batch=4, width=8, device="cpu", workers=0, log_every=1,
-                       checkpoint_every=2),
-    EncoderTrainConfig("paper-gpu-128", batch=8),
+    EncoderTrainConfig("cpu-tiny", decoder="tiny-random", steps=2, batch=4, width=8, blocks=(1, 1, 1, 1),
+                       input_size=64, device="cpu", workers=0, log_every=1, checkpoint_every=2),
+    EncoderTrainConfig("paper-gpu-128", batch=8, input_size=128),
     EncoderTrainConfig("paper-gpu-256", batch=8),
 ]}
 

@@ -1,19 +1,24 @@
 """The five losses of the paper's Eq. 11, as used to train the latent space transformer.
 
-Perceptual: LPIPS needs ImageNet backbone weights that cannot be had offline, so the offline recipe
-uses an edge-structure distance instead: L1 between Sobel gradient maps of the grey images at full
-and half resolution. It rewards the same facial structure (edges of eyes, brows, mouth, jaw)
+Perceptual: LPIPS (the paper's, `perceptual_distance("lpips")`) needs ImageNet AlexNet weights that
+cannot be had offline, so the offline recipe uses an edge-structure distance instead: L1 between
+Sobel gradient maps of the grey images at full and half resolution. It rewards the same facial structure (edges of eyes, brows, mouth, jaw)
 independently of overall brightness, which the reconstruction term already covers.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import torch
 from torch.nn import functional as F
 
+from explainer.errors import FacexplainError
 from explainer.generation.frame import lightness
 from explainer.generation.recoverer import identity_loss
 
-__all__ = ["batch_lightness_gap", "edge_structure_distance", "guide_loss", "identity_loss", "reconstruction_loss"]
+__all__ = ["LPIPSUnavailable", "batch_lightness_gap", "edge_structure_distance", "guide_loss", "identity_loss",
+           "perceptual_distance", "reconstruction_loss"]
 
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
 _SOBEL = torch.stack([_SOBEL_X, _SOBEL_X.T])[:, None]  # [2, 1, 3, 3]: d/dx and d/dy
@@ -45,3 +50,52 @@ def batch_lightness_gap(recovered: torch.Tensor, target: torch.Tensor, mask: tor
     """(mean face L* of the recovered batch - that of the targets)^2 / 100, a scalar; `mask` [H, W] bool."""
     gap = lightness(recovered)[:, mask].mean() - lightness(target)[:, mask].mean()
     return gap.pow(2) / 100
+
+
+# -- LPIPS (the paper's perceptual term) ---------------------------------------------------------------
+
+ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"  # torchvision's ImageNet AlexNet, LPIPS's backbone
+LPIPS_MIN_SIDE = 64  # AlexNet's stride-4 stem and pools need about this much image
+
+
+class LPIPSUnavailable(FacexplainError, FileNotFoundError):
+    """LPIPS was asked for but its ImageNet AlexNet backbone is not in $TORCH_HOME."""
+
+
+def alexnet_weights_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS
+
+
+def perceptual_distance(kind: str, fallback: str | None = None,
+                        device: torch.device | str = "cpu") -> tuple[str, Callable]:
+    """(the kind used, a per-sample distance fn(recovered, target) -> [B]) for images in [0, 1].
+
+    kind: "edge" (edge_structure_distance), "lpips" (AlexNet LPIPS; its backbone must be in
+    $TORCH_HOME/hub/checkpoints, it is never downloaded) or "lpips-random" (LPIPS's learned
+    layers on an untrained AlexNet: runs anywhere, measures little; smoke tests only).
+    fallback: what to use instead when "lpips" is asked for and the backbone is absent; without
+    one that is an error.
+    """
+    if kind == "edge":
+        return kind, edge_structure_distance
+    if kind not in ("lpips", "lpips-random"):
+        raise ValueError(f"unknown perceptual distance {kind!r}; expected 'edge', 'lpips' or 'lpips-random'")
+    if kind == "lpips" and not alexnet_weights_path().is_file():
+        if fallback is None:
+            raise LPIPSUnavailable(
+                f"LPIPS needs torchvision's ImageNet AlexNet weights at {alexnet_weights_path()} "
+                f"(set TORCH_HOME to the folder whose hub/checkpoints holds {ALEXNET_WEIGHTS}); they are "
+                f"not downloaded here. Or choose a stand-in: --perceptual_fallback edge")
+        return perceptual_distance(fallback, None, device)
+    import lpips
+
+    model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=kind == "lpips-random", verbose=False)
+    model = model.to(device).eval().requires_grad_(False)
+
+    def distance(recovered: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if recovered.shape[-1] < LPIPS_MIN_SIDE:
+            recovered, target = (F.interpolate(x, size=LPIPS_MIN_SIDE, mode="bilinear", align_corners=False)
+                                 for x in (recovered, target))
+        return model(recovered, target, normalize=True).flatten()  # normalize: [0, 1] -> [-1, 1]
+
+    return kind, distance

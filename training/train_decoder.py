@@ -23,7 +23,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,6 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from explainer.errors import FacexplainError
@@ -42,6 +41,7 @@ from explainer.generation.stylegan2_discriminator import StyleGAN2Discriminator
 from training import distributed
 from training.configs import DecoderTrainConfig
 from training.data import ImageFolder, offline_folder
+from training.steps import real_batches, seed_step
 from training.resume import CHECKPOINT_NAME, check_same_architecture, latest, save_checkpoint
 
 ARCHITECTURE_FIELDS = ("size", "channel_multiplier", "channel_max", "style_dim", "n_mlp")
@@ -128,31 +128,6 @@ def draw_z(batch: int, config: DecoderTrainConfig, n_codes: int, device: torch.d
     return z, crossover
 
 
-def seed_step(seed: int, step: int, rank: int) -> None:
-    """Every draw of step `step` on `rank` (z, noise maps, flips, crossovers) from its own seed."""
-    torch.manual_seed(hash((seed, step, rank)) & 0xFFFF_FFFF)
-
-
-def real_batches(dataset: torch.utils.data.Dataset, config: DecoderTrainConfig, run: distributed.Distributed,
-                 start_step: int, batch: int) -> Iterator[torch.Tensor]:
-    """Endless batches of this rank's share of the data, epoch after epoch, starting where step
-    `start_step` would be (batches of earlier steps are skipped by index, without loading them)."""
-    sampler = DistributedSampler(dataset, num_replicas=run.world_size, rank=run.rank, shuffle=True,
-                                 seed=config.seed, drop_last=True)
-    per_epoch = len(sampler) // batch
-    if per_epoch == 0:
-        raise FacexplainError(f"{len(dataset)} images cannot fill one batch of {batch} on each of "
-                              f"{run.world_size} process(es)")
-    epoch, skip = divmod(start_step, per_epoch)
-    while True:
-        sampler.set_epoch(epoch)
-        indices = list(sampler)[skip * batch:]
-        loader = DataLoader(dataset, batch_size=batch, sampler=indices, drop_last=True,
-                            num_workers=config.workers, pin_memory=run.device.type == "cuda")
-        yield from loader
-        epoch, skip = epoch + 1, 0
-
-
 def sample_grid(images: torch.Tensor, columns: int | None = None) -> np.ndarray:
     """[B, 3, S, S] in [0, 1] -> one uint8 RGB grid image, 1 px gaps."""
     pixels = to_uint8(images)
@@ -177,15 +152,19 @@ def resolve_data(config: DecoderTrainConfig) -> Path:
 
 # -- the loop -----------------------------------------------------------------------------------------
 
-def train(config: DecoderTrainConfig, out_dir: Path, log=print) -> Path:
+def train(config: DecoderTrainConfig, out_dir: Path, log=print,
+          inspect: Callable[[dict[str, nn.Module]], None] | None = None) -> Path:
+    """Train (or continue training) into `out_dir`; returns OUT/checkpoint.pt. `inspect`, if given, is
+    called on every rank at the end with {"g", "d", "g_ema"} (the tests compare ranks with it)."""
     run = distributed.setup(config.device)
     try:
-        return _train(config, Path(out_dir), run, log)
+        return _train(config, Path(out_dir), run, log, inspect)
     finally:
         distributed.teardown(run)
 
 
-def _train(config: DecoderTrainConfig, out_dir: Path, run: distributed.Distributed, log) -> Path:
+def _train(config: DecoderTrainConfig, out_dir: Path, run: distributed.Distributed, log,
+           inspect) -> Path:
     device = run.device
     amp = config.amp and device.type == "cuda"  # bfloat16: no loss scaling needed; never on the CPU
     if run.is_main:
@@ -235,7 +214,7 @@ def _train(config: DecoderTrainConfig, out_dir: Path, run: distributed.Distribut
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "samples").mkdir(exist_ok=True)
     stats_file = open(out_dir / "stats.jsonl", "a") if run.is_main else None
-    batches = real_batches(dataset, config, run, start_step, config.batch)
+    batches = real_batches(dataset, run, start_step, config.batch, config.seed, config.workers)
     started, last = time.perf_counter(), {}
     progress = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, unit="step",
                     desc=f"decoder {config.name}", disable=None if run.is_main else True)
@@ -320,6 +299,8 @@ def _train(config: DecoderTrainConfig, out_dir: Path, run: distributed.Distribut
     finally:
         if stats_file is not None:
             stats_file.close()
+    if inspect is not None:
+        inspect({"g": generator, "d": discriminator, "g_ema": g_ema})
     distributed.barrier(run)
     if run.is_main:
         log(f"decoder {config.name}: step {config.steps}, checkpoint {out_dir / CHECKPOINT_NAME}")

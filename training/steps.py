@@ -34,7 +34,10 @@ def real_batches(dataset: Dataset, run: Distributed, start_step: int, batch: int
     while True:
         sampler.set_epoch(epoch)
         indices = list(sampler)[skip * batch:]
-        loader = DataLoader(dataset, batch_size=batch, sampler=indices, drop_last=True,
-                            num_workers=workers, pin_memory=run.device.type == "cuda")
+        # its own generator: a DataLoader otherwise draws its worker seed from the global RNG when its
+        # iterator starts, which would shift every later draw of a resumed run
+        loader = DataLoader(dataset, batch_size=batch, sampler=indices, drop_last=True, num_workers=workers,
+                            pin_memory=run.device.type == "cuda",
+                            generator=torch.Generator().manual_seed(hash((seed, epoch, run.rank)) & 0xFFFF_FFFF))
         yield from loader
         epoch, skip = epoch + 1, 0

@@ -553,7 +553,7 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint") 
         channel_max = min(512, state["conv1.conv.weight"].shape[1])  # 4 px width: 512 unless capped
         if channel_max < 512:  # capped (ours): the last level's width, if below the cap, gives the multiplier
             last = state[f"convs.{2 * n_rgb_levels - 1}.conv.weight"].shape[1]
-            multiplier = max(1, -(-last * size // 16384))
+            multiplier = max(1, -(-last * size // 16384)) if size >= 64 else 2  # below 64 px: unused
         else:  # convs.6 is the first 64 px conv: its out channels are 256 * channel_multiplier
             multiplier = state["convs.6.conv.weight"].shape[1] // 256 if size >= 64 else 2
     except (KeyError, IndexError, AttributeError) as err:

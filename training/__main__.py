@@ -24,6 +24,11 @@ def _field_type(config, name: str) -> type | None:
     return args[0] if len(args) == 1 else hint if isinstance(hint, type) else None
 
 
+def _optional(config, name: str) -> bool:
+    hint = typing.get_type_hints(type(config)).get(name)
+    return isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+
+
 def _parse_overrides(config, pairs: list[str]) -> dict:
     """`--steps 10 --weights.identity 4` -> typed field changes."""
     if len(pairs) % 2:
@@ -41,7 +46,7 @@ def _parse_overrides(config, pairs: list[str]) -> dict:
             raise SystemExit(f"unknown config field {name!r}")
         current = getattr(config, name)
         kind = type(current) if current is not None else _field_type(config, name)
-        if current is None and raw.lower() in ("none", "null", ""):
+        if raw.lower() in ("none", "null") and _optional(config, name):
             changes[name] = None
         elif kind is bool:
             changes[name] = raw.lower() in ("1", "true", "yes")

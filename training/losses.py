@@ -7,6 +7,7 @@ independently of overall brightness, which the reconstruction term already cover
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,7 +90,11 @@ def perceptual_distance(kind: str, fallback: str | None = None,
         return perceptual_distance(fallback, None, device)
     import lpips
 
-    model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=kind == "lpips-random", verbose=False)
+    # fork_rng + seed: the same untrained backbone every time, and the caller's random stream untouched
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        warnings.simplefilter("ignore", UserWarning)  # lpips still calls torchvision's deprecated `pretrained=`
+        torch.manual_seed(0)
+        model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=kind == "lpips-random", verbose=False)
     model = model.to(device).eval().requires_grad_(False)
 
     def distance(recovered: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -69,6 +69,10 @@ def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distr
         real = dataclasses.replace(real, embeddings=real.embeddings.to(device), targets=real.targets.to(device))
     if bank is not None:
         bank = dataclasses.replace(bank, latents=bank.latents.to(device), embeddings=bank.embeddings.to(device))
+    if not offline:
+        # T's initial weights from the seed alone, whatever loading F and G drew (cached models draw
+        # nothing). The offline recipe keeps its original order, which reproduces the committed packs.
+        torch.manual_seed(config.seed)
     transformer = LatentTransformer(TransformerConfig(
         recognizer.embedding_dim, *decoder.latent_shape, tanh=config.tanh, residual_scale=config.residual_scale),
         decoder.mean_latent).to(device)

@@ -152,6 +152,24 @@ def cmd_recover(args) -> int:
     return 0
 
 
+# -- checkpoints ------------------------------------------------------------------------------------
+def cmd_checkpoint_identify(args) -> int:
+    from explainer.checkpoints import identify
+
+    ident = identify(args.file)
+    payload = {"file": str(args.file), **ident.to_json()}
+    parts = ident.components or {"": ident}
+    rows = [[name or "-", part.layout, part.loads_strict, len(part.missing), len(part.unexpected),
+             len(part.shape_mismatches)] for name, part in parts.items()]
+    _print_table(["part", "layout", "loads strictly", "missing", "unexpected", "shape mismatches"], rows)
+    print(f"layout: {ident.layout}" + (f" (same layout as {', '.join(ident.same_layout_as)})"
+                                       if ident.same_layout_as else ""))
+    for note in ident.notes:
+        print(f"note: {note}")
+    _write_json(args.json, payload)
+    return 0 if ident.loads_strict else 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facexplain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("--out", default="recovered.png", metavar="FILE", help="PNG to write (lossless)")
     recover.add_argument("--refine-steps", type=int, default=30, metavar="N", help="0: feed-forward only")
     recover.set_defaults(func=cmd_recover)
+    checkpoint = sub.add_parser("checkpoint", help="checkpoint files users bring").add_subparsers(
+        dest="checkpoint_command", required=True)
+    identify = checkpoint.add_parser("identify", help="which layout a file has and whether it loads strictly "
+                                                      "into facexplain's classes (exit 2: identified, not strict)")
+    identify.add_argument("file")
+    identify.add_argument("--json", metavar="OUT", help="write the identification as JSON")
+    identify.set_defaults(func=cmd_checkpoint_identify)
     return parser
 
 

@@ -106,3 +106,21 @@ def load_pack(name: str = DEFAULT_PACK) -> Pack:
     decoder = load_decoder(spec.decoder)
     transformer, card = load_transformer(spec.transformer_path, decoder.mean_latent)
     return Pack(name, load_recognizer(spec.recognizer), decoder, transformer, card)
+
+
+def load_paper_pack(directory: str | Path, backbone: str = "r50") -> Pack:
+    """The paper's own pack from a user's copy of its checkpoints (RenMin1991/Facial-Attribute-Recovery):
+    face backbone checkpoint/arcface_{backbone}.pth, mapper ckpts/delta_256/id_delta_gc_rm_{backbone}.pth,
+    mean_wplus.pth and the StyleGAN2 256 checkpoint/550000.pt, each found at that relative path or by
+    file name directly in `directory`, all loaded strictly. Not cached: the files are the caller's."""
+    from explainer.generation.paper import (
+        FACE_BACKBONE_FILES, MAPPER_FILES, load_paper_checkpoints, load_paper_recognizer)
+
+    transformer, decoder = load_paper_checkpoints(directory, backbone=backbone)
+    recognizer = load_paper_recognizer(directory, backbone=backbone)
+    transformer.eval().requires_grad_(False)
+    card = {"source": "RenMin1991/Facial-Attribute-Recovery checkpoints (user-supplied)",
+            "directory": str(directory), "backbone": backbone,
+            "files": [FACE_BACKBONE_FILES[backbone], MAPPER_FILES[backbone], "mean_wplus.pth", "checkpoint/550000.pt"],
+            "threshold": recognizer.threshold.source}
+    return Pack(f"paper-{backbone}", recognizer, decoder, transformer, card)

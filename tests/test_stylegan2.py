@@ -1,15 +1,12 @@
 """StyleGAN2Decoder (rosinality layout) and the paper's checkpoint loader, on random weights.
 
 The key/shape manifests of the real checkpoints live outside the repository (compat/, see SOURCES.md);
-tests that need them look in $FACEXPLAIN_COMPAT, ../shared/compat and ./shared/compat, and skip
-when none exists.
+tests/compat_manifests.py finds them (and skips when absent) and builds random state dicts from them.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,37 +23,10 @@ from explainer.generation.stylegan2 import (
     wplus_layer_map)
 from explainer.generation.transformer import LatentTransformer
 from explainer.recognition.base import ARCFACE_112
+from compat_manifests import key_shapes, manifest, random_state
 
 GENERATOR_MANIFESTS = ("rosinality_stylegan2_G128.json", "rosinality_stylegan2_G256.json",
                        "far_stylegan2_G256.json")
-
-
-def compat_dir() -> Path:
-    # ../shared beside the checkout is where developers and CI have it.
-    candidates = [os.environ.get("FACEXPLAIN_COMPAT", ""), Path(__file__).resolve().parents[2] / "shared" / "compat",
-                  Path(__file__).parents[1] / "shared" / "compat"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "far_recon_notes.json").is_file():
-            return Path(candidate)
-    pytest.skip("checkpoint manifests (compat/) not available")
-
-
-def manifest(name: str) -> dict:
-    return json.loads((compat_dir() / name).read_text())
-
-
-def random_state(entries: list, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random tensors with a manifest's keys and shapes; FIR kernels set to their (constant) value."""
-    generator = torch.Generator().manual_seed(seed)
-    state = {key: torch.randn(shape, generator=generator) for key, shape, _ in entries}
-    for key in state:
-        if key.endswith(".kernel"):
-            state[key] = fir_kernel() * 4  # what every rosinality checkpoint stores
-    return state
-
-
-def key_shapes(state) -> list[tuple[str, tuple[int, ...]]]:
-    return [(key, tuple(value.shape)) for key, value in state.items()]
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,15 @@ root the paper's code runs from:
   checkpoint/550000.pt                     rosinality train.py checkpoint; only ['g_ema'] is used
 
 `load_paper_checkpoints(directory)` finds each file either at that relative path or directly in
-`directory` (the Baidu / Google Drive downloads are often flattened). The paper's face backbones
-(checkpoint/arcface_{r50,mb}.pth) are not loaded here.
+`directory` (the Baidu / Google Drive downloads are often flattened). The paper's face backbones,
+
+  checkpoint/arcface_r50.pth               IR-SE50 in the paper's layout (compat/far_arcface_r50.json)
+  checkpoint/arcface_mb.pth                MobiFaceNet (compat/far_arcface_mb.json)
+
+load with `load_paper_recognizer(directory, backbone)` into our IRSENet / MobileFaceNetTorch (strictly;
+a `module.` prefix is stripped as the paper's remove_module_dict does). One difference: the paper feeds
+unaligned LFW images resized to 112 px, our recognizers take ArcFace-aligned 112 px crops.
+`explainer.packs.load_paper_pack` puts all three together.
 
 Two deliberate differences from the paper's code: our generator uses the stored noise maps
 (deterministic) where the paper draws fresh noise each call (randomize_noise=True), and it loads
@@ -37,6 +44,8 @@ PAPER_EMBEDDING_DIM = 512
 BACKBONES = ("r50", "mb")
 
 MAPPER_FILES = {backbone: f"ckpts/delta_256/id_delta_gc_rm_{backbone}.pth" for backbone in BACKBONES}
+FACE_BACKBONE_FILES = {backbone: f"checkpoint/arcface_{backbone}.pth" for backbone in BACKBONES}
+FACE_BACKBONE_LAYOUTS = {"r50": "far_arcface_r50", "mb": "far_arcface_mb"}  # compat/ manifest names
 MEAN_WPLUS_FILE = "mean_wplus.pth"
 GENERATOR_FILE = "checkpoint/550000.pt"
 
@@ -104,3 +113,30 @@ def load_paper_checkpoints(directory: str | Path, backbone: str = "r50") -> tupl
     decoder.mean_latent_source = str(found["mean"])
     assert decoder.latent_shape == (PAPER_N_CODES, PAPER_CODE_DIM), decoder.latent_shape
     return transformer, decoder
+
+
+def load_paper_recognizer(directory: str | Path, backbone: str = "r50"):
+    """The paper's face backbone checkpoint/arcface_{backbone}.pth as our Recognizer, loaded strictly
+    (eval mode, frozen). Its threshold is uncalibrated (see explainer.recognition.arcface_trained)."""
+    from explainer.checkpoints import identify_object
+
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; the paper ships face backbones {BACKBONES}")
+    directory = Path(directory)
+    path = directory if directory.is_file() else find_paper_file(directory, FACE_BACKBONE_FILES[backbone])
+    if path is None:
+        raise PaperCheckpointsMissing(
+            f"the paper's face backbone is missing in {directory}: {FACE_BACKBONE_FILES[backbone]} (looked at that "
+            f"relative path and by its file name directly in the directory)")
+    ident = identify_object(read_checkpoint(path))
+    wanted = FACE_BACKBONE_LAYOUTS[backbone]
+    if ident.layout != wanted:
+        raise CheckpointError(f"{path}: expected the paper's {wanted} layout for backbone {backbone!r}, found "
+                              f"{ident.layout}")
+    if not ident.loads_strict:
+        raise CheckpointError(f"{path}: {wanted} layout, but it does not load strictly: missing {ident.missing[:10]}, "
+                              f"unexpected {ident.unexpected[:10]}, shape mismatches {ident.shape_mismatches[:10]}")
+    recognizer = ident.module
+    recognizer.name = f"paper-arcface-{backbone}"
+    recognizer.requires_grad_(False)  # attacks differentiate w.r.t. pixels, never weights
+    return recognizer.eval()

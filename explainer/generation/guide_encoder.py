@@ -53,7 +53,7 @@ class GuideEncoderConfig:
     width: int = 64  # ResNet base width: layer k has width * 2^(k-1) planes, 4x that out
     blocks: tuple[int, int, int, int] = (3, 4, 6, 3)  # ResNet-50
     input_size: int = 256
-    mean_latent_shape: tuple[int, ...] | None = None  # default [1, n_codes, code_dim]
+    mean_latent_shape: tuple[int, ...] | None = None  # None: [1, n_codes, code_dim] (the encoder stores it resolved)
 
     @property
     def n_codes(self) -> int:
@@ -164,12 +164,13 @@ class GuideEncoder(nn.Module):
                  mean_latent: torch.Tensor | None = None,
                  mean_latent_shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
+        n_codes = sum(codes_per_level)
+        shape = (1, n_codes, code_dim) if mean_latent_shape is None else tuple(mean_latent_shape)
         self.config = cfg = GuideEncoderConfig(tuple(codes_per_level), code_dim, width, tuple(blocks), input_size,
-                                               None if mean_latent_shape is None else tuple(mean_latent_shape))
+                                               shape)
         if input_size < 64 or 2 ** int(round(math.log2(input_size))) != input_size:
             raise ValueError(f"guide encoder input_size must be a power of two >= 64, got {input_size}")
         self.latent_shape = (cfg.n_codes, code_dim)
-        shape = cfg.mean_latent_shape or (1, *self.latent_shape)
         if math.prod(shape) != cfg.n_codes * code_dim:
             raise ValueError(f"mean_latent_shape {shape} does not hold {cfg.n_codes} x {code_dim} values")
         # Persistent: the paper stores the mean W+ inside the encoder's checkpoint.

@@ -181,7 +181,9 @@ def load_models(path: Path = MODELS_PATH) -> dict[str, dict[str, np.ndarray]]:
 
 def predict(model: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
     """Probability [B] from a standardise-then-logistic model stored as plain arrays."""
-    z = (features - model["mean"]) / model["scale"] @ model["coef"] + model["intercept"]
+    standardised = (features - model["mean"]) / model["scale"]
+    # one dot product per face, so a face's probability never depends on its batch (BLAS blocking)
+    z = np.array([float(row @ model["coef"]) for row in standardised]) + model["intercept"]
     return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
 

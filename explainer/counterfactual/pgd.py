@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torchattacks.attack import Attack
 
-from explainer.counterfactual.objective import DecisionGoal, quantise
+from explainer.counterfactual.objective import DecisionGoal, quantise, single_threaded
 from explainer.counterfactual.result import Counterfactual, perturbation_norms
 from explainer.faces.align import to_tensor
 from explainer.recognition.base import Recognizer
@@ -78,6 +78,7 @@ class EmbeddingPGD(Attack):
         return self.goal.reached(self.scores(quantise(adversarial), references))
 
 
+@single_threaded
 def pgd_counterfactual(recognizer: Recognizer, probe_crop: np.ndarray, reference_embedding: torch.Tensor, *,
                        currently_matches: bool, schedule=DEFAULT_SCHEDULE, steps: int = STEPS_PER_BUDGET,
                        bisection_rounds: int = BISECTION_ROUNDS) -> Counterfactual:
@@ -139,3 +140,4 @@ def _finish(attack: str, recognizer: Recognizer, probe_crop: np.ndarray, adversa
     return Counterfactual(attack=attack, image=image, flipped=bool(goal.reached(score)[0]), linf_eps=float(eps),
                           linf=linf, l2=l2, similarity=float(score[0]), steps=steps,
                           budgets_tried=tuple(float(e) for e in tried), **extra)
+

@@ -19,7 +19,7 @@ class Counterfactual:
     budgets_tried: tuple[float, ...]
     transferred: bool | None = None  # transfer attack only: did the surrogate's flip carry to the target
     surrogate: str | None = None
-    target_checks: int = 0  # decisions asked of the target (transfer: one per finished candidate)
+    target_checks: int = 0  # transfer: decisions asked of the target (candidates the surrogate flipped + the final re-check)
     details: dict = field(default_factory=dict)
 
     def summary(self) -> dict:

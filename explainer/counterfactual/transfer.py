@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from explainer.counterfactual.objective import DecisionGoal, quantise
+from explainer.counterfactual.objective import DecisionGoal, quantise, single_threaded
 from explainer.counterfactual.pgd import EmbeddingPGD, _finish
 from explainer.counterfactual.result import Counterfactual
 from explainer.faces.align import similarity_transform, to_tensor
@@ -100,6 +100,7 @@ class TransferPGD(EmbeddingPGD):
             return super().forward(inputs, labels)
 
 
+@single_threaded
 def transfer_counterfactual(target: Recognizer, surrogate: Recognizer, probe_crop: np.ndarray,
                             probe_landmarks: Landmarks, reference_embedding: torch.Tensor,
                             surrogate_reference_embedding: torch.Tensor, *, currently_matches: bool,
@@ -119,7 +120,7 @@ def transfer_counterfactual(target: Recognizer, surrogate: Recognizer, probe_cro
     surrogate_reference = surrogate_reference_embedding.reshape(1, -1).detach().float()
 
     total_steps, tried, checks, surrogate_flips = 0, [], 0, 0
-    start, adversarial, transferred_at, last_checked = None, x, None, False
+    start, adversarial, transferred_at = None, x, None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the dropout masks
         for level in schedule:
@@ -132,7 +133,6 @@ def transfer_counterfactual(target: Recognizer, surrogate: Recognizer, probe_cro
             start = adversarial - x
             with torch.no_grad():
                 on_surrogate = bool(surrogate_goal.reached(surrogate.similarity(view(adversarial), surrogate_reference))[0])
-            last_checked = on_surrogate
             if not on_surrogate:
                 continue  # not even the surrogate is fooled: no reason to ask the target yet
             surrogate_flips += 1
@@ -142,9 +142,10 @@ def transfer_counterfactual(target: Recognizer, surrogate: Recognizer, probe_cro
                     transferred_at = eps
                     break
     eps = transferred_at if transferred_at is not None else tried[-1]
-    # The final candidate is judged by the target once (in _finish) unless that was already done.
+    # _finish asks the target once more: the re-check of the saved uint8 image.
     result = _finish("transfer", target, probe_crop, adversarial, reference, goal, eps, total_steps, tried,
-                     surrogate=surrogate.name, target_checks=checks + (0 if last_checked else 1),
+                     surrogate=surrogate.name, target_checks=checks + 1,
                      details={"dropout": dropout, "surrogate_flipped_budgets": surrogate_flips})
     # Transferred: the decision flipped on the target although the target never guided the crafting.
     return replace(result, transferred=result.flipped)
+

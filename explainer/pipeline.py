@@ -259,7 +259,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
     counterfactual["perturbation_gain"] = gain
     counterfactual["recovered_similarity"] = [float(s) for s in recovery.similarity]
     provenance = {"inputs": inputs, "pack": pack_provenance(pack), "parameters": parameters,
-                  "attributes": {"count": len(groups), "names_sha256": _names_digest(groups)},
+                  "attributes": _attributes_provenance(groups),
                   "versions": library_versions()}
     if surrogate_info is not None:
         provenance["surrogate"] = surrogate_info
@@ -268,10 +268,17 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
                            seconds=seconds)
 
 
-def _names_digest(names) -> str:
+def _attributes_provenance(names) -> dict:
+    """The estimator set (count and a digest of the names in order) and the fitted data files it reads."""
     import hashlib
 
-    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+    from explainer import attributes
+    from explainer.reports.provenance import file_sha256
+
+    folder = Path(attributes.__file__).parent / "data"
+    data = {p.name: file_sha256(p) for p in sorted(folder.glob("*")) if p.is_file()} if folder.is_dir() else {}
+    return {"count": len(names), "names_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest(),
+            "data_sha256": data}
 
 
 # -- analyze_model ---------------------------------------------------------------------------------------
@@ -442,6 +449,7 @@ def _analyze(pack, photos: _Photos, data_name: str, seed: int, refine_steps: int
     if photos.skipped:
         notes.append(f"{len(photos.skipped)} photos without a usable face were left out: " + "; ".join(photos.skipped))
     provenance = {"data": {"name": data_name, "files_sha256": photos.digest, "n_images": photos.n_images},
+                  "attributes": _attributes_provenance(groups),
                   "pack": pack_provenance(pack),
                   "parameters": {"seed": seed, "refine_steps": refine_steps, "n_boot": n_boot, "k": 3,
                                  "confidence": 0.95, "min_samples": MIN_MI_SAMPLES,

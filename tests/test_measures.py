@@ -152,3 +152,14 @@ def test_significance_ratio_and_flags():
         significance([1.0, 2.0], [1.0], [1.0])
     with pytest.raises(ValueError, match="NaN"):
         significance([np.nan], [1.0], [1.0])
+
+
+def test_resolution_hides_differences_far_below_it():
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal(400)
+    faint = 1e-3 * (a + 0.3 * rng.standard_normal(400))  # strongly dependent, but a thousand times smaller
+    assert mutual_information(a, faint, "continuous", n_boot=50).value > 0.8  # scale-free by default
+    blurred = mutual_information(a, faint, "continuous", n_boot=50, resolution=0.05)
+    assert blurred.ci_low <= 0.0 <= blurred.ci_high
+    strong = mutual_information(a, a + 0.3 * rng.standard_normal(400), "continuous", n_boot=50, resolution=0.05)
+    assert strong.value > 0.8

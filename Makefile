@@ -33,6 +33,7 @@ bench: setup
 	mkdir -p $(OUT)
 	$(FX) bench equivalence --json $(OUT)/bench_equivalence.json
 	$(FX) bench verify --json $(OUT)/bench_verify.json
+	$(FX) bench attributes --json $(OUT)/bench_attributes.json
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -139,7 +139,11 @@ def test_flip_changes_yaw_sign_and_keeps_symmetric_ratios(real_crops, real_resul
         original, ok = real_results[name]
         flipped, ok_m = mirrored[swapped.get(name, name)]
         both = ok & ok_m
-        change = np.median(np.abs(original[both, 0] - flipped[both, 0]) / np.abs(original[both, 0]))
+        difference = np.abs(original[both, 0] - flipped[both, 0])
+        if name == "mouth_openness":  # near 0 for a closed mouth: compare in mouth widths, not relatively
+            assert np.median(difference) < 0.02, difference
+            continue
+        change = np.median(difference / np.abs(original[both, 0]))
         assert change < 0.1, (name, change)
 
 

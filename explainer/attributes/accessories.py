@@ -48,7 +48,7 @@ HAT_BANDS = ((8, 0, 120, 16), (8, 16, 120, 34), (20, 34, 108, 44))  # crown, hai
 EAR_LOBES = ((0, 78, 32, 126), (96, 78, 128, 126))  # image-left, image-right
 CHEEKS = ((30, 74, 52, 96), (76, 74, 98, 96))
 # L2 strength of each logistic regression (sklearn's C), chosen among 0.003-1 by identity-grouped
-# 5-fold cross-validation on the real training faces (docs/attributes.md).
+# 5-fold cross-validation over all labelled real faces (docs/attributes.md says what that costs).
 REGULARISATION = {"glasses": 0.01, "hat": 0.03, "earrings": 0.01}
 
 

@@ -11,6 +11,7 @@ hair, and real and recovered faces would no longer be measured on the same field
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,7 +47,8 @@ def crops_from_photos(images: Sequence) -> torch.Tensor:
 
     Raises what explainer.faces raises (ImageError, NoFaceError, FaceTooSmallError) for a bad picture.
     """
-    if isinstance(images, (str, bytes, np.ndarray)) and not (isinstance(images, np.ndarray) and images.ndim == 4):
+    single = isinstance(images, (str, bytes, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim != 4)
+    if single:
         images = [images]
     crops = [faces.aligned_crop(image, ATTRIBUTE_CROP) for image in images]
     if not crops:

@@ -11,7 +11,6 @@ are removed from every region by the caller.
   bald scalp is, and little background).
 - irises: inside each eye's six-point outline (36-41, 42-47), the darker half of its pixels by L*
   (the iris and pupil, not the white of the eye).
-- ear lobes: discs of radius 0.3 iod, 0.25 iod outward of the jaw points 2 and 14 (where earrings hang).
 """
 from __future__ import annotations
 
@@ -64,12 +63,3 @@ def hair_band(points: np.ndarray) -> np.ndarray:
 def eyes(points: np.ndarray) -> np.ndarray:
     return polygon(points[36:42]) | polygon(points[42:48])
 
-
-def ear_lobes(points: np.ndarray) -> np.ndarray:
-    iod = eye_distance(points)
-    centre_x = (points[2, 0] + points[14, 0]) / 2
-    masks = []
-    for index in (2, 14):
-        outward = np.sign(points[index, 0] - centre_x)
-        masks.append(disc(points[index] + np.array([outward * 0.25 * iod, 0.0]), 0.3 * iod))
-    return masks[0] | masks[1]

@@ -20,9 +20,19 @@ def orl(path: str) -> str:
     return str(assets.path("orl") / path)
 
 
+PROGRESS: list[tuple[float, str]] = []
+
+
 @pytest.fixture(scope="module")
 def genuine_explanation():
-    return explain_pair(orl("s31/1.pgm"), orl("s31/6.pgm"), pack="dlib-dcgan", attack="pgd", seed=0)
+    return explain_pair(orl("s31/1.pgm"), orl("s31/6.pgm"), pack="dlib-dcgan", attack="pgd", seed=0,
+                        progress=lambda fraction, stage: PROGRESS.append((fraction, stage)))
+
+
+def test_progress_is_reported_by_stage(genuine_explanation):
+    fractions = [f for f, _ in PROGRESS]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert [s for _, s in PROGRESS] == ["faces_and_decision", "counterfactual", "recovery", "attributes", "significance"]
 
 
 def test_explain_flips_a_genuine_pair_and_scores_every_attribute(genuine_explanation):
@@ -93,6 +103,9 @@ def _mean_normalised(report, group=None) -> float:
 
 
 def test_randomised_recognizer_keeps_clearly_less(trained_vs_random):
+    # On all 100 held-out ORL photos the mean normalised MI falls from 0.52 to 0.29 (mobilefacenet-dcgan).
+    # dlib-dcgan passes less clearly (non-LBP 0.37 -> 0.24; colour and shape stay high: a random network
+    # keeps lightness), see the issue-5 note.
     trained, random = (trained_vs_random.reports[p] for p in trained_vs_random.packs)
     assert trained.n_faces == random.n_faces == 30
     assert _mean_normalised(random) < 0.6 * _mean_normalised(trained)

@@ -36,3 +36,33 @@ def real_crops_112(real_photos) -> np.ndarray:
 def real_chips_150(real_photos) -> np.ndarray:
     """The real faces as dlib's own 150x150 chips (padding 0.25), uint8 RGB [N, 150, 150, 3]."""
     return np.stack([faces.aligned_crop(photo, DLIB_CHIP_150) for photo in real_photos])
+
+
+# -- the app (tests/test_app*.py): one in-process server per session -----------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_module():
+    """app.py imported with the privacy settings the tests, CI and the Dockerfile all use."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import app
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def app_url(app_module):
+    """The app launched in-process (as `make demo` does, on a free port); its local URL."""
+    app_module.demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(),
+                           quiet=True, **app_module.launch_options())
+    yield app_module.demo.local_url
+    app_module.demo.close()

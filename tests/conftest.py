@@ -48,12 +48,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_module():
-    """app.py imported with the privacy settings the tests, CI and the Dockerfile all use."""
+def app_module(tmp_path_factory):
+    """app.py imported with the privacy settings the tests, CI and the Dockerfile all use, and an upload
+    folder of its own (so tests can see what is left in it)."""
     import os
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio"))
     import app
 
     return app

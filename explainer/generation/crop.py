@@ -71,3 +71,18 @@ def _grid_theta(matrix: np.ndarray, source_hw: tuple[int, int], size: int) -> np
     to_normalised_source = np.array([[2 / width, 0, 1 / width - 1], [0, 2 / height, 1 / height - 1], [0, 0, 1]])
     theta = to_normalised_source @ np.linalg.inv(to_output) @ from_normalised_output
     return theta[:2]
+
+
+def warp_affine(images: torch.Tensor, matrix: np.ndarray, size: int, padding_mode: str = "zeros") -> torch.Tensor:
+    """Images [B, 3, H, W] warped by the 2x3 `matrix` (input pixel centres -> output pixel centres) to
+    [B, 3, size, size]: bilinear, differentiable, the same conventions as crop_to (e.g. one recognizer's
+    aligned crop seen in another recognizer's frame)."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images [B, 3, H, W], got {tuple(images.shape)}")
+    batch, _, height, width = images.shape
+    theta = _grid_theta(np.asarray(matrix, np.float64), (height, width), size)
+    theta = torch.as_tensor(theta, dtype=images.dtype, device=images.device).expand(batch, 2, 3)
+    grid = F.affine_grid(theta, [batch, 3, size, size], align_corners=False)
+    warped = F.grid_sample(images, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+    assert warped.shape == (batch, 3, size, size), warped.shape
+    return warped

@@ -1,0 +1,14 @@
+"""Attribute estimation on aligned faces: the paper's nine, 24 custom landmark/colour attributes and
+49 LBP texture cells, on real photos and on recovered faces alike.
+
+    crops = crops_from_photos(["a.jpg"])            # or crops_from_decoder(images, decoder)
+    results = estimate_all(crops)                   # {name: (values [B, dim], valid [B])}
+
+Every estimator reads ATTRIBUTE_CROP; see docs/attributes.md for each attribute's definition.
+"""
+from explainer.attributes.base import GROUPS, KINDS, AttributeEstimator, FaceBatch
+from explainer.attributes.frame import ATTRIBUTE_CROP, crops_from_decoder, crops_from_photos
+from explainer.attributes.registry import CORE, estimate_all, estimators
+
+__all__ = ["ATTRIBUTE_CROP", "CORE", "GROUPS", "KINDS", "AttributeEstimator", "FaceBatch", "crops_from_decoder",
+           "crops_from_photos", "estimate_all", "estimators"]

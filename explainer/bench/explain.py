@@ -1,0 +1,105 @@
+"""`facexplain bench explain`: what an explanation costs and how often its counterfactual works.
+
+Pairs: a fixed set of held-out ORL people (s31-s40, never seen by a pack's transformer), GENUINE pairs of
+one person and IMPOSTOR pairs of two. For each pair and each attack (pgd, transfer) the full
+explain_pair runs once; reported per attack:
+  seconds_by_stage   mean seconds per pair of each pipeline stage (faces_and_decision, counterfactual,
+                     recovery, attributes, significance) and in total, and the slowest pair
+  flip_rate          fraction of pairs whose saved uint8 counterfactual flips the target's decision
+                     (genuine and impostor separately); for transfer also transfer_rate (= flip rate: the
+                     target never guided the crafting)
+  mean_linf_255      mean L∞ budget (in uint8 levels) over the flipped pairs; mean_l2 likewise
+top10_overlap: per pair, |top-10 s_a attributes of PGD ∩ of transfer| / 10 (all 82 attributes, and the 33
+non-LBP ones), and its mean.
+analyze: analyze_model on the first `analyze_images` held-out ORL photos (feed-forward recovery):
+images per second, end to end (detection, attributes of photos and recovered faces, MI with intervals).
+The machine is shared while this runs on a 2-core box; read the figures as upper bounds.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from explainer import datasets
+
+GENUINE = (("s31", 1, 6), ("s33", 2, 7), ("s35", 3, 8), ("s37", 4, 9))
+IMPOSTOR = (("s31", 1, "s32", 1), ("s34", 1, "s36", 1), ("s38", 2, "s40", 5), ("s33", 3, "s39", 3))
+STAGES = ("faces_and_decision", "counterfactual", "recovery", "attributes", "significance")
+
+
+def pairs() -> list[tuple[str, str, str]]:
+    root = datasets.assets.path("orl")
+    out = [(str(root / s / f"{a}.pgm"), str(root / s / f"{b}.pgm"), "genuine") for s, a, b in GENUINE]
+    out += [(str(root / s / f"{a}.pgm"), str(root / t / f"{b}.pgm"), "impostor") for s, a, t, b in IMPOSTOR]
+    return out
+
+
+def _attack_summary(runs: list[dict]) -> dict:
+    stages = {stage: float(np.mean([r["seconds"].get(stage, 0.0) for r in runs])) for stage in STAGES}
+    totals = [sum(r["seconds"].values()) for r in runs]
+    flipped = [r for r in runs if r["flipped"]]
+    summary = {
+        "pairs": len(runs),
+        "seconds_by_stage": stages,
+        "seconds_per_pair": float(np.mean(totals)),
+        "seconds_per_pair_max": float(np.max(totals)),
+        "flip_rate": len(flipped) / len(runs),
+        "flip_rate_genuine": float(np.mean([r["flipped"] for r in runs if r["kind"] == "genuine"])),
+        "flip_rate_impostor": float(np.mean([r["flipped"] for r in runs if r["kind"] == "impostor"])),
+        "mean_linf_255": float(np.mean([r["linf_eps"] * 255 for r in flipped])) if flipped else None,
+        "mean_l2": float(np.mean([r["l2"] for r in flipped])) if flipped else None,
+        "attributes_scored": int(np.min([r["scored"] for r in runs])),
+    }
+    return summary
+
+
+def run(pack: str = "dlib-dcgan", analyze_images: int = 40) -> dict:
+    from explainer.cli import _print_table
+    from explainer.pipeline import EXPLAIN_REFINE_STEPS, analyze_model, explain_pair
+
+    explain_pair(*pairs()[0][:2], pack=pack)  # warm-up: model loading and first-call costs stay out of the figures
+    runs: dict[str, list[dict]] = {"pgd": [], "transfer": []}
+    tops: dict[str, list[list[str]]] = {"pgd": [], "transfer": []}
+    for probe, reference, kind in tqdm(pairs(), desc="bench explain", unit="pair", disable=None):
+        for attack in runs:
+            explanation = explain_pair(probe, reference, pack=pack, attack=attack)
+            c = explanation.counterfactual
+            runs[attack].append({"pair": f"{os.path.basename(os.path.dirname(probe))}/{os.path.basename(probe)} vs "
+                                         f"{os.path.basename(os.path.dirname(reference))}/{os.path.basename(reference)}",
+                                 "kind": kind, "match": explanation.decision["match"], "flipped": c["flipped"],
+                                 "linf_eps": c["linf_eps"], "l2": c["l2"], "seconds": explanation.seconds,
+                                 "scored": sum(v is not None for v in explanation.significance.values())
+                                 + sum(f == "infinite" for f in explanation.significance_flags.values())})
+            tops[attack].append([explanation.top(10), [n for n in explanation.ranking if explanation.groups[n] != "lbp"][:10]])
+    overlap_all = [len(set(p[0]) & set(t[0])) / 10 for p, t in zip(tops["pgd"], tops["transfer"])]
+    overlap_face = [len(set(p[1]) & set(t[1])) / 10 for p, t in zip(tops["pgd"], tops["transfer"])]
+
+    photos = [s.path for s in datasets.orl(datasets.ORL_TEST)][:analyze_images]
+    start = time.perf_counter()
+    report = analyze_model(pack, data=photos)
+    analyze_seconds = time.perf_counter() - start
+
+    result = {
+        "pack": pack, "refine_steps": EXPLAIN_REFINE_STEPS, "torch_threads_used": 1, "cpu_count": os.cpu_count(),
+        "load_average": list(os.getloadavg()),
+        "attacks": {attack: _attack_summary(r) for attack, r in runs.items()},
+        "top10_overlap": {"all_attributes_mean": float(np.mean(overlap_all)), "non_lbp_mean": float(np.mean(overlap_face)),
+                          "per_pair_all": overlap_all, "per_pair_non_lbp": overlap_face},
+        "analyze": {"images": len(photos), "faces": report.n_faces, "seconds": analyze_seconds,
+                    "images_per_second": len(photos) / analyze_seconds},
+        "pairs": runs,
+    }
+    rows = []
+    for attack, s in result["attacks"].items():
+        rows.append([attack] + [s["seconds_by_stage"][st] for st in STAGES] + [s["seconds_per_pair"], s["seconds_per_pair_max"],
+                    s["flip_rate_genuine"], s["flip_rate_impostor"], s["mean_linf_255"], s["attributes_scored"]])
+    _print_table(["attack", "faces+decision", "counterfactual", "recovery", "attributes", "s_a", "s/pair", "max s",
+                  "flip genuine", "flip impostor", "mean L∞ (/255)", "scored"], rows)
+    print(f"PGD vs transfer top-10 overlap: {result['top10_overlap']['all_attributes_mean']:.2f} (all 82), "
+          f"{result['top10_overlap']['non_lbp_mean']:.2f} (non-LBP)")
+    print(f"analyze: {result['analyze']['images_per_second']:.2f} images/s over {len(photos)} ORL photos; "
+          f"load average during the run {result['load_average'][0]:.1f} on {os.cpu_count()} cores")
+    return result

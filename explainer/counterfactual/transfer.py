@@ -1,0 +1,151 @@
+"""TALFW/DFANet-style transfer counterfactual (Zhong & Deng, "Towards Transferable Adversarial Attack
+against Deep Face Recognition", IEEE TIFS 2021).
+
+The perturbation is crafted on a *surrogate* recognizer, never with the target's gradients: at every
+step dropout is applied to the surrogate's intermediate feature maps (forward hooks on its convolutions,
+DFANet's "dropout on feature maps"), which acts like an ensemble of surrogates and transfers better.
+The image attacked is the target's own aligned crop; the surrogate sees it warped (differentiably)
+into its own canonical frame.
+
+The target is queried only for decisions, never gradients: once after each finished candidate (one per
+budget on the schedule, and only when the surrogate itself is flipped), to learn whether it transferred.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from explainer.counterfactual.objective import DecisionGoal, quantise, single_threaded
+from explainer.counterfactual.pgd import EmbeddingPGD, _finish
+from explainer.counterfactual.result import Counterfactual
+from explainer.faces.align import similarity_transform, to_tensor
+from explainer.faces.landmarks import Landmarks
+from explainer.generation.crop import warp_affine
+from explainer.recognition.base import Recognizer
+
+# Surrogate per target: another offline recognizer, of another architecture where there is one.
+DEFAULT_SURROGATES = {"dlib-resnet": "mobilefacenet", "mobilefacenet": "dlib-resnet", "faceplugin-r": "dlib-resnet"}
+TRANSFER_SCHEDULE = (4, 8, 16, 32)  # coarser than PGD's: each budget costs full surrogate runs
+MOMENTUM = 1.0  # MI-FGSM momentum, which also improves transfer
+TRANSFER_STEPS = 10
+DROPOUT = 0.1  # DFANet's feature-map dropout rate
+
+
+class FeatureDropout(contextlib.AbstractContextManager):
+    """Within the context, dropout (rate p, always on) on the output of every convolution of `model`
+    but the first (dropping input pixels would be plain noise, not a model ensemble)."""
+
+    def __init__(self, model: nn.Module, p: float = DROPOUT) -> None:
+        self.model, self.p = model, p
+        self.handles: list = []
+
+    def __enter__(self) -> FeatureDropout:
+        convolutions = [m for m in self.model.modules() if isinstance(m, nn.Conv2d)]
+        if not convolutions:
+            raise ValueError(f"{type(self.model).__name__} has no convolutions to apply feature dropout to")
+        for module in convolutions[1:]:
+            self.handles.append(module.register_forward_hook(lambda _m, _i, out: F.dropout(out, self.p, True)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+
+
+class SurrogateView(nn.Module):
+    """The surrogate recognizer looking at the target's aligned crops: warp into its frame, then embed."""
+
+    def __init__(self, surrogate: Recognizer, target_to_surrogate: np.ndarray | None) -> None:
+        super().__init__()
+        self.surrogate = surrogate
+        self.matrix = target_to_surrogate  # None: the two crops are the same frame
+
+    def forward(self, target_crops: torch.Tensor) -> torch.Tensor:
+        if self.matrix is not None:
+            target_crops = warp_affine(target_crops, self.matrix, self.surrogate.crop.size)
+        return self.surrogate(target_crops)
+
+
+def crop_to_crop(landmarks: Landmarks, source: Recognizer, destination: Recognizer) -> np.ndarray | None:
+    """2x3 matrix from `source`'s aligned crop of a face to `destination`'s (None when identical), from the
+    face's landmarks: photo -> destination composed with the inverse of photo -> source."""
+    if source.crop == destination.crop:
+        return None
+
+    def photo_to(crop) -> np.ndarray:
+        matrix = similarity_transform(landmarks.scheme(crop.scheme), np.asarray(crop.template, np.float64))
+        return np.vstack([matrix, [0.0, 0.0, 1.0]])
+
+    return (photo_to(destination.crop) @ np.linalg.inv(photo_to(source.crop)))[:2]
+
+
+class TransferPGD(EmbeddingPGD):
+    """EmbeddingPGD on a SurrogateView with feature dropout at every gradient step; it runs all its steps
+    (no early stop on the surrogate: overshooting the surrogate's threshold helps the transfer), with
+    MI-FGSM momentum."""
+
+    def __init__(self, view: SurrogateView, goal: DecisionGoal, eps: float, steps: int = TRANSFER_STEPS,
+                 dropout: float = DROPOUT, momentum: float = MOMENTUM) -> None:
+        super().__init__(view, goal, view.surrogate.metric, eps, steps, stop_early=False, momentum=momentum)
+        self.dropout = dropout
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        with FeatureDropout(self.model.surrogate, self.dropout):
+            return super().forward(inputs, labels)
+
+
+@single_threaded
+def transfer_counterfactual(target: Recognizer, surrogate: Recognizer, probe_crop: np.ndarray,
+                            probe_landmarks: Landmarks, reference_embedding: torch.Tensor,
+                            surrogate_reference_embedding: torch.Tensor, *, currently_matches: bool,
+                            schedule=TRANSFER_SCHEDULE, steps: int = TRANSFER_STEPS, dropout: float = DROPOUT,
+                            seed: int = 0) -> Counterfactual:
+    """Craft on `surrogate`, check on `target`. probe_crop: uint8 RGB, the target's aligned crop;
+    reference_embedding: the target's embedding of the reference; surrogate_reference_embedding: the
+    surrogate's embedding of the reference (from its own crop). Deterministic for a seed."""
+    if surrogate is target or surrogate.name == target.name:
+        raise ValueError("the surrogate must be another recognizer than the target")
+    goal = DecisionGoal.for_pair(target, currently_matches)
+    # The surrogate aims in the same direction as the target's flip, by its own metric and threshold.
+    surrogate_goal = DecisionGoal.for_pair(surrogate, currently_matches)
+    view = SurrogateView(surrogate, crop_to_crop(probe_landmarks, target, surrogate)).eval()
+    x = to_tensor(probe_crop)
+    reference = reference_embedding.reshape(1, -1).detach().float()
+    surrogate_reference = surrogate_reference_embedding.reshape(1, -1).detach().float()
+
+    total_steps, tried, checks, surrogate_flips = 0, [], 0, 0
+    start, adversarial, transferred_at = None, x, None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # the dropout masks
+        for level in schedule:
+            eps = level / 255
+            attack = TransferPGD(view, surrogate_goal, eps, steps, dropout)
+            attack.start = start
+            adversarial = quantise(attack(x, surrogate_reference))
+            total_steps += attack.steps_taken
+            tried.append(eps)
+            start = adversarial - x
+            with torch.no_grad():
+                on_surrogate = bool(surrogate_goal.reached(surrogate.similarity(view(adversarial), surrogate_reference))[0])
+            if not on_surrogate:
+                continue  # not even the surrogate is fooled: no reason to ask the target yet
+            surrogate_flips += 1
+            checks += 1
+            with torch.no_grad():
+                if bool(goal.reached(target.similarity(target(adversarial), reference))[0]):
+                    transferred_at = eps
+                    break
+    eps = transferred_at if transferred_at is not None else tried[-1]
+    # _finish asks the target once more: the re-check of the saved uint8 image.
+    result = _finish("transfer", target, probe_crop, adversarial, reference, goal, eps, total_steps, tried,
+                     surrogate=surrogate.name, target_checks=checks + 1,
+                     details={"dropout": dropout, "surrogate_flipped_budgets": surrogate_flips})
+    # Transferred: the decision flipped on the target although the target never guided the crafting.
+    return replace(result, transferred=result.flipped)
+

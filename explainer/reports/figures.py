@@ -1,0 +1,137 @@
+"""Plotly figures of explanations and model reports. Deterministic: no random ids, no timestamps."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import plotly.graph_objects as go
+
+GROUP_COLOURS = {"structure": "#1f77b4", "texture": "#ff7f0e", "accessory": "#2ca02c", "custom": "#9467bd",
+                 "lbp": "#8c564b"}
+PACK_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+LBP_CELL = re.compile(r"^lbp_r(\d+)_c(\d+)$")
+GRID = 7
+
+
+def _display_value(expl, name: str) -> float | None:
+    """s_a for plotting: an infinite s_a is drawn at 1.1 x the largest finite one (and labelled)."""
+    if expl.significance_flags.get(name) == "infinite":
+        finite = [v for v in expl.significance.values() if v is not None]
+        return 1.1 * max(finite + [1.0])
+    return expl.significance.get(name)
+
+
+def significance_figure(expl, include_lbp: bool = False) -> go.Figure:
+    """s_a per attribute, one bar colour per group, sorted within the ranking; the dashed line is s_a = 1
+    (above it, the counterfactual moved the attribute more than the whole probe-to-reference difference)."""
+    names = [n for n in expl.ranking if include_lbp or expl.groups[n] != "lbp"]
+    figure = go.Figure()
+    for group, colour in GROUP_COLOURS.items():
+        members = [n for n in names if expl.groups[n] == group and _display_value(expl, n) is not None]
+        if not members:
+            continue
+        labels = ["∞" if expl.significance_flags.get(n) == "infinite" else f"{expl.significance[n]:.2f}"
+                  for n in members]
+        figure.add_trace(go.Bar(x=members, y=[_display_value(expl, n) for n in members], name=group,
+                                marker_color=colour, text=labels, textposition="outside", cliponaxis=False))
+    figure.add_hline(y=1.0, line_dash="dash", line_color="black", annotation_text="s_a = 1",
+                     annotation_position="top left")
+    figure.update_layout(title="Attribute significance s_a for this decision", xaxis_title="attribute",
+                         yaxis_title="s_a = ||â_p − â_adv|| / ||â_p − â_ref||", barmode="group",
+                         xaxis={"categoryorder": "array", "categoryarray": names}, template="plotly_white",
+                         legend_title="group", height=480)
+    return figure
+
+
+def lbp_grid(expl) -> np.ndarray:
+    """7x7 s_a of the LBP cells (NaN where undefined or invalid; infinite ones as inf)."""
+    grid = np.full((GRID, GRID), np.nan)
+    for name, group in expl.groups.items():
+        match = LBP_CELL.match(name)
+        if group != "lbp" or not match:
+            continue
+        row, col = int(match.group(1)), int(match.group(2))
+        if expl.significance_flags.get(name) == "infinite":
+            grid[row, col] = np.inf
+        elif expl.significance.get(name) is not None:
+            grid[row, col] = expl.significance[name]
+    return grid
+
+
+def lbp_heatmap_figure(expl) -> go.Figure:
+    """The LBP-cell s_a as a 7x7 heat map over the recovered probe face (ATTRIBUTE_CROP frame)."""
+    grid = lbp_grid(expl)
+    finite = grid[np.isfinite(grid)]
+    top = float(max(finite.max(initial=1.0), 1.0))
+    shown = np.where(np.isinf(grid), top, grid)
+    text = [["∞" if np.isinf(v) else ("–" if np.isnan(v) else f"{v:.2f}") for v in row] for row in grid]
+    face = expl.images.get("recovered_probe_attribute_crop")
+    figure = go.Figure()
+    size = face.shape[0] if face is not None else GRID
+    if face is not None:
+        figure.add_trace(go.Image(z=face, opacity=1.0, hoverinfo="skip"))
+    cell = size / GRID
+    centres = [(k + 0.5) * cell - 0.5 for k in range(GRID)]
+    figure.add_trace(go.Heatmap(z=shown, x=centres, y=centres, text=text, texttemplate="%{text}", opacity=0.55,
+                                colorscale="Reds", zmin=0, zmax=top, colorbar={"title": "s_a"},
+                                hovertemplate="row %{y:.0f} col %{x:.0f}: s_a %{text}<extra></extra>"))
+    figure.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
+    figure.update_xaxes(visible=False)
+    figure.update_layout(title="LBP texture s_a per face cell (7x7)", template="plotly_white", height=480, width=520)
+    return figure
+
+
+def _mi_bars(report, name_filter=None):
+    names = [n for n in report.ranking if report.mi.get(n) is not None and (name_filter is None or name_filter(n))]
+    values = [report.mi[n]["value"] for n in names]
+    upper = [report.mi[n]["ci_high"] - report.mi[n]["value"] for n in names]
+    lower = [report.mi[n]["value"] - report.mi[n]["ci_low"] for n in names]
+    return names, values, upper, lower
+
+
+def mi_figure(report, include_lbp: bool = False) -> go.Figure:
+    """I(a; â) in nats per attribute with its 95 % interval, coloured by group, in ranking order."""
+    keep = None if include_lbp else (lambda n: report.groups[n] != "lbp")
+    names, values, upper, lower = _mi_bars(report, keep)
+    colours = [GROUP_COLOURS.get(report.groups[n], "#7f7f7f") for n in names]
+    normalised = [report.mi[n]["normalised"] for n in names]
+    figure = go.Figure(go.Bar(x=names, y=values, marker_color=colours,
+                              error_y={"type": "data", "array": upper, "arrayminus": lower, "visible": True},
+                              customdata=[[n if n is not None else float("nan")] for n in normalised],
+                              hovertemplate="%{x}: I = %{y:.3f} nats, normalised %{customdata[0]:.3f}<extra></extra>"))
+    figure.update_layout(title=f"What {report.pack} keeps: I(a; â) on {report.data} ({report.n_faces} faces)",
+                         xaxis_title="attribute (ranked by normalised MI)", yaxis_title="I(a; â), nats",
+                         template="plotly_white", height=480)
+    return figure
+
+
+def comparison_figure(comparison, include_lbp: bool = False) -> go.Figure:
+    """Normalised MI of each model per attribute, side by side, with intervals mapped through the same
+    normalisation where it is monotone (Linfoot) and scaled by H(a) for categorical attributes."""
+    first = comparison.reports[comparison.packs[0]]
+    names = [n for n in first.ranking if (include_lbp or first.groups[n] != "lbp")]
+    figure = go.Figure()
+    for k, pack in enumerate(comparison.packs):
+        report = comparison.reports[pack]
+        ys, up, down = [], [], []
+        for n in names:
+            entry = report.mi.get(n)
+            if entry is None or entry["normalised"] is None:
+                ys.append(None), up.append(0), down.append(0)
+                continue
+            low, high = _normalise(entry, entry["ci_low"]), _normalise(entry, entry["ci_high"])
+            ys.append(entry["normalised"])
+            up.append(max(high - entry["normalised"], 0.0))
+            down.append(max(entry["normalised"] - low, 0.0))
+        figure.add_trace(go.Bar(x=names, y=ys, name=pack, marker_color=PACK_COLOURS[k % len(PACK_COLOURS)],
+                                error_y={"type": "data", "array": up, "arrayminus": down, "visible": True}))
+    figure.update_layout(title=f"Normalised I(a; â) per attribute on {comparison.data}", barmode="group",
+                         xaxis_title="attribute", yaxis_title="normalised MI (I/H(a) or Linfoot r_I)",
+                         template="plotly_white", height=480, yaxis_range=[0, 1.05])
+    return figure
+
+
+def _normalise(entry: dict, mi: float) -> float:
+    if entry["normalisation"] == "I/H(a)":
+        return min(max(mi, 0.0) / entry["entropy"], 1.0) if entry["entropy"] else 0.0
+    return float(np.sqrt(1.0 - np.exp(-2.0 * max(mi, 0.0))))

@@ -1,0 +1,134 @@
+"""Self-contained HTML reports: plotly.js inlined from the installed plotly package (reports must open
+offline, so never a CDN), images as inline PNG data, figure ids fixed so the same result writes the
+same file."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from explainer.reports import figures
+
+IMAGE_CAPTIONS = {
+    "probe_aligned": "probe (recognizer's aligned crop)",
+    "reference_aligned": "reference (aligned crop)",
+    "counterfactual": "counterfactual probe",
+    "perturbation_amplified": "perturbation, amplified",
+    "recovered_probe": "recovered probe",
+    "recovered_reference": "recovered reference",
+    "recovered_counterfactual": "recovered counterfactual",
+}
+
+
+def _plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def _png_data(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure_html(figure, div_id: str) -> str:
+    return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
+
+
+def _page(title: str, body: str) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><script type=\"text/javascript\">{_plotly_js()}</script>"
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
+            "figure{display:inline-block;margin:.4em;text-align:center}"
+            "figure img{width:160px;height:160px;image-rendering:pixelated;border:1px solid #ccc}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px;font-size:90%}"
+            "</style></head><body>\n" + body + "\n</body></html>\n")
+
+
+def _table(rows: list[list], header: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "–" if value is None else str(value)
+
+
+def write_html(expl, path) -> Path:
+    """The pair explanation as one HTML file: decision, images, s_a bars, LBP heat map, notes, provenance."""
+    path = Path(path)
+    d, c = expl.decision, expl.counterfactual
+    decision = "match" if d["match"] else "no match"
+    kind = "distance, lower = more alike" if d["metric"] == "euclidean" else "cosine, higher = more alike"
+    summary = _table([
+        ["decision", f"{decision} ({d['recognizer']}: {d['similarity']:.4f}, {kind}; threshold {d['threshold']:.4f})"],
+        ["counterfactual", f"{c['attack']}: {'flipped' if c['flipped'] else 'NOT flipped'} at L∞ "
+                           f"{c['linf_eps'] * 255:.3g}/255 (L2 {c['l2']:.3g}); new score {c['similarity']:.4f}"
+                           + ("" if c.get("transferred") is None else
+                              f"; transferred from {c['surrogate']}: {'yes' if c['transferred'] else 'no'}")],
+        ["significant (s_a > 1)", ", ".join(n for n in expl.significant if expl.groups[n] != "lbp") or "none"],
+    ], ["", ""])
+    pictures = "".join(f"<figure><img src=\"{_png_data(expl.images[name])}\" alt=\"{name}\">"
+                       f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+                       for name, caption in IMAGE_CAPTIONS.items() if name in expl.images)
+    top = _table([[n, expl.groups[n], "∞" if expl.significance_flags.get(n) == "infinite" else expl.significance.get(n)]
+                  for n in expl.top(10)], ["attribute", "group", "s_a"])
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in expl.notes)
+    body = (f"<h1>Why {html.escape(d['recognizer'])} said “{decision}”</h1>{summary}<h2>Faces</h2>{pictures}"
+            f"<h2>Attribute significance</h2>{_figure_html(figures.significance_figure(expl), 'significance')}"
+            f"<h3>Top 10</h3>{top}<h2>Texture (LBP) cells</h2>{_figure_html(figures.lbp_heatmap_figure(expl), 'lbp')}"
+            f"<h2>Notes</h2><ul>{notes}</ul><h2>Provenance</h2><pre>{html.escape(_provenance_text(expl.provenance))}</pre>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_page("facexplain: pair explanation", body), encoding="utf-8")
+    return path
+
+
+def _provenance_text(provenance: dict) -> str:
+    from explainer.reports.canonical import dumps
+
+    return dumps(provenance)
+
+
+def _mi_table(report) -> str:
+    rows = []
+    for name in report.ranking:
+        entry = report.mi.get(name)
+        if entry is None:
+            rows.append([name, report.groups[name], None, None, None, None])
+        else:
+            rows.append([name, report.groups[name], entry["value"], entry["ci_low"], entry["ci_high"], entry["normalised"]])
+    return _table(rows, ["attribute", "group", "I (nats)", "95% low", "95% high", "normalised"])
+
+
+def write_model_html(report, path) -> Path:
+    """One model's report: MI bars with intervals and the table."""
+    path = Path(path)
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
+    body = (f"<h1>What {html.escape(report.pack)} keeps ({html.escape(report.data)}, {report.n_faces} faces)</h1>"
+            f"{_figure_html(figures.mi_figure(report), 'mi')}{_figure_html(figures.mi_figure(report, include_lbp=True), 'mi_lbp')}"
+            f"{_mi_table(report)}<h2>Notes</h2><ul>{notes}</ul>"
+            f"<h2>Provenance</h2><pre>{html.escape(_provenance_text(report.provenance))}</pre>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_page(f"facexplain: {report.pack}", body), encoding="utf-8")
+    return path
+
+
+def write_comparison_html(comparison, path) -> Path:
+    """Two or more models: the comparison bars, then each model's MI bars and table."""
+    path = Path(path)
+    parts = [f"<h1>Comparison on {html.escape(comparison.data)}: {html.escape(', '.join(comparison.packs))}</h1>",
+             _figure_html(figures.comparison_figure(comparison), "comparison")]
+    for k, pack in enumerate(comparison.packs):
+        report = comparison.reports[pack]
+        parts.append(f"<h2>{html.escape(pack)}</h2>{_figure_html(figures.mi_figure(report), f'mi_{k}')}{_mi_table(report)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_page("facexplain: model comparison", "".join(parts)), encoding="utf-8")
+    return path

@@ -1,0 +1,64 @@
+"""Provenance of a result: which inputs, which weights, which parameters, which library versions.
+
+Nothing here depends on time or place (no timestamps, no absolute paths), so the same inputs give the
+same provenance, byte for byte.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import platform
+from pathlib import Path
+
+LIBRARIES = ("facexplain", "torch", "numpy", "scipy", "torchattacks", "plotly", "opencv-python-headless",
+             "dlib-bin", "onnxruntime", "scikit-image")
+
+
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+@functools.lru_cache(maxsize=None)
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _asset_hashes(asset: str) -> dict[str, str]:
+    from explainer.assets.store import record
+
+    return dict(sorted(record(asset)["files"].items()))
+
+
+def recognizer_provenance(name: str) -> dict:
+    from explainer.recognition.registry import RECOGNIZERS, load_recognizer
+
+    model = load_recognizer(name)
+    threshold = model.threshold
+    return {"name": name, "weights_sha256": _asset_hashes(RECOGNIZERS[name].asset), "metric": model.metric.name,
+            "threshold": threshold.value, "threshold_fmr": threshold.fmr, "threshold_source": threshold.source}
+
+
+def pack_provenance(pack) -> dict:
+    """Pack name, its recognizer / decoder / transformer and their weight hashes."""
+    from explainer.packs import PACKS
+
+    spec = PACKS.get(pack.name)
+    info = {"name": pack.name, "recognizer": pack.recognizer.name, "decoder": pack.decoder.name}
+    if spec is None:  # an ad-hoc pack (e.g. the randomised-model sanity check): no files to hash
+        info["note"] = "not a registered pack; weights not from files"
+        return info
+    info["recognizer_weights_sha256"] = recognizer_provenance(spec.recognizer)["weights_sha256"]
+    info["decoder_weights_sha256"] = _asset_hashes(spec.decoder)
+    info["transformer_sha256"] = {spec.transformer_path.name: file_sha256(spec.transformer_path)}
+    return info

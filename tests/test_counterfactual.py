@@ -1,0 +1,146 @@
+"""Counterfactuals on real ORL pairs: PGD flips with a minimal budget, the flip survives a PNG round
+trip, and the transfer attack never takes gradients from the target."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+import torchattacks
+from PIL import Image
+
+from explainer import assets, faces
+from explainer.counterfactual import (DecisionGoal, EmbeddingPGD, FeatureDropout, pgd_counterfactual, quantise,
+                                      transfer_counterfactual)
+from explainer.counterfactual.transfer import SurrogateView, crop_to_crop
+from explainer.recognition.registry import load_recognizer
+from explainer.verification import prepare
+
+
+@pytest.fixture(scope="module")
+def dlib():
+    return load_recognizer("dlib-resnet")
+
+
+def _pair(dlib, probe: str, reference: str):
+    root = assets.path("orl")
+    p, r = prepare(root / f"{probe}.pgm"), prepare(root / f"{reference}.pgm")
+    crops = [faces.align(x.image, x.face.landmarks, dlib.crop) for x in (p, r)]
+    with torch.no_grad():
+        z = dlib(faces.to_tensor(np.stack(crops)))
+    return p, r, crops, z
+
+
+@pytest.fixture(scope="module")
+def genuine(dlib):
+    return _pair(dlib, "s33/2", "s33/7")
+
+
+def _png_round_trip(image: np.ndarray) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+
+def test_pgd_flips_a_genuine_pair_and_the_saved_png_keeps_the_flip(dlib, genuine):
+    _, _, crops, z = genuine
+    assert dlib.matches(z[:1], z[1:]).item()
+    result = pgd_counterfactual(dlib, crops[0], z[1], currently_matches=True)
+    assert result.flipped and result.attack == "pgd"
+    assert result.image.dtype == np.uint8 and result.image.shape == crops[0].shape
+    assert result.linf <= result.linf_eps + 1e-9 and result.linf > 0 and result.l2 > 0
+    reloaded = _png_round_trip(result.image)
+    with torch.no_grad():
+        score = float(dlib.similarity(dlib(faces.to_tensor(reloaded)), z[1:]))
+    assert score == pytest.approx(result.similarity, abs=1e-6)
+    assert score > dlib.threshold.value  # Euclidean: beyond the threshold is "no match"
+    again = pgd_counterfactual(dlib, crops[0], z[1], currently_matches=True)
+    assert np.array_equal(again.image, result.image)  # deterministic
+
+
+def test_pgd_pulls_an_impostor_pair_to_a_match(dlib):
+    _, _, crops, z = _pair(dlib, "s34/1", "s36/1")
+    assert not dlib.matches(z[:1], z[1:]).item()
+    result = pgd_counterfactual(dlib, crops[0], z[1], currently_matches=False)
+    assert result.flipped and result.similarity < dlib.threshold.value
+    assert result.linf_eps * 255 <= 32
+
+
+def test_a_smaller_budget_than_the_minimal_one_does_not_flip(dlib):
+    # The minimal budget is a boundary on the schedule/bisection: half of it (when at least one level
+    # survives quantisation) must not flip with the same number of steps.
+    _, _, crops, z = _pair(dlib, "s34/1", "s36/1")
+    result = pgd_counterfactual(dlib, crops[0], z[1], currently_matches=False)
+    smaller = pgd_counterfactual(dlib, crops[0], z[1], currently_matches=False, schedule=(result.linf_eps * 255 / 2,),
+                                 bisection_rounds=0)
+    assert not smaller.flipped
+
+
+def test_embedding_pgd_is_a_torchattacks_attack_with_the_reference_in_the_label_slot(dlib, genuine):
+    _, _, crops, z = genuine
+    goal = DecisionGoal.for_pair(dlib, currently_matches=True)
+    attack = EmbeddingPGD(dlib, goal, dlib.metric, eps=2 / 255, steps=3, stop_early=False)
+    assert isinstance(attack, torchattacks.attack.Attack)
+    x = faces.to_tensor(crops[0])
+    adversarial = attack(x, z[1:])
+    assert (adversarial - x).abs().max() <= 2 / 255 + 1e-6 and 0 <= adversarial.min() and adversarial.max() <= 1
+    with torch.no_grad():
+        before, after = dlib.similarity(dlib(x), z[1:]), dlib.similarity(dlib(adversarial), z[1:])
+    assert after > before  # pushed away: the Euclidean distance grew
+    assert torch.equal(quantise(quantise(adversarial)), quantise(adversarial))
+
+
+def test_feature_dropout_hooks_perturb_and_are_removed():
+    model = load_recognizer("mobilefacenet")
+    x = torch.rand(1, 3, 112, 112, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        clean = model(x)
+        with FeatureDropout(model, 0.1):
+            torch.manual_seed(0)
+            dropped = model(x)
+        after = model(x)
+    assert not torch.allclose(clean, dropped)
+    assert torch.equal(clean, after)
+
+
+def test_surrogate_view_sees_the_target_crop_in_its_own_frame(dlib, genuine):
+    probe = genuine[0]
+    surrogate = load_recognizer("mobilefacenet")
+    matrix = crop_to_crop(probe.face.landmarks, dlib, surrogate)
+    assert crop_to_crop(probe.face.landmarks, surrogate, load_recognizer("faceplugin-r")) is None  # same frame
+    direct = faces.to_tensor(faces.align(probe.image, probe.face.landmarks, surrogate.crop))
+    via_target = SurrogateView(surrogate, matrix)
+    from explainer.generation.crop import warp_affine
+    warped = warp_affine(faces.to_tensor(genuine[2][0]), matrix, surrogate.crop.size)
+    inside = (warped > 0).all(1, keepdim=True).expand_as(warped)  # where the dlib chip covers the frame
+    assert inside.float().mean() > 0.7  # ORL photos end above the chin; black outside
+    assert (warped - direct)[inside].abs().mean() < 0.05
+    with torch.no_grad():
+        z_view = via_target(faces.to_tensor(genuine[2][0]))
+        z_direct = surrogate(direct)
+    assert surrogate.matches(z_view, z_direct).item()
+
+
+def test_transfer_attack_never_takes_target_gradients_and_reports_the_transfer(dlib, genuine):
+    probe, reference, crops, z = genuine
+    surrogate = load_recognizer("mobilefacenet")
+    with torch.no_grad():
+        z_ref_surrogate = surrogate(faces.to_tensor(faces.align(reference.image, reference.face.landmarks, surrogate.crop)))
+    grad_modes = []
+    handle = dlib.register_forward_hook(lambda _m, _i, _o: grad_modes.append(torch.is_grad_enabled()))
+    try:
+        result = transfer_counterfactual(dlib, surrogate, crops[0], probe.face.landmarks, z[1], z_ref_surrogate[0],
+                                         currently_matches=True, seed=0)
+    finally:
+        handle.remove()
+    assert grad_modes and not any(grad_modes)  # the target only ever judged, under no_grad
+    assert len(grad_modes) == result.target_checks
+    assert result.surrogate == "mobilefacenet" and result.transferred == result.flipped
+    assert result.transferred  # measured: this pair transfers at 16/255
+    assert result.linf <= result.linf_eps + 1e-9
+    again = transfer_counterfactual(dlib, surrogate, crops[0], probe.face.landmarks, z[1], z_ref_surrogate[0],
+                                    currently_matches=True, seed=0)
+    assert np.array_equal(again.image, result.image)
+    with pytest.raises(ValueError, match="another recognizer"):
+        transfer_counterfactual(dlib, dlib, crops[0], probe.face.landmarks, z[1], z[1], currently_matches=True)

@@ -1,0 +1,109 @@
+"""Report layer: figures, canonical JSON and offline HTML, on a hand-made explanation and model report
+(the end-to-end pipeline is tested in test_pipeline.py)."""
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from explainer.pipeline import ModelComparison, ModelReport, PairExplanation
+from explainer.reports import (comparison_figure, lbp_heatmap_figure, mi_figure, significance_figure,
+                               write_comparison_html, write_html)
+from explainer.reports.canonical import dumps
+from explainer.reports.figures import lbp_grid
+
+
+def _explanation() -> PairExplanation:
+    groups = {"shape": "structure", "hair_color": "texture", "glasses": "accessory"}
+    groups.update({f"lbp_r{r}_c{c}": "lbp" for r in range(7) for c in range(7)})
+    significance = {name: 0.1 * (k + 1) for k, name in enumerate(groups)}
+    significance["glasses"] = None
+    significance["lbp_r0_c0"] = None
+    rng = np.random.default_rng(0)
+    images = {name: rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for name in
+              ("probe_aligned", "reference_aligned", "counterfactual", "perturbation_amplified", "recovered_probe",
+               "recovered_reference", "recovered_counterfactual", "recovered_probe_attribute_crop")}
+    return PairExplanation(
+        decision={"match": True, "similarity": 0.3, "threshold": 0.513, "metric": "euclidean", "fmr": 1e-3,
+                  "threshold_source": "test", "recognizer": "dlib-resnet"},
+        counterfactual={"attack": "pgd", "flipped": True, "linf_eps": 1 / 255, "l2": 0.7, "similarity": 0.52,
+                        "transferred": None},
+        significance=significance, groups=groups, images=images, notes=["a note"], provenance={"seed": 0},
+        significance_flags={"glasses": "infinite", "lbp_r0_c0": "undefined"}, seconds={"total": 1.0})
+
+
+def test_ranking_puts_infinite_first_and_undefined_last():
+    expl = _explanation()
+    assert expl.ranking[0] == "glasses" and expl.ranking[-1] == "lbp_r0_c0"
+    assert expl.significant[0] == "glasses" and all(expl.significance[n] > 1 for n in expl.significant[1:])
+    values = [expl.significance[n] for n in expl.ranking[1:-1]]
+    assert values == sorted(values, reverse=True)
+
+
+def test_json_is_canonical_and_has_no_timings():
+    expl = _explanation()
+    text = expl.to_json()
+    assert text == expl.to_json()
+    payload = json.loads(text)
+    assert "seconds" not in payload and payload["significance"]["glasses"] is None
+    assert payload["significance_flags"]["glasses"] == "infinite"
+    assert set(payload) >= {"decision", "counterfactual", "significance", "provenance", "groups", "images"}
+    with pytest.raises(ValueError, match="non-finite"):
+        dumps({"x": math.inf})
+    assert dumps({"x": 0.1 + 0.2}) == dumps({"x": 0.3})  # rounded to 10 significant digits
+
+
+def test_figures_show_what_they_claim():
+    expl = _explanation()
+    figure = significance_figure(expl)
+    assert isinstance(figure, go.Figure)
+    assert any(shape.y0 == 1.0 and shape.y1 == 1.0 for shape in figure.layout.shapes)  # the s_a = 1 line
+    plotted = [x for trace in figure.data for x in trace.x]
+    assert "glasses" in plotted and not any(n.startswith("lbp_") for n in plotted)
+    grid = lbp_grid(expl)
+    assert grid.shape == (7, 7) and np.isnan(grid[0, 0])
+    assert grid[6, 6] == pytest.approx(expl.significance["lbp_r6_c6"])
+    heat = lbp_heatmap_figure(expl)
+    assert [type(t).__name__ for t in heat.data] == ["Image", "Heatmap"]
+
+
+def test_html_opens_offline_and_is_deterministic(tmp_path):
+    expl = _explanation()
+    first = write_html(expl, tmp_path / "a.html").read_text()
+    second = write_html(expl, tmp_path / "b.html").read_text()
+    assert first == second
+    # No external script: (plotly.js's own text mentions CDN urls for map tiles we never draw)
+    assert not re.search(r"<script[^>]*\bsrc=", first)
+    assert "Plotly.newPlot" in first and len(first) > 1_000_000  # plotly.js itself is inlined
+    assert first.count("data:image/png;base64,") >= 7  # the seven pictures (+ the heat map's face)
+
+
+def _report(pack: str, scale: float) -> ModelReport:
+    mi = {"shape": {"value": 0.8 * scale, "ci_low": 0.6 * scale, "ci_high": 1.0 * scale, "normalised": 0.8 * scale,
+                    "n": 50, "estimator": "ksg", "normalisation": "linfoot", "entropy": None},
+          "glasses": {"value": 0.2 * scale, "ci_low": 0.1 * scale, "ci_high": 0.3 * scale, "normalised": 0.3 * scale,
+                      "n": 50, "estimator": "miller-madow", "normalisation": "I/H(a)", "entropy": 0.6},
+          "hat": None}
+    return ModelReport(pack=pack, data="orl", n_images=50, n_faces=50, mi=mi,
+                       groups={"shape": "structure", "glasses": "accessory", "hat": "accessory"},
+                       kinds={"shape": "continuous", "glasses": "categorical", "hat": "categorical"},
+                       notes=[], provenance={})
+
+
+def test_model_figures(tmp_path):
+    a, b = _report("A", 1.0), _report("B", 0.5)
+    assert a.ranking == ["shape", "glasses", "hat"]
+    figure = mi_figure(a)
+    assert list(figure.data[0].x) == ["shape", "glasses"]
+    assert list(figure.data[0].error_y.array) == pytest.approx([0.2, 0.1])
+    comparison = ModelComparison(["A", "B"], "orl", {"A": a, "B": b})
+    bars = comparison_figure(comparison)
+    assert [t.name for t in bars.data] == ["A", "B"]
+    assert bars.data[0].y[0] > bars.data[1].y[0]
+    assert comparison.table()[2]["A"] is None
+    html = write_comparison_html(comparison, tmp_path / "c.html").read_text()
+    assert not re.search(r"<script[^>]*\bsrc=", html) and html.count("Plotly.newPlot") == 3

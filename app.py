@@ -30,10 +30,17 @@ QUEUE_SIZE = 16
 DELETE_CACHE = (300, 600)
 
 
+# Small recovered faces (64 px) are shown enlarged with visible pixels: enlarging must not look like
+# detail the model never had.
+CSS = """
+.face-output img { width: 100%; height: 100%; min-height: 200px; object-fit: contain; image-rendering: pixelated; }
+"""
+
+
 def _image(label: str, elem_id: str) -> gr.Image:
     # PNG: lossless, so a counterfactual's few-levels perturbation survives (webp would destroy it).
     return gr.Image(label=label, format="png", type="numpy", interactive=False, elem_id=elem_id,
-                    buttons=["download", "fullscreen"])
+                    elem_classes=["face-output"], height=240, buttons=["download", "fullscreen"])
 
 
 def _photo_input(label: str, elem_id: str) -> gr.Image:
@@ -117,7 +124,7 @@ def build_demo(handlers: Handlers | None = None) -> gr.Blocks:
 def launch_options() -> dict:
     """How the app is served: private by default (used by __main__ and by the tests)."""
     return dict(enable_monitoring=False, max_file_size=MAX_FILE_BYTES, share=False, ssr_mode=False,
-                mcp_server=False, pwa=False, show_error=False, footer_links=["api"])
+                mcp_server=False, pwa=False, show_error=False, footer_links=["api"], css=CSS)
 
 
 def _fetch_assets_on_spaces() -> None:

@@ -85,26 +85,40 @@ def test_read_photo_errors_are_plain(tmp_path):
 
 
 # -- handlers called directly on a real pair -------------------------------------------------------------
+def _two_faces(left: Path, right: Path) -> Image.Image:
+    """A picture with two people: `left` enlarged 1.5x (the largest face), `right` as it is."""
+    big = Image.open(left).convert("RGB")
+    big = big.resize((big.width * 3 // 2, big.height * 3 // 2), Image.BICUBIC)
+    small = Image.open(right).convert("RGB")
+    canvas = Image.new("RGB", (big.width + small.width + 40, big.height + 20), (128, 128, 128))
+    canvas.paste(big, (10, 10))
+    canvas.paste(small, (big.width + 30, 40))
+    return canvas
+
+
 @pytest.fixture(scope="session")
 def direct_explanation(handlers_module, examples, tmp_path_factory):
-    """One explain run through the handler, on a held-out ORL impostor pair given as two uploads: the
-    probe a private upload, the reference an example's bytes (public)."""
+    """One explain run through the handler on held-out ORL people, given as two uploads: the probe a
+    private picture with two faces (s31, enlarged, and s35), the reference an example's bytes (public)."""
     upload_folder = tmp_path_factory.mktemp("uploads")
     probe = upload_folder / "u1" / "probe.png"
     reference = upload_folder / "u2" / "reference.png"
     for target in (probe, reference):
         target.parent.mkdir()
-    # The probe as a user's own file (the example's pixels, saved again: other bytes, so not "public").
-    Image.open(examples[1].probe).save(probe, format="PNG", compress_level=9)
+    orl = assets.path("orl")
+    _two_faces(orl / "s31" / "1.pgm", orl / "s35" / "3.pgm").save(probe)
     shutil.copy(examples[1].reference, reference)
+    probe_copy = tmp_path_factory.mktemp("kept") / "probe.png"
+    shutil.copy(probe, probe_copy)  # the uploaded picture is deleted by the handler; the check needs it
     handlers = handlers_module.Handlers(upload_folder=upload_folder, keep_digests=digests(examples),
                                         work_dir=tmp_path_factory.mktemp("work"))
-    outputs = handlers.explain({"path": str(probe)}, {"path": str(reference)})
-    return outputs, probe, reference, examples[1]
+    with pytest.warns(UserWarning, match="2 faces found"):  # gr.Warning, outside a running app
+        outputs = handlers.explain({"path": str(probe)}, {"path": str(reference)})
+    return outputs, probe, reference, probe_copy
 
 
 def test_explain_handler_on_a_real_pair(direct_explanation, handlers_module):
-    outputs, probe, reference, pair = direct_explanation
+    outputs, probe, reference, probe_copy = direct_explanation
     names = list(handlers_module.EXPLAIN_IMAGES)
     assert len(outputs) == 2 + len(names) + 4
     markdown, details = outputs[:2]
@@ -112,20 +126,28 @@ def test_explain_handler_on_a_real_pair(direct_explanation, handlers_module):
     significance, heatmap, report_json, report_html = outputs[2 + len(names):]
     # The decision agrees with an independent verification of the same photos by the same model.
     decision = details["decision"]
-    recognizer = PACKS["dlib-dcgan"].recognizer
-    check = verify_pair(pair.probe, pair.reference, models=[recognizer])[0]
+    check = verify_pair(probe_copy, reference, models=[PACKS["dlib-dcgan"].recognizer])[0]
     assert decision["match"] == check.match
     assert decision["similarity"] == pytest.approx(check.score, abs=1e-4)
     assert decision["threshold"] == pytest.approx(check.threshold)
     assert markdown.startswith("## Match" if decision["match"] else "## No match")
     assert f"{decision['threshold']:.3f}" in markdown and "false-match rate" in markdown
+    # Several faces: the investigator is told which one was used.
+    assert "2 faces found; used the largest (left of centre)" in markdown
+    gain = details["counterfactual"]["perturbation_gain"]
+    assert f"amplified ×{gain}" in markdown
     for name, image in images.items():
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, name
         assert image.std() > 1, f"{name} is blank"
+    # The counterfactual is a small change of the aligned probe, and the amplified image shows exactly it.
+    delta = images["counterfactual"].astype(int) - images["probe_aligned"].astype(int)
+    assert 0 < np.abs(delta).max() <= round(details["counterfactual"]["linf_eps"] * 255) + 1
+    assert np.array_equal(images["perturbation_amplified"], np.clip(128 + gain * delta, 0, 255).astype(np.uint8))
     assert isinstance(significance, go.Figure) and isinstance(heatmap, go.Figure)
     assert len(significance.data) >= 1 and len(heatmap.data) >= 1
     report = json.loads(open(report_json).read())
     assert report["decision"]["match"] == decision["match"]
+    assert report["decision"]["similarity"] == pytest.approx(decision["similarity"], abs=1e-5)
     assert "<html" in open(report_html).read().lower()
     # The private upload is gone; the example's bytes stay (they are public and may be clicked again).
     assert not probe.exists() and reference.exists()
@@ -143,6 +165,48 @@ def test_explain_handler_errors_are_plain_and_uploads_still_go(handlers_module, 
         handlers.explain({"path": str(blank)}, str(reference))
     assert "No face was found" in caught.value.message and caught.value.title == "No face found"
     assert not blank.exists() and reference.exists()
+
+
+def test_compare_handler_on_the_uploaded_pair(handlers_module, examples, tmp_path):
+    pair = examples[0]  # the same held-out person twice
+    handlers = handlers_module.Handlers(upload_folder=tmp_path, work_dir=tmp_path / "work")
+    reading, figure, gallery = handlers.compare("dlib-dcgan", "mobilefacenet-dcgan", "pair",
+                                                str(pair.probe), str(pair.reference))
+    decisions = {}
+    for pack in ("dlib-dcgan", "mobilefacenet-dcgan"):
+        check = verify_pair(pair.probe, pair.reference, models=[PACKS[pack].recognizer])[0]
+        decisions[pack] = check.match
+        assert f"`{pack}`: **{'match' if check.match else 'no match'}**" in reading
+    assert ("agree" if len(set(decisions.values())) == 1 else "**disagree**") in reading.splitlines()[0]
+    assert [trace.name for trace in figure.data] == ["dlib-dcgan", "mobilefacenet-dcgan"]
+    captions = [caption for _, caption in gallery]
+    assert len(gallery) == 6 and sum(c.startswith("dlib-dcgan:") for c in captions) == 3
+    assert all(image.dtype == np.uint8 and image.std() > 1 for image, _ in gallery)
+
+
+def test_comparison_is_computed_once_then_read_back(handlers_module, tmp_path):
+    from explainer.app import comparisons
+    from explainer.reports import comparison_figure
+
+    photos = tmp_path / "photos"  # 12 photos of four held-out people: the fewest MI is estimated on
+    photos.mkdir()
+    for subject in (31, 32, 33, 34):
+        for photo in (1, 4, 8):
+            Image.open(assets.path("orl") / f"s{subject}" / f"{photo}.pgm").save(photos / f"s{subject}_{photo}.png")
+    packs = ("dlib-dcgan", "mobilefacenet-dcgan")
+    cache = tmp_path / "cache"
+    first = comparisons.comparison(packs, str(photos), folder=cache)
+    stored = list(cache.glob("*.json"))
+    assert len(stored) == 1
+    comparisons._MEMORY.clear()
+    again = comparisons.comparison(packs, str(photos), folder=cache)  # from disk: no recomputation
+    assert again is not first and again.to_json() == first.to_json()
+    assert list(cache.glob("*.json")) == stored
+    reading = handlers_module.read_differences(again)
+    assert reading.startswith("Over 12 faces") and all(f"`{p}`" in reading for p in packs)
+    assert [trace.name for trace in comparison_figure(again).data] == list(packs)
+    # Another seed is another result, under another key.
+    assert comparisons.cache_key(packs, str(photos), 1) != stored[0].stem
 
 
 # -- the launched app through gradio_client --------------------------------------------------------------
@@ -186,7 +250,9 @@ def test_api_explain_on_a_real_pair_keeps_no_upload(client, handlers_module, tmp
         assert plot["type"] == "plotly"
         assert json.loads(plot["plot"])["data"]
     report_json, report_html = result[4 + len(names):]
-    assert json.loads(open(report_json).read())["decision"] == details["decision"]
+    report = json.loads(open(report_json).read())
+    assert report["decision"]["match"] == details["decision"]["match"]
+    assert report["decision"]["similarity"] == pytest.approx(details["decision"]["similarity"], abs=1e-5)
     assert report_html.endswith(".html")
     # Neither upload is left on the server once the request is over.
     uploaded = {hashlib.sha256(p.read_bytes()).hexdigest() for p in photos}

@@ -13,12 +13,13 @@ It explains one face-recognition model's decision in attributes a person underst
    to the latent code of a face generator: the recovered face shows what the embedding keeps.
 2. **What a model keeps** (Compare models). Attributes (shape, expression, head pose, skin and hair colour,
    age, glasses, hat, earrings, more specific ones and a 7×7 grid of LBP texture cells) are estimated on the
-   photos and on their recovered faces; their mutual information, with a bootstrap interval, says how much
-   of each attribute survives in the embedding.
+   photos and on their recovered faces; their mutual information (in nats, with a 95 % interval, and
+   normalised to [0, 1] to compare attributes) says how much of each attribute survives in the embedding.
 3. **What decided this pair** (Explain a match). A minimal counterfactual: the smallest change to the probe
-   (PGD, or a transfer attack through another model) that flips the decision. For each attribute,
-   s_a = |a(probe) − a(counterfactual)| / |a(probe) − a(reference)|, measured on recovered faces: how far the
-   flip moved that attribute, relative to how far apart the two photos are in it.
+   (PGD on this model, or a transfer attack crafted on another model) that flips the decision. For each
+   attribute, s_a = ‖â(probe) − â(counterfactual)‖ / ‖â(probe) − â(reference)‖, measured on the recovered
+   faces: how far the flip moved that attribute, relative to how far apart the two photos are in it
+   (above 1: further than the whole difference between the two people).
 
 ### What it does not claim
 - A recovered face is **not a photo of the person**. It is the generator's rendering of what the embedding

@@ -105,7 +105,7 @@ def build_demo(handlers: Handlers | None = None) -> gr.Blocks:
             compare_run = gr.Button("Compare", variant="primary", elem_id="compare-button")
             reading = gr.Markdown(elem_id="reading")
             mi_plot = gr.Plot(label="Mutual information per attribute", elem_id="mi-plot")
-            recovered = gr.Gallery(label="Recovered faces per model", format="png", columns=4,
+            recovered = gr.Gallery(label="Photos, then the faces each model recovers from them", format="png", columns=4,
                                    elem_id="compare-gallery")
         compare_run.click(handlers.compare, inputs=[pack_a, pack_b, source, probe, reference],
                           outputs=[reading, mi_plot, recovered], api_name="compare", preprocess=False,

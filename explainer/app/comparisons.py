@@ -19,9 +19,11 @@ _MEMORY: dict[str, pipeline.ModelComparison] = {}
 
 
 def _source_digest() -> str:
-    """sha256 over facexplain's Python sources: a change to any estimator or measure retires old results."""
+    """sha256 over facexplain's library sources (not the app's own): a change to any estimator or measure
+    retires old results."""
     digest = hashlib.sha256()
-    for path in sorted(EXPLAINER_DIR.rglob("*.py")):
+    app_dir = Path(__file__).resolve().parent
+    for path in sorted(p for p in EXPLAINER_DIR.rglob("*.py") if app_dir not in p.parents):
         digest.update(str(path.relative_to(EXPLAINER_DIR)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -254,7 +254,7 @@ class Handlers:
                     discard([probe, reference], self.upload_folder, self.keep_digests)
             comparison = comparisons.comparison((pack_a, pack_b), source, progress=_stage_reporter(progress, 0.0, 0.9))
             progress(0.95, desc="recovered faces")
-            gallery = [item for pack in (pack_a, pack_b) for item in _recovered_gallery(pack, source)]
+            gallery = [*_photos_gallery(source), *_recovered_gallery(pack_a, source), *_recovered_gallery(pack_b, source)]
         except FacexplainError as error:
             raise _plain_error(error) from error
         return read_differences(comparison), reports.comparison_figure(comparison), gallery
@@ -289,15 +289,25 @@ class Handlers:
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
+def _gallery_paths(data: str) -> list[Path]:
+    """GALLERY_SIZE photos of the data set, evenly spaced (different people in the sorted data sets)."""
+    paths = pipeline.data_paths(data)
+    return [paths[k * len(paths) // GALLERY_SIZE] for k in range(GALLERY_SIZE)]
+
+
+@functools.lru_cache(maxsize=None)
+def _photos_gallery(data: str) -> tuple[tuple[np.ndarray, str], ...]:
+    return tuple((faces.load_image(path), f"photo: {path.parent.name}/{path.stem}") for path in _gallery_paths(data))
+
+
 @functools.lru_cache(maxsize=None)
 def _recovered_gallery(pack_name: str, data: str) -> tuple[tuple[np.ndarray, str], ...]:
-    """GALLERY_SIZE faces of the data set, evenly spaced, recovered by one pack feed-forward (as the
-    comparison recovers them), each captioned with the pack and the photo."""
+    """The gallery photos recovered by one pack feed-forward (as the comparison recovers them), each
+    captioned with the pack and the photo."""
     from explainer.generation.frame import to_uint8
     from explainer.packs import load_pack
 
-    paths = pipeline.data_paths(data)
-    chosen = [paths[k * len(paths) // GALLERY_SIZE] for k in range(GALLERY_SIZE)]
+    chosen = _gallery_paths(data)
     pack = load_pack(pack_name)
     with torch.no_grad():
         recovered = to_uint8(pack.recover(pack.embed(chosen)).images)

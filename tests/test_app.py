@@ -266,3 +266,24 @@ def test_compare_tab_lists_both_default_packs(client):
     for parameter in info["parameters"][:2]:
         choices = parameter["type"]["enum"]
         assert set(PACKS) <= set(choices), choices
+
+
+def test_served_privately(app_url, app_module, tmp_path):
+    import os
+
+    import httpx
+
+    from explainer.faces.image_io import MAX_FILE_BYTES
+
+    assert app_module.demo.analytics_enabled is False
+    assert httpx.get(f"{app_url}monitoring").status_code == 403  # monitoring off
+    big = tmp_path / "big.png"
+    with open(big, "wb") as handle:
+        handle.write(PNG_SIGNATURE)
+        handle.truncate(MAX_FILE_BYTES + 1)
+    with open(big, "rb") as handle:
+        response = httpx.post(f"{app_url}gradio_api/upload", files={"files": ("big.png", handle, "image/png")},
+                              timeout=60)
+    assert response.status_code == 413, response.text
+    assert not [p for p in Path(os.environ["GRADIO_TEMP_DIR"]).rglob("*") if p.is_file()
+                and p.stat().st_size > MAX_FILE_BYTES]

@@ -319,6 +319,76 @@ def add_explain_commands(sub, bench) -> None:
     bench_explain.set_defaults(func=cmd_bench_explain)
 
 
+
+# -- attributes ------------------------------------------------------------------------------------
+def _recovered_tensor(paths: list[str], decoder):
+    """Images in a decoder's canonical frame (e.g. `facexplain recover` PNGs, enlarged k times) as
+    [B, 3, s, s] in [0, 1] at the decoder's size; area-reduced when enlarged."""
+    import cv2
+    import numpy as np
+
+    from explainer.errors import ImageError
+    from explainer.faces import load_image, to_tensor
+
+    frames = []
+    for path in paths:
+        image = load_image(path)
+        height, width = image.shape[:2]
+        if height != width or height % decoder.size:
+            raise ImageError(f"{path}: {width}x{height} is not a {decoder.name} frame ({decoder.size} px, or a "
+                             "whole multiple of it); give photos without --recovered")
+        if height != decoder.size:
+            image = cv2.resize(image, (decoder.size, decoder.size), interpolation=cv2.INTER_AREA)
+        frames.append(image)
+    return to_tensor(np.stack(frames))
+
+
+def attributes_payload(paths: list[str], results: dict) -> dict:
+    """{"images": {PATH: {ATTR: {"value": [float | None, ...], "valid": bool}}}}; invalid values are null."""
+    images = {}
+    for k, path in enumerate(paths):
+        images[path] = {name: {"value": [float(v) if valid[k] else None for v in values[k]],
+                               "valid": bool(valid[k])} for name, (values, valid) in results.items()}
+    return {"images": images}
+
+
+def cmd_attributes(args) -> int:
+    from explainer.attributes import crops_from_decoder, crops_from_photos, estimate_all
+
+    if args.recovered:
+        from explainer.packs import PACKS, load_decoder
+
+        name = _known_pack(args.pack)
+        if name is None:
+            return 2
+        decoder = load_decoder(PACKS[name].decoder)
+        crops = crops_from_decoder(_recovered_tensor(args.images, decoder), decoder)
+    else:
+        crops = crops_from_photos(args.images)
+    results = estimate_all(crops)
+    payload = attributes_payload(args.images, results)
+    core = ("expression", "head_pose", "age", "glasses", "hat", "earrings")
+    rows = []
+    for path in args.images:
+        entry = payload["images"][path]
+        valid = sum(a["valid"] for a in entry.values())
+        pose = entry["head_pose"]["value"]
+        rows.append([Path(path).name, f"{valid}/{len(entry)}",
+                     f"{entry['age']['value'][0]:.0f}" if entry["age"]["valid"] else "-",
+                     "/".join(f"{v:.0f}" for v in pose) if entry["head_pose"]["valid"] else "-",
+                     *[f"{entry[a]['value'][0]:.2f}" if entry[a]["valid"] else "-" for a in core[3:]]])
+    _print_table(["image", "valid", "age", "yaw/pitch/roll", "glasses", "hat", "earrings"], rows)
+    _write_json(args.json, payload)
+    return 0
+
+
+def cmd_bench_attributes(args) -> int:
+    from explainer.bench.attributes import run
+
+    _write_json(args.json, run())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facexplain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -356,6 +426,18 @@ def build_parser() -> argparse.ArgumentParser:
     recover_bench.add_argument("--out", metavar="DIR", help="write a grid of photos / recovered faces here")
     recover_bench.add_argument("--refine-steps", type=int, default=30, metavar="N")
     recover_bench.set_defaults(func=cmd_bench_recover)
+
+    attributes_bench = bench.add_parser("attributes", help="attribute estimators: validity, speed, agreement checks")
+    attributes_bench.add_argument("--json", metavar="FILE")
+    attributes_bench.set_defaults(func=cmd_bench_attributes)
+
+    attributes = sub.add_parser("attributes", help="estimate all 82 attributes of faces (photos or recovered faces)")
+    attributes.add_argument("images", nargs="+", metavar="IMAGE")
+    attributes.add_argument("--json", metavar="OUT", help="write {images: {PATH: {ATTR: {value, valid}}}}")
+    attributes.add_argument("--recovered", action="store_true",
+                            help="the images are recovered faces in a decoder's canonical frame (no detector)")
+    attributes.add_argument("--pack", metavar="P", help="with --recovered: the pack whose decoder made them")
+    attributes.set_defaults(func=cmd_attributes)
 
     recover = sub.add_parser("recover", help="recover the face a recognizer sees in a photo")
     recover.add_argument("image")

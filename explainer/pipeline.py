@@ -101,8 +101,15 @@ class PairExplanation:
         return [n for n in self.ranking if self.significance_flags.get(n) == "infinite"
                 or (self.significance.get(n) is not None and self.significance[n] > 1.0)]
 
+    @property
+    def scored(self) -> list[str]:
+        """Attributes with an s_a (finite or infinite), in ranking order."""
+        return [n for n in self.ranking if self.significance.get(n) is not None
+                or self.significance_flags.get(n) == "infinite"]
+
     def top(self, n: int = 10) -> list[str]:
-        return self.ranking[:n]
+        """The n highest-ranked attributes that have an s_a (fewer when fewer were scored)."""
+        return self.scored[:n]
 
     def as_dict(self) -> dict:
         return {"decision": self.decision, "counterfactual": self.counterfactual, "significance": self.significance,
@@ -259,7 +266,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
     counterfactual["perturbation_gain"] = gain
     counterfactual["recovered_similarity"] = [float(s) for s in recovery.similarity]
     provenance = {"inputs": inputs, "pack": pack_provenance(pack), "parameters": parameters,
-                  "attributes": {"count": len(groups), "names_sha256": _names_digest(groups)},
+                  "attributes": _attributes_provenance(groups),
                   "versions": library_versions()}
     if surrogate_info is not None:
         provenance["surrogate"] = surrogate_info
@@ -268,10 +275,17 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
                            seconds=seconds)
 
 
-def _names_digest(names) -> str:
+def _attributes_provenance(names) -> dict:
+    """The estimator set (count and a digest of the names in order) and the fitted data files it reads."""
     import hashlib
 
-    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+    from explainer import attributes
+    from explainer.reports.provenance import file_sha256
+
+    folder = Path(attributes.__file__).parent / "data"
+    data = {p.name: file_sha256(p) for p in sorted(folder.glob("*")) if p.is_file()} if folder.is_dir() else {}
+    return {"count": len(names), "names_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest(),
+            "data_sha256": data}
 
 
 # -- analyze_model ---------------------------------------------------------------------------------------
@@ -442,6 +456,7 @@ def _analyze(pack, photos: _Photos, data_name: str, seed: int, refine_steps: int
     if photos.skipped:
         notes.append(f"{len(photos.skipped)} photos without a usable face were left out: " + "; ".join(photos.skipped))
     provenance = {"data": {"name": data_name, "files_sha256": photos.digest, "n_images": photos.n_images},
+                  "attributes": _attributes_provenance(groups),
                   "pack": pack_provenance(pack),
                   "parameters": {"seed": seed, "refine_steps": refine_steps, "n_boot": n_boot, "k": 3,
                                  "confidence": 0.95, "min_samples": MIN_MI_SAMPLES,
@@ -492,9 +507,15 @@ def compare_models(packs: Sequence, data="orl", seed: int = 0, progress: Progres
 
 # -- the model-randomisation sanity check (Adebayo et al. 2018) ------------------------------------------
 def randomised_pack(pack, seed: int = 0):
-    """A copy of `pack` whose recognizer has every weight matrix / kernel re-drawn at random (Kaiming normal)
-    and keeps its 1-D parameters and buffers; transformer and decoder unchanged. An explanation method
-    that reads the model must report clearly less attribute information for it."""
+    """A copy of `pack` whose recognizer has every weight matrix / kernel re-drawn at random; transformer and
+    decoder unchanged. An explanation method that reads the model must report clearly less attribute
+    information for it.
+
+    Each tensor is redrawn from a normal with the trained tensor's own mean and standard deviation: a
+    plain Kaiming re-initialisation under the trained per-channel scales of dlib's ResNet overflows
+    float32 within its 29 layers (embeddings of norm inf), which would make the check trivially pass.
+    1-D parameters (biases, per-channel scales) and buffers are kept, as in Adebayo et al.'s weight
+    re-initialisation."""
     from explainer.packs import Pack
 
     pack = _resolve_pack(pack)
@@ -503,7 +524,7 @@ def randomised_pack(pack, seed: int = 0):
     with torch.no_grad():
         for name, parameter in sorted(recognizer.named_parameters()):
             if parameter.ndim >= 2:
-                fan_in = parameter[0].numel()
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
+                mean, std = parameter.mean(), parameter.std()
+                parameter.copy_(mean + std * torch.randn(parameter.shape, generator=generator))
     recognizer.threshold = pack.recognizer.threshold
     return Pack(f"{pack.name}+random-F", recognizer, pack.decoder, pack.transformer, {"note": "randomised recognizer"})

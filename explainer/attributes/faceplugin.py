@@ -171,7 +171,7 @@ MAX_OUTSIDE = 0.5
 def _face_in_view(batch: FaceBatch) -> np.ndarray:
     x0, y0, x1, y1 = (int(round(v)) for v in FACE_BOX)
     window = batch.outside[:, max(y0, 0):y1, max(x0, 0):x1]
-    return window.mean((1, 2)) <= MAX_OUTSIDE
+    return (window.mean((1, 2)) <= MAX_OUTSIDE) & batch.face_present
 
 
 class HeadPose(AttributeEstimator):

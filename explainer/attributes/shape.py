@@ -65,15 +65,17 @@ class ShapeBasis:
     def coefficients(self, points: np.ndarray) -> np.ndarray:
         """Whitened PCA coefficients [N, K] of landmark sets [N, 68, 2]."""
         centred = procrustes(points, self.mean).reshape(len(points), -1) - self.mean.reshape(-1)
-        return centred @ self.components.T / self.stddev
+        # Row by row (matrix-vector products): a face's coefficients must not depend, even in the last
+        # bit, on which other faces share its batch (BLAS blocks matrix products by batch size).
+        return np.stack([self.components @ row for row in centred]) / self.stddev
 
     def residual(self, points: np.ndarray) -> np.ndarray:
         """[N]: how far each shape lies off the shape space: the norm of what the K components do not
         explain plus the Mahalanobis length of what they do, beyond 4 standard deviations (a face far
         outside the training cloud in any kept direction is implausible too)."""
         centred = procrustes(points, self.mean).reshape(len(points), -1) - self.mean.reshape(-1)
-        coefficients = centred @ self.components.T
-        off_space = np.linalg.norm(centred - coefficients @ self.components, axis=1)
+        coefficients = np.stack([self.components @ row for row in centred])
+        off_space = np.linalg.norm(centred - np.stack([c @ self.components for c in coefficients]), axis=1)
         beyond = np.clip(np.abs(coefficients / self.stddev) - 4.0, 0, None)
         return off_space + 0.01 * np.linalg.norm(beyond, axis=1)
 

@@ -143,8 +143,14 @@ def test_explain_handler_on_a_real_pair(direct_explanation, handlers_module):
     delta = images["counterfactual"].astype(int) - images["probe_aligned"].astype(int)
     assert 0 < np.abs(delta).max() <= round(details["counterfactual"]["linf_eps"] * 255) + 1
     assert np.array_equal(images["perturbation_amplified"], np.clip(128 + gain * delta, 0, 255).astype(np.uint8))
+    # The s_a chart has a bar for every named attribute that could be measured (which ones can depends on
+    # the recovered faces), and says so when none could; the LBP map always has its 7x7 cells.
     assert isinstance(significance, go.Figure) and isinstance(heatmap, go.Figure)
-    assert len(significance.data) >= 1 and len(heatmap.data) >= 1
+    charted = [x for trace in significance.data for x in trace.x]
+    assert set(details["top_attributes"]) <= set(charted)
+    if not charted:
+        assert "could be measured" in significance.layout.annotations[-1].text
+    assert np.asarray(heatmap.data[-1].z).shape == (7, 7)
     report = json.loads(open(report_json).read())
     assert report["decision"]["match"] == decision["match"]
     assert report["decision"]["similarity"] == pytest.approx(decision["similarity"], abs=1e-5)

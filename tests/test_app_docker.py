@@ -32,7 +32,8 @@ def _makefile() -> tuple[dict[str, str], dict[str, tuple[list[str], list[str]]]]
         return text
 
     variables = {k: expand(v) for k, v in variables.items()}
-    return variables, {t: ([expand(p) for p in pre], [expand(r) for r in rec]) for t, (pre, rec) in targets.items()}
+    return variables, {expand(t): ([expand(p) for p in pre], [expand(r) for r in rec])
+                       for t, (pre, rec) in targets.items()}
 
 
 def _dockerfile() -> list[tuple[str, str]]:
@@ -98,6 +99,11 @@ def test_spaces_files_match_the_project():
     assert (ROOT / front["app_file"]).is_file()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = project["dependencies"] + project["optional-dependencies"]["app"]
+    # ... then the run-time packages `make setup` installs with --no-deps (insightface is for tests only).
+    variables, targets = _makefile()
+    no_deps = [re.search(r'--no-deps "([^"]+)"', line)[1] for line in targets[f"{variables['VENV']}/.installed"][1]
+               if "--no-deps" in line]
+    wanted += [spec for spec in no_deps if not spec.startswith("insightface")]
     listed = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
               if line.strip() and not line.startswith("#")]
     assert listed == wanted

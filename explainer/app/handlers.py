@@ -135,6 +135,16 @@ def summary(expl) -> dict:
             "significant": expl.significant, "notes": list(expl.notes)}
 
 
+def _significance_figure(expl):
+    """The s_a chart; when no named attribute could be measured it says so instead of staying blank."""
+    figure = reports.significance_figure(expl)
+    if not _named_ranking(expl):
+        figure.add_annotation(text="No named attribute could be measured on these recovered faces;<br>"
+                                   "the LBP texture map beside this still can.",
+                              xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 15})
+    return figure
+
+
 def read_differences(comparison) -> str:
     """A few sentences on where two models differ: attributes whose MI intervals do not overlap."""
     (name_a, report_a), (name_b, report_b) = [(p, comparison.reports[p]) for p in comparison.packs[:2]]
@@ -234,7 +244,7 @@ class Handlers:
             if _is_face_note(note):
                 gr.Warning(note)  # several faces: say which one was used
         return (decision_markdown(expl), summary(expl), *[expl.images[name] for name in EXPLAIN_IMAGES],
-                reports.significance_figure(expl), reports.lbp_heatmap_figure(expl),
+                _significance_figure(expl), reports.lbp_heatmap_figure(expl),
                 str(saved["report.json"]), str(saved["report.html"]))
 
     def compare(self, pack_a: str, pack_b: str, source: str = "orl", probe: Upload | None = None,

@@ -293,3 +293,17 @@ def test_served_privately(app_url, app_module, tmp_path):
     assert response.status_code == 413, response.text
     assert not [p for p in Path(os.environ["GRADIO_TEMP_DIR"]).rglob("*") if p.is_file()
                 and p.stat().st_size > MAX_FILE_BYTES]
+
+
+def test_readme_gradio_client_example_runs(app_url, examples, capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    snippet = readme.split("Scripting it with")[1].split("```python\n")[1].split("```")[0]
+    pair = examples[3]  # colour portraits of two held-out people
+    snippet = (snippet.replace("http://127.0.0.1:7860/", app_url)
+               .replace('"probe.jpg"', repr(str(pair.probe))).replace('"reference.jpg"', repr(str(pair.reference))))
+    namespace: dict = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    assert set(namespace["details"]["decision"]) >= {"match", "similarity", "threshold", "metric", "fmr"}
+    assert namespace["decision_md"].startswith(("## Match", "## No match"))
+    assert open(namespace["recovered_counterfactual"], "rb").read(8) == PNG_SIGNATURE
+    assert "'match'" in capsys.readouterr().out

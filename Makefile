@@ -9,7 +9,7 @@ OUT ?= out
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -e ".[test]"
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[app,test]"
 	# insightface: reference ArcFace alignment for the tests. --no-deps: it requires the GUI build of
 	# opencv-python, which would overwrite opencv-python-headless's cv2.
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps "insightface==2.1"
@@ -23,8 +23,9 @@ setup: $(VENV)/.installed assets
 assets: $(VENV)/.installed
 	$(FX) assets fetch
 
+# The app on http://127.0.0.1:7860 (app.py's defaults; GRADIO_SERVER_NAME/PORT override them).
 demo: setup
-	$(FX) verify --example
+	GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 $(PY) app.py
 
 test: setup
 	$(PY) -m pytest -q -ra

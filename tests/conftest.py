@@ -71,3 +71,35 @@ def tiny_decoder_run(tmp_path_factory, tiny_face_folder, single_thread) -> Path:
     out = tmp_path_factory.mktemp("decoder")
     assert main(["decoder", "--config", "cpu-tiny", "--out", str(out), "--data", str(tiny_face_folder)]) == 0
     return out
+
+
+# -- the app (tests/test_app*.py): one in-process server per session -----------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_module(tmp_path_factory):
+    """app.py imported with the privacy settings the tests, CI and the Dockerfile all use, and an upload
+    folder of its own (so tests can see what is left in it)."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio"))
+    import app
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def app_url(app_module):
+    """The app launched in-process (as `make demo` does, on a free port); its local URL."""
+    app_module.demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(),
+                           quiet=True, **app_module.launch_options())
+    yield app_module.demo.local_url
+    app_module.demo.close()

@@ -1,0 +1,144 @@
+"""facexplain's web app: Gradio layout and wiring only; the logic is in explainer.app.
+
+    python app.py        # serves http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override)
+
+The main event is the API endpoint "/explain" (probe and reference first, the rest optional); the
+README shows how to call it with gradio_client.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+
+# Privacy first: no analytics, no version check, no Hub calls (set before gradio is imported).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import gradio as gr  # noqa: E402
+
+from explainer.app import about  # noqa: E402
+from explainer.app.examples import digests, example_pairs  # noqa: E402
+from explainer.app.handlers import (  # noqa: E402
+    COMPARE_SOURCES, EXPLAIN_IMAGES, Handlers, attack_choices, pack_choices)
+from explainer.faces.image_io import MAX_FILE_BYTES  # noqa: E402
+from explainer.packs import DEFAULT_PACK, PACKS  # noqa: E402
+
+# Heavy model work runs one request at a time (the CPU is the bottleneck); others wait in the queue.
+CONCURRENCY = 1
+QUEUE_SIZE = 16
+# Gradio's copies of result images and reports are deleted on this schedule (every 5 min, older than 10).
+DELETE_CACHE = (300, 600)
+
+
+# Small recovered faces (64 px) are shown enlarged with visible pixels: enlarging must not look like
+# detail the model never had.
+CSS = """
+.face-output img { width: 100%; height: 100%; min-height: 200px; object-fit: contain; image-rendering: pixelated; }
+"""
+
+
+def _image(label: str, elem_id: str) -> gr.Image:
+    # PNG: lossless, so a counterfactual's few-levels perturbation survives (webp would destroy it).
+    return gr.Image(label=label, format="png", type="numpy", interactive=False, elem_id=elem_id,
+                    elem_classes=["face-output"], height=240, buttons=["download", "fullscreen"])
+
+
+def _photo_input(label: str, elem_id: str) -> gr.Image:
+    # type/image_mode: the handler gets the uploaded file as is and decodes it with facexplain's own
+    # bounded loader (the events run with preprocess=False), so bad files get a plain-language error.
+    return gr.Image(label=label, type="filepath", image_mode=None, format="png",
+                    sources=["upload", "clipboard"], elem_id=elem_id)
+
+
+def build_demo(handlers: Handlers | None = None) -> gr.Blocks:
+    pairs = example_pairs()
+    handlers = handlers or Handlers(keep_digests=digests(pairs))
+    atexit.register(handlers.close)
+    with gr.Blocks(title="facexplain", analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
+        gr.Markdown("# facexplain\nWhy did a face-recognition model say *match* or *no match*? Recovered "
+                    "faces, a minimal counterfactual and the attributes it moved (Ren et al., IEEE TIFS 2024).")
+        with gr.Tab("Explain a match", id="explain"):
+            with gr.Row():
+                probe = _photo_input("Probe photo", "probe")
+                reference = _photo_input("Reference photo", "reference")
+            with gr.Row():
+                pack = gr.Dropdown(pack_choices(), value=DEFAULT_PACK, label="Model pack", elem_id="pack")
+                attack = gr.Radio(attack_choices(), value="pgd", label="Counterfactual attack", elem_id="attack")
+                seed = gr.Number(0, precision=0, label="Seed", elem_id="seed", minimum=0)
+            run = gr.Button("Explain", variant="primary", elem_id="explain-button")
+            gr.Examples([[str(p.probe), str(p.reference)] for p in pairs], inputs=[probe, reference],
+                        example_labels=[p.label for p in pairs], label="Example pairs (held-out people)",
+                        elem_id="examples")
+            decision = gr.Markdown(elem_id="decision")
+            images = {}
+            for title, names in [("Aligned inputs", ["probe_aligned", "reference_aligned"]),
+                                 ("Recovered faces: what each embedding keeps",
+                                  ["recovered_probe", "recovered_reference", "recovered_counterfactual"]),
+                                 ("Counterfactual", ["counterfactual", "perturbation_amplified"])]:
+                gr.Markdown(f"### {title}")
+                with gr.Row():
+                    for name in names:
+                        images[name] = _image(EXPLAIN_IMAGES[name], name.replace("_", "-"))
+            with gr.Row():
+                significance = gr.Plot(label="Attribute significance s_a", elem_id="significance-plot")
+                heatmap = gr.Plot(label="LBP texture significance over the face", elem_id="lbp-plot")
+            with gr.Row():
+                report_json = gr.File(label="Report (JSON)", elem_id="report-json")
+                report_html = gr.File(label="Report (HTML)", elem_id="report-html")
+            with gr.Accordion("Decision as data", open=False):
+                details = gr.JSON(elem_id="details")
+        run.click(handlers.explain, inputs=[probe, reference, pack, attack, seed],
+                  outputs=[decision, details, *[images[n] for n in EXPLAIN_IMAGES], significance, heatmap,
+                           report_json, report_html],
+                  api_name="explain", preprocess=False, concurrency_id="models")
+
+        with gr.Tab("Compare models", id="compare"):
+            gr.Markdown("Which attributes does each model keep? Mutual information between attributes of "
+                        "photos and of their recovered faces, with 95 % bootstrap intervals; the first run "
+                        "over a data set takes a while, later ones are cached.")
+            with gr.Row():
+                names = list(PACKS)
+                pack_a = gr.Dropdown(pack_choices(), value=names[0], label="Model A", elem_id="pack-a")
+                pack_b = gr.Dropdown(pack_choices(), value=names[-1], label="Model B", elem_id="pack-b")
+                source = gr.Radio([(label, key) for key, label in COMPARE_SOURCES.items()],
+                                  value=next(iter(COMPARE_SOURCES)), label="Over", elem_id="compare-source")
+            compare_run = gr.Button("Compare", variant="primary", elem_id="compare-button")
+            reading = gr.Markdown(elem_id="reading")
+            mi_plot = gr.Plot(label="Mutual information per attribute", elem_id="mi-plot")
+            recovered = gr.Gallery(label="Photos, then the faces each model recovers from them", format="png", columns=4,
+                                   elem_id="compare-gallery")
+        compare_run.click(handlers.compare, inputs=[pack_a, pack_b, source, probe, reference],
+                          outputs=[reading, mi_plot, recovered], api_name="compare", preprocess=False,
+                          concurrency_id="models")
+
+        with gr.Tab("About", id="about"):
+            gr.Markdown(about.METHOD)
+            with gr.Accordion("Model cards", open=False):
+                gr.Markdown(about.model_cards())
+            with gr.Accordion("Licences of every model and data set", open=False):
+                gr.Markdown(about.licences())
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+def launch_options() -> dict:
+    """How the app is served: private by default (used by __main__ and by the tests)."""
+    return dict(enable_monitoring=False, max_file_size=MAX_FILE_BYTES, share=False, ssr_mode=False,
+                mcp_server=False, pwa=False, show_error=False, footer_links=["api"], css=CSS)
+
+
+def _fetch_assets_on_spaces() -> None:
+    """Hugging Face Spaces (sdk: gradio) run no set-up step of ours: fetch the packages on first start."""
+    if os.environ.get("SPACE_ID"):
+        from explainer.assets.fetch import fetch
+        from explainer.recognition.registry import convert_all
+
+        fetch()
+        convert_all()
+
+
+_fetch_assets_on_spaces()
+demo = build_demo()
+
+if __name__ == "__main__":
+    demo.launch(**launch_options())  # 127.0.0.1:7860 unless GRADIO_SERVER_NAME/PORT say otherwise

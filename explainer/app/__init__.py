@@ -1,0 +1,8 @@
+"""The web app's logic, kept apart from its Gradio layout (`app.py`) so it can be tested without a server.
+
+    examples     sample photo pairs from the offline data sets, written to the cache as PNG at start
+    uploads      reading uploaded photos, and deleting them once a request is over
+    comparisons  model comparisons over data sets, computed once and kept (memory and disk)
+    handlers     the app's events: thin calls into explainer.pipeline that shape results for the UI
+    about        the About tab: what the method claims, model cards, licences
+"""

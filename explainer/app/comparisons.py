@@ -1,0 +1,72 @@
+"""Model comparisons over offline data sets, computed once and kept: in memory, and on disk in the cache.
+
+A comparison over the 100 held-out ORL photos takes minutes on a CPU, and its inputs never change
+between runs of the app, so the result is stored as its canonical JSON under a key that changes with
+anything it depends on: the packs' weight hashes, the data files, the seed, library versions and
+facexplain's own source code. A stale result is never read; an old one is simply never asked for.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from explainer import assets, faces, pipeline
+
+EXPLAINER_DIR = Path(__file__).resolve().parents[1]
+_MEMORY: dict[str, pipeline.ModelComparison] = {}
+
+
+def _source_digest() -> str:
+    """sha256 over facexplain's library sources (not the app's own): a change to any estimator or measure
+    retires old results."""
+    digest = hashlib.sha256()
+    app_dir = Path(__file__).resolve().parent
+    for path in sorted(p for p in EXPLAINER_DIR.rglob("*.py") if app_dir not in p.parents):
+        digest.update(str(path.relative_to(EXPLAINER_DIR)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(packs: tuple[str, ...], data: str, seed: int) -> str:
+    from explainer.packs import load_pack
+    from explainer.reports.provenance import library_versions, pack_provenance
+
+    identity = {"packs": [pack_provenance(load_pack(p)) for p in packs], "data": data, "seed": seed,
+                "files": [faces.sha256_of(p) for p in pipeline.data_paths(data)],
+                "versions": library_versions(), "source": _source_digest()}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def from_dict(payload: dict) -> pipeline.ModelComparison:
+    """A ModelComparison back from its as_dict() (derived fields such as rankings are recomputed)."""
+    fields = {f.name for f in dataclasses.fields(pipeline.ModelReport)}
+    # Canonical JSON sorts object keys; the attributes' own order (the estimators') survives in "table".
+    order = [row["attribute"] for row in payload["table"]]
+    reports = {}
+    for pack, report in payload["reports"].items():
+        report = {k: v for k, v in report.items() if k in fields}
+        for key in ("mi", "groups", "kinds"):
+            report[key] = {name: report[key][name] for name in order if name in report[key]}
+        reports[pack] = pipeline.ModelReport(**report)
+    return pipeline.ModelComparison(list(payload["packs"]), payload["data"], reports)
+
+
+def comparison(packs: tuple[str, ...], data: str, seed: int = 0, progress=None,
+               folder: Path | None = None) -> pipeline.ModelComparison:
+    """compare_models(packs, data, seed), from memory or the disk cache when it was computed before."""
+    key = cache_key(packs, data, seed)
+    if key in _MEMORY:
+        return _MEMORY[key]
+    path = (folder or assets.home() / "app" / "comparisons") / f"{key}.json"
+    if path.is_file():
+        result = from_dict(json.loads(path.read_text()))
+    else:
+        result = pipeline.compare_models(list(packs), data=data, seed=seed, progress=progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(".tmp")
+        staging.write_text(result.to_json())
+        staging.replace(path)  # atomic: a crash never leaves half a result to be read later
+    _MEMORY[key] = result
+    return result

@@ -24,11 +24,6 @@ class LossWeights:
     # Not in Eq. 11, ours: (batch mean of face L* recovered - original)^2 / 100 on real photos. Without
     # it recovered faces came out ~20 L* darker; per-face matching cost identity, the batch mean did not.
     lightness: float = 1.0
-    # Not in Eq. 11, ours: mirror equivariance on real photos, L1 between the recovery of a mirrored photo
-    # and the mirrored recovery of the photo. F barely tells a face from its mirror image, so a recovery
-    # that differs from its own mirror (a head turned one way) is the decoder's invention, not F's: without
-    # this term dlib-dcgan recovered every held-out face turned ~45 degrees the same way.
-    mirror: float = 0.0
 
 
 @dataclass(frozen=True)

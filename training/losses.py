@@ -104,9 +104,3 @@ def perceptual_distance(kind: str, fallback: str | None = None,
         return model(recovered, target, normalize=True).flatten()  # normalize: [0, 1] -> [-1, 1]
 
     return kind, distance
-
-
-def mirror_gap(recovered: torch.Tensor, recovered_of_mirrors: torch.Tensor) -> torch.Tensor:
-    """Per-sample [B] mean absolute difference between the mirrored recoveries of photos and the recoveries
-    of the mirrored photos (both in the decoder's left-right symmetric frame)."""
-    return (recovered.flip(-1) - recovered_of_mirrors).abs().mean(dim=(1, 2, 3))

@@ -110,16 +110,10 @@ def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distr
     log_file = open(out_dir / "log.jsonl", "a" if start_step else "w") if run.is_main else None
     started = time.perf_counter()
     n_real = config.batch_real
-    if weights.mirror and n_real % 2:
-        raise ValueError(f"the mirror term pairs photos with their mirror images: batch_real must be even, got {n_real}")
     try:
         for step in tqdm(range(start_step + 1, steps + 1), initial=start_step, total=steps, unit="step",
                          desc=f"train {config.name}", disable=None if run.is_main else True):
-            if offline and weights.mirror:  # photos and their mirror images, in that order
-                first = torch.randint(len(real.embeddings), (n_real // 2,), generator=draw)
-                pick_real = torch.cat([first, (first + len(real.embeddings) // 2) % len(real.embeddings)]).to(device)
-                real_embeddings, real_targets = real.embeddings[pick_real], real.targets[pick_real]
-            elif offline:
+            if offline:
                 pick_real = torch.randint(len(real.embeddings), (n_real,), generator=draw).to(device)
                 real_embeddings, real_targets = real.embeddings[pick_real], real.targets[pick_real]
             else:
@@ -156,9 +150,6 @@ def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distr
             terms["regularisation"] = decoder.prior_penalty(latents)
             if weights.lightness:
                 terms["lightness"] = losses.batch_lightness_gap(recovered[:n_real], real_targets, mask)
-            if offline and weights.mirror:
-                half = n_real // 2
-                terms["mirror"] = losses.mirror_gap(recovered[:half], recovered[half:2 * half])
             loss = sum(getattr(weights, name) * value.mean() for name, value in terms.items())
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -33,7 +33,7 @@ from explainer.attributes import estimate_all, estimators
 from explainer.attributes.accessories import is_test, labelled_crops, measure
 from explainer.attributes.base import FaceBatch
 from explainer.attributes.custom import MIRRORED_PAIRS, RATIOS
-from explainer.attributes.frame import check_crops, crops_from_decoder
+from explainer.attributes.frame import crops_from_decoder
 from explainer.attributes.landmarks import EYE_DISTANCE, dlib5_on_crops
 from explainer.faces import to_tensor
 

@@ -6,10 +6,10 @@ same provenance, byte for byte.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.metadata
 import platform
-from pathlib import Path
+
+from explainer.assets.fetch import sha256_file
 
 LIBRARIES = ("facexplain", "torch", "numpy", "scipy", "torchattacks", "plotly", "opencv-python-headless",
              "dlib-bin", "onnxruntime", "scikit-image")
@@ -25,13 +25,8 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-@functools.lru_cache(maxsize=None)
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+# Weight files are hashed once per process: a report names them but they do not change under it.
+file_sha256 = functools.lru_cache(maxsize=None)(sha256_file)
 
 
 def _asset_hashes(asset: str) -> dict[str, str]:

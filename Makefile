@@ -9,7 +9,7 @@ OUT ?= out
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -e ".[app,test]"
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[app,train,test]"
 	# insightface: reference ArcFace alignment for the tests. --no-deps: it requires the GUI build of
 	# opencv-python, which would overwrite opencv-python-headless's cv2.
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps "insightface==2.1"

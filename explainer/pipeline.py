@@ -27,7 +27,7 @@ import torch
 from explainer import datasets, faces
 from explainer.errors import FacexplainError
 from explainer.generation.frame import to_uint8
-from explainer.generation.recoverer import RefineSettings, _single_thread
+from explainer.generation.recoverer import RefineSettings, single_thread
 from explainer.measures import MIEstimate, mutual_information, significance
 from explainer.reports import canonical
 from explainer.reports.provenance import library_versions, pack_provenance, recognizer_provenance
@@ -185,7 +185,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
     recognizer = pack.recognizer
     notes: list[str] = []
     inputs = {"probe": _input_record(probe), "reference": _input_record(reference)}
-    with _single_thread():
+    with single_thread():
         # 1. faces and decision
         photos = {}
         for role, source in (("probe", probe), ("reference", reference)):
@@ -430,7 +430,7 @@ def _analyze(pack, photos: _Photos, data_name: str, seed: int, refine_steps: int
 
     start = time.perf_counter()
     recognizer = pack.recognizer
-    with _single_thread():
+    with single_thread():
         crops = faces.to_tensor(np.stack([faces.align(i, lm, recognizer.crop) for i, lm in zip(photos.images, photos.landmarks)]))
         with torch.no_grad():
             embeddings = torch.cat([recognizer(crops[k:k + 32]) for k in range(0, len(crops), 32)])
@@ -490,7 +490,7 @@ def analyze_model(pack, data="orl", seed: int = 0, progress: Progress = None, *,
     """
     start = time.perf_counter()
     pack = _resolve_pack(pack)
-    with _single_thread():
+    with single_thread():
         photos = _load_photos(data, progress, (0.0, 0.4))
     report = _analyze(pack, photos, _data_name(data), seed, refine_steps, n_boot, progress, (0.4, 1.0))
     report.seconds = {"total": time.perf_counter() - start, "images_per_second": photos.n_images / (time.perf_counter() - start)}
@@ -503,7 +503,7 @@ def compare_models(packs: Sequence, data="orl", seed: int = 0, progress: Progres
     packs = [_resolve_pack(p) for p in packs]
     if len(packs) < 2:
         raise ExplanationError("compare needs at least two packs")
-    with _single_thread():
+    with single_thread():
         photos = _load_photos(data, progress, (0.0, 0.3))
     reports = {}
     share = 0.7 / len(packs)

@@ -55,12 +55,10 @@ def tiny_face_folder(tmp_path_factory, real_photos) -> Path:
 def single_thread():
     """One intra-op thread for the tiny trainers: on a shared 2-core machine, OpenMP's spinning threads
     made each tiny step ~50x slower."""
-    import torch
+    from explainer.generation.recoverer import single_thread as one_thread
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from explainer.generation.recoverer import _single_thread
+from explainer.generation.recoverer import single_thread
 from explainer.recognition.base import Recognizer
 
 # A flip must clear the threshold by this fraction of it, so that last-bit differences (a PNG reloaded,
@@ -59,6 +59,6 @@ def single_threaded(function):
     multi-threaded reductions, and a forensic result must be reproducible (as refinement does)."""
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        with _single_thread():
+        with single_thread():
             return function(*args, **kwargs)
     return wrapper

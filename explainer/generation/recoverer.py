@@ -41,7 +41,7 @@ def identity_loss(recognizer: Recognizer, embeddings: torch.Tensor, targets: tor
 
 
 @contextlib.contextmanager
-def _single_thread():
+def single_thread():
     """One intra-op thread: multi-threaded reductions in the backward pass sum in an order that depends
     on timing, and refinement amplifies those last-bit differences into visibly different faces."""
     threads = torch.get_num_threads()
@@ -76,7 +76,7 @@ class Recoverer:
         (batched vs single convolutions, thread timing) grow into a different, equally good face within
         30 steps, and a forensic result must be reproducible and not depend on its batch-mates.
         """
-        with _single_thread():
+        with single_thread():
             return torch.cat([self._refine_one(latents[k:k + 1], targets[k:k + 1], settings)
                               for k in range(len(latents))])
 

@@ -24,6 +24,9 @@ class LossWeights:
     # Not in Eq. 11, ours: (batch mean of face L* recovered - original)^2 / 100 on real photos. Without
     # it recovered faces came out ~20 L* darker; per-face matching cost identity, the batch mean did not.
     lightness: float = 1.0
+    # Not in Eq. 11, ours: mean distance (in eye distances) between faceplugin's 68 landmarks on the recovered
+    # face and on the photo, both in the decoder's frame, on real photos. Against a turned-face collapse.
+    landmarks: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -104,3 +104,33 @@ def perceptual_distance(kind: str, fallback: str | None = None,
         return model(recovered, target, normalize=True).flatten()  # normalize: [0, 1] -> [-1, 1]
 
     return kind, distance
+
+
+class LandmarkDistance(torch.nn.Module):
+    """Differentiable distance between the 68 landmarks of two batches of decoder-frame faces [B, 3, S, S].
+
+    faceplugin's landmark network (converted with onnx2torch) reads the whole decoder frame as its 64x64
+    grey square (the frame spans crown to chin, ear to ear, as the network's face squares do); points come
+    in fractions of the square. The distance is the mean point distance in units of the mean inter-ocular
+    distance of the photos' points, per sample [B].
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        from onnx2torch import convert
+
+        from explainer import assets
+
+        self.net = convert(str(assets.path("faceplugin-landmark"))).eval().requires_grad_(False)
+
+    def points(self, images: torch.Tensor) -> torch.Tensor:
+        grey = (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2])[:, None]
+        grey = torch.nn.functional.interpolate(grey, size=(64, 64), mode="bilinear", align_corners=False,
+                                               antialias=True) if grey.shape[-1] != 64 else grey
+        return self.net(grey * (255.0 / 256.0)).reshape(len(images), 68, 2)  # fr_landmark.js: grey / 256
+
+    def forward(self, recovered: torch.Tensor, photos: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = self.points(photos)
+            eyes = (target[:, 36:42].mean(1) - target[:, 42:48].mean(1)).norm(dim=1).mean()
+        return (self.points(recovered) - target).norm(dim=2).mean(1) / eyes

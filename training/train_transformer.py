@@ -110,6 +110,7 @@ def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distr
     log_file = open(out_dir / "log.jsonl", "a" if start_step else "w") if run.is_main else None
     started = time.perf_counter()
     n_real = config.batch_real
+    landmark_distance = losses.LandmarkDistance().to(device) if config.weights.landmarks else None
     try:
         for step in tqdm(range(start_step + 1, steps + 1), initial=start_step, total=steps, unit="step",
                          desc=f"train {config.name}", disable=None if run.is_main else True):
@@ -150,6 +151,8 @@ def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distr
             terms["regularisation"] = decoder.prior_penalty(latents)
             if weights.lightness:
                 terms["lightness"] = losses.batch_lightness_gap(recovered[:n_real], real_targets, mask)
+            if weights.landmarks:
+                terms["landmarks"] = landmark_distance(recovered[:n_real], real_targets)
             loss = sum(getattr(weights, name) * value.mean() for name, value in terms.items())
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -6,6 +6,7 @@ The backend follows the device: NCCL between GPUs, gloo between CPU processes (w
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -56,6 +57,16 @@ def setup(device: str = "auto") -> Distributed:
 def teardown(run: Distributed) -> None:
     if run.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def session(device: str = "auto"):
+    """setup() on entry, teardown() on exit however the run ends: one process group per training run."""
+    run = setup(device)
+    try:
+        yield run
+    finally:
+        teardown(run)
 
 
 def mean_over_ranks(run: Distributed, values: dict[str, float]) -> dict[str, float]:

@@ -156,11 +156,8 @@ def train(config: DecoderTrainConfig, out_dir: Path, log=print,
           inspect: Callable[[dict[str, nn.Module]], None] | None = None) -> Path:
     """Train (or continue training) into `out_dir`; returns OUT/checkpoint.pt. `inspect`, if given, is
     called on every rank at the end with {"g", "d", "g_ema"} (the tests compare ranks with it)."""
-    run = distributed.setup(config.device)
-    try:
+    with distributed.session(config.device) as run:
         return _train(config, Path(out_dir), run, log, inspect)
-    finally:
-        distributed.teardown(run)
 
 
 def _train(config: DecoderTrainConfig, out_dir: Path, run: distributed.Distributed, log,

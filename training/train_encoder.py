@@ -51,11 +51,8 @@ def build_encoder(config: EncoderTrainConfig, latent_shape: tuple[int, int], mea
 def train(config: EncoderTrainConfig, out_dir: Path, log=print,
           inspect: Callable[[dict[str, nn.Module]], None] | None = None) -> Path:
     """Train (or continue) into `out_dir`; returns OUT/checkpoint.pt. `inspect` as in train_decoder."""
-    run = distributed.setup(config.device)
-    try:
+    with distributed.session(config.device) as run:
         return _train(config, Path(out_dir), run, log, inspect)
-    finally:
-        distributed.teardown(run)
 
 
 def _train(config: EncoderTrainConfig, out_dir: Path, run: distributed.Distributed, log, inspect) -> Path:

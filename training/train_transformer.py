@@ -45,11 +45,8 @@ ARCHITECTURE_FIELDS = ("recognizer", "decoder", "tanh", "residual_scale")
 def train(config: TransformerTrainConfig, out_dir: Path, log=print, inspect=None) -> Path:
     """Train (or continue) into `out_dir`; returns OUT/transformer.pt. `inspect`, if given, is called on
     every rank at the end with {"transformer": T} (the tests compare ranks with it)."""
-    run = distributed.setup(config.device)
-    try:
+    with distributed.session(config.device) as run:
         return _train(config, Path(out_dir), run, log, inspect)
-    finally:
-        distributed.teardown(run)
 
 
 def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distributed, log, inspect) -> Path:

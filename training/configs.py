@@ -75,7 +75,7 @@ TRANSFORMER_CONFIGS: dict[str, TransformerTrainConfig] = {c.name: c for c in [
     TransformerTrainConfig("cpu-tiny", "dlib-resnet", "dcgan-digiface", steps=2, batch_real=4, batch_synthetic=4,
                            synthetic_bank=16, max_real_faces=12, log_every=1),
     # dlib's transformer collapsed to one turned face without the landmark term (model card); weight 8
-    # keeps faces frontal without fooling the landmark net (weight 4 did), and its identity is best by 1,500 steps.
+    # keeps faces frontal without fooling the landmark net (weight 4 did); 1,500 steps is the run the card measures.
     TransformerTrainConfig("offline-dlib", "dlib-resnet", **{**_OFFLINE, "steps": 1500},
                            weights=LossWeights(landmarks=8.0)),
     TransformerTrainConfig("offline-mobilefacenet", "mobilefacenet", **_OFFLINE),

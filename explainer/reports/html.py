@@ -64,7 +64,6 @@ def _cell(value) -> str:
 
 def write_html(expl, path) -> Path:
     """The pair explanation as one HTML file: decision, images, s_a bars, LBP heat map, notes, provenance."""
-    path = Path(path)
     d, c = expl.decision, expl.counterfactual
     decision = "match" if d["match"] else "no match"
     kind = "distance, lower = more alike" if d["metric"] == "euclidean" else "cosine, higher = more alike"
@@ -81,20 +80,25 @@ def write_html(expl, path) -> Path:
                        for name, caption in IMAGE_CAPTIONS.items() if name in expl.images)
     top = _table([[n, expl.groups[n], "∞" if expl.significance_flags.get(n) == "infinite" else expl.significance.get(n)]
                   for n in expl.top(10)], ["attribute", "group", "s_a"])
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in expl.notes)
     body = (f"<h1>Why {html.escape(d['recognizer'])} said “{decision}”</h1>{summary}<h2>Faces</h2>{pictures}"
             f"<h2>Attribute significance</h2>{_figure_html(figures.significance_figure(expl), 'significance')}"
             f"<h3>Top 10</h3>{top}<h2>Texture (LBP) cells</h2>{_figure_html(figures.lbp_heatmap_figure(expl), 'lbp')}"
-            f"<h2>Notes</h2><ul>{notes}</ul><h2>Provenance</h2><pre>{html.escape(_provenance_text(expl.provenance))}</pre>")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_page("facexplain: pair explanation", body), encoding="utf-8")
-    return path
+            f"{_notes_and_provenance(expl.notes, expl.provenance)}")
+    return _write_page(path, "facexplain: pair explanation", body)
 
 
-def _provenance_text(provenance: dict) -> str:
+def _notes_and_provenance(notes: list[str], provenance: dict) -> str:
     from explainer.reports.canonical import dumps
 
-    return dumps(provenance)
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return f"<h2>Notes</h2><ul>{items}</ul><h2>Provenance</h2><pre>{html.escape(dumps(provenance))}</pre>"
+
+
+def _write_page(path, title: str, body: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_page(title, body), encoding="utf-8")
+    return path
 
 
 def _mi_table(report) -> str:
@@ -110,25 +114,17 @@ def _mi_table(report) -> str:
 
 def write_model_html(report, path) -> Path:
     """One model's report: MI bars with intervals and the table."""
-    path = Path(path)
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
     body = (f"<h1>What {html.escape(report.pack)} keeps ({html.escape(report.data)}, {report.n_faces} faces)</h1>"
             f"{_figure_html(figures.mi_figure(report), 'mi')}{_figure_html(figures.mi_figure(report, include_lbp=True), 'mi_lbp')}"
-            f"{_mi_table(report)}<h2>Notes</h2><ul>{notes}</ul>"
-            f"<h2>Provenance</h2><pre>{html.escape(_provenance_text(report.provenance))}</pre>")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_page(f"facexplain: {report.pack}", body), encoding="utf-8")
-    return path
+            f"{_mi_table(report)}{_notes_and_provenance(report.notes, report.provenance)}")
+    return _write_page(path, f"facexplain: {report.pack}", body)
 
 
 def write_comparison_html(comparison, path) -> Path:
     """Two or more models: the comparison bars, then each model's MI bars and table."""
-    path = Path(path)
     parts = [f"<h1>Comparison on {html.escape(comparison.data)}: {html.escape(', '.join(comparison.packs))}</h1>",
              _figure_html(figures.comparison_figure(comparison), "comparison")]
     for k, pack in enumerate(comparison.packs):
         report = comparison.reports[pack]
         parts.append(f"<h2>{html.escape(pack)}</h2>{_figure_html(figures.mi_figure(report), f'mi_{k}')}{_mi_table(report)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_page("facexplain: model comparison", "".join(parts)), encoding="utf-8")
-    return path
+    return _write_page(path, "facexplain: model comparison", "".join(parts))

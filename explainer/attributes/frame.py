@@ -19,7 +19,7 @@ import torch
 
 from explainer import faces
 from explainer.generation.base import Decoder
-from explainer.generation.crop import crop_to
+from explainer.generation.crop import crop_matrix, crop_to, warp_affine
 from explainer.recognition.base import CropSpec
 
 CROP_SIZE = 128
@@ -65,6 +65,28 @@ def crops_from_decoder(images: torch.Tensor, decoder: Decoder) -> torch.Tensor:
     if images.shape[-1] != decoder.size or images.shape[-2] != decoder.size:
         raise ValueError(f"{decoder.name} renders {decoder.size} px faces, got {tuple(images.shape[-2:])}")
     return crop_to(images, decoder.templates, ATTRIBUTE_CROP).clamp(0, 1)
+
+
+# Test-time jitter for attributes of recovered faces: the identity, then small shifts (in ATTRIBUTE_CROP
+# pixels, half a decoder pixel) and scalings about the crop centre. Estimators on 64 px faces answer
+# differently to sub-pixel moves of the same face; averaging over these reads the face, not the grid.
+JITTER = ((0.0, 0.0, 1.0), (1.0, 1.0, 1.015), (-1.0, 1.0, 0.985), (1.0, -1.0, 0.985), (-1.0, -1.0, 1.015),
+          (0.0, 1.0, 1.0), (1.0, 0.0, 1.0), (0.0, -1.0, 1.0))
+
+
+def jittered_crops_from_decoder(images: torch.Tensor, decoder: Decoder, jitters: int) -> torch.Tensor:
+    """crops_from_decoder under the first `jitters` entries of JITTER: [jitters * B, 3, S, S], jitter-major
+    (rows k * B .. (k + 1) * B - 1 are jitter k). jitters=1 is crops_from_decoder itself."""
+    if not 1 <= jitters <= len(JITTER):
+        raise ValueError(f"jitters must be 1..{len(JITTER)}, got {jitters}")
+    base = np.vstack([crop_matrix(decoder.templates, ATTRIBUTE_CROP), [0.0, 0.0, 1.0]])
+    centre = (CROP_SIZE - 1) / 2
+    out = [crops_from_decoder(images, decoder)]
+    for dx, dy, scale in JITTER[1:jitters]:
+        move = np.array([[scale, 0.0, centre - scale * centre + dx], [0.0, scale, centre - scale * centre + dy],
+                         [0.0, 0.0, 1.0]])
+        out.append(warp_affine(images, (move @ base)[:2], CROP_SIZE).clamp(0, 1))
+    return torch.cat(out)
 
 
 def check_crops(crops: torch.Tensor | np.ndarray) -> np.ndarray:

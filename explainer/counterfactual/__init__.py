@@ -7,12 +7,15 @@ Both work on the target recognizer's own aligned crop (float [0, 1]); the result
 uint8 and re-checked on the target, so the flip holds for the saved PNG.
 """
 from explainer.counterfactual.objective import DecisionGoal, quantise
-from explainer.counterfactual.pgd import DEFAULT_SCHEDULE, EmbeddingPGD, pgd_counterfactual
+from explainer.counterfactual.pgd import DEFAULT_SCHEDULE, EmbeddingPGD, pgd_counterfactual, pgd_counterfactuals
 from explainer.counterfactual.result import Counterfactual
 from explainer.counterfactual.transfer import (DEFAULT_SURROGATES, FeatureDropout, SurrogateView, TransferPGD,
-                                               transfer_counterfactual)
+                                               transfer_counterfactual, transfer_counterfactuals)
+
+ATTACKS = ("pgd", "transfer")  # the counterfactual searches explain_pair offers
 
 __all__ = [
-    "DEFAULT_SCHEDULE", "DEFAULT_SURROGATES", "Counterfactual", "DecisionGoal", "EmbeddingPGD", "FeatureDropout",
-    "SurrogateView", "TransferPGD", "pgd_counterfactual", "quantise", "transfer_counterfactual",
+    "ATTACKS", "DEFAULT_SCHEDULE", "DEFAULT_SURROGATES", "Counterfactual", "DecisionGoal", "EmbeddingPGD", "FeatureDropout",
+    "SurrogateView", "TransferPGD", "pgd_counterfactual", "pgd_counterfactuals", "quantise",
+    "transfer_counterfactual", "transfer_counterfactuals",
 ]

@@ -32,12 +32,18 @@ class EmbeddingPGD(Attack):
     `start` (optional, [B, 3, S, S]): a perturbation to warm-start from (clipped to the budget).
     """
 
-    def __init__(self, model: torch.nn.Module, goal: DecisionGoal, metric, eps: float, steps: int = STEPS_PER_BUDGET,
-                 alpha: float | None = None, stop_early: bool = True, momentum: float = 0.0) -> None:
+    def __init__(self, model: torch.nn.Module, goal: DecisionGoal, metric, eps: float | torch.Tensor,
+                 steps: int = STEPS_PER_BUDGET, alpha: float | None = None, stop_early: bool = True,
+                 momentum: float = 0.0) -> None:
         super().__init__("EmbeddingPGD", model)
         self.goal, self.metric = goal, metric
-        self.eps, self.steps = float(eps), int(steps)
-        self.alpha = float(alpha) if alpha is not None else 2.5 * self.eps / max(self.steps, 1)
+        self.steps = int(steps)
+        # eps: one budget for the batch, or one per sample ([B]: ensemble members at their own budgets)
+        # (computed in float64, then stored as float32: the same numbers a Python float scalar gives)
+        eps64 = torch.as_tensor(eps, dtype=torch.float64).reshape(-1, 1, 1, 1)
+        alpha64 = (torch.as_tensor(alpha, dtype=torch.float64).reshape(-1, 1, 1, 1) if alpha is not None
+                   else 2.5 * eps64 / max(self.steps, 1))
+        self.eps, self.alpha = eps64.float(), alpha64.float()
         self.stop_early = stop_early
         self.momentum = momentum  # MI-FGSM (Dong et al. 2018): 0 is plain PGD
         self.start: torch.Tensor | None = None
@@ -50,10 +56,11 @@ class EmbeddingPGD(Attack):
         references = labels.detach().float()
         assert inputs.ndim == 4 and references.ndim == 2 and len(inputs) == len(references), (inputs.shape, references.shape)
         inputs = inputs.detach()
-        delta = torch.zeros_like(inputs) if self.start is None else self.start.detach().clamp(-self.eps, self.eps)
+        delta = torch.zeros_like(inputs) if self.start is None else torch.clamp(self.start.detach(), -self.eps, self.eps)
         adversarial = (inputs + delta).clamp(0, 1)
         active = torch.ones(len(inputs), dtype=torch.bool)
         self.steps_taken = 0
+        self.steps_per_sample = torch.zeros(len(inputs), dtype=torch.long)
         velocity = torch.zeros_like(inputs)
         for _ in range(self.steps):
             if self.stop_early:
@@ -68,9 +75,10 @@ class EmbeddingPGD(Attack):
                 gradient = velocity = self.momentum * velocity + gradient / l1
             step = self.alpha * gradient.sign() * active[:, None, None, None]
             with torch.no_grad():
-                delta = (adversarial + step - inputs).clamp(-self.eps, self.eps)
+                delta = torch.clamp(adversarial + step - inputs, -self.eps, self.eps)
                 adversarial = (inputs + delta).clamp(0, 1)
             self.steps_taken += 1
+            self.steps_per_sample += active
         return adversarial.detach()
 
     @torch.no_grad()
@@ -81,52 +89,88 @@ class EmbeddingPGD(Attack):
 @single_threaded
 def pgd_counterfactual(recognizer: Recognizer, probe_crop: np.ndarray, reference_embedding: torch.Tensor, *,
                        currently_matches: bool, schedule=DEFAULT_SCHEDULE, steps: int = STEPS_PER_BUDGET,
-                       bisection_rounds: int = BISECTION_ROUNDS) -> Counterfactual:
+                       bisection_rounds: int = BISECTION_ROUNDS, seed: int | None = None) -> Counterfactual:
     """The smallest-budget PGD counterfactual of `probe_crop` (uint8 RGB, the recognizer's aligned crop).
 
-    Deterministic: PGD starts from the unperturbed image (no random start) and sign steps are exact.
+    seed=None: PGD starts from the unperturbed image; an int: from a random start drawn with that seed
+    (uniform within the first budget). Deterministic either way: sign steps are exact.
     """
+    return pgd_counterfactuals(recognizer, probe_crop, reference_embedding, currently_matches=currently_matches,
+                               seeds=[seed], schedule=schedule, steps=steps, bisection_rounds=bisection_rounds)[0]
+
+
+def random_start(shape, eps: float, seed: int) -> torch.Tensor:
+    """A perturbation uniform in [-eps, eps] per pixel, drawn from its own generator (so one member's start
+    never depends on how many others were drawn before it)."""
+    generator = torch.Generator().manual_seed(int(seed))
+    return (torch.rand(shape, generator=generator, dtype=torch.float32) * 2 - 1) * eps
+
+
+@single_threaded
+def pgd_counterfactuals(recognizer: Recognizer, probe_crop: np.ndarray, reference_embedding: torch.Tensor, *,
+                        currently_matches: bool, seeds, schedule=DEFAULT_SCHEDULE, steps: int = STEPS_PER_BUDGET,
+                        bisection_rounds: int = BISECTION_ROUNDS) -> list[Counterfactual]:
+    """One minimal-budget PGD counterfactual per seed (None: no random start), searched as one batch: each
+    member walks the budget schedule until its own re-quantised image flips, then bisects its own budget.
+    A member's result depends on its seed only (PGD works per sample; early stops are per sample)."""
     goal = DecisionGoal.for_pair(recognizer, currently_matches)
     x = to_tensor(probe_crop)
-    reference = reference_embedding.reshape(1, -1).detach().float()
     assert x.shape[-1] == recognizer.crop.size, (x.shape, recognizer.crop.size)
+    n = len(seeds)
+    reference = reference_embedding.reshape(1, -1).detach().float()
+    first = schedule[0] / 255
+    starts = [None if seed is None else random_start(x.shape[1:], first, seed) for seed in seeds]
+    start = torch.stack([torch.zeros_like(x[0]) if s is None else s for s in starts])
+    total_steps, tried = [0] * n, [[] for _ in range(n)]
 
-    total_steps, tried = 0, []
-
-    def attempt(eps: float, start: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
-        nonlocal total_steps
-        attack = EmbeddingPGD(recognizer, goal, recognizer.metric, eps, steps)
-        attack.start = start
-        adversarial = quantise(attack(x, reference))
-        total_steps += attack.steps_taken
-        tried.append(eps)
+    def attempt(members: list[int], eps: list[float], starts: torch.Tensor | None) -> tuple[torch.Tensor, list[bool]]:
+        attack = EmbeddingPGD(recognizer, goal, recognizer.metric, eps if len(eps) > 1 else eps[0], steps)
+        attack.start = starts
+        adversarial = quantise(attack(x.expand(len(members), -1, -1, -1), reference.expand(len(members), -1)))
+        for j, k in enumerate(members):
+            total_steps[k] += int(attack.steps_per_sample[j])
+            tried[k].append(eps[j])
         with torch.no_grad():
-            return adversarial, bool(goal.reached(recognizer.similarity(recognizer(adversarial), reference))[0])
+            reached = goal.reached(recognizer.similarity(recognizer(adversarial), reference))
+        return adversarial, [bool(r) for r in reached]
 
-    best, flipped_at, failed_at = None, None, 0.0
-    start = None
+    best: list[torch.Tensor | None] = [None] * n
+    last: list[torch.Tensor | None] = [None] * n
+    flipped_at: list[float | None] = [None] * n
+    failed_at = [0.0] * n
+    any_random = any(s is not None for s in starts)
     for level in schedule:
-        eps = level / 255
-        adversarial, flipped = attempt(eps, start)
-        if flipped:
-            best, flipped_at = adversarial, eps
+        members = [k for k in range(n) if best[k] is None]
+        if not members:
             break
-        failed_at, start = eps, adversarial - x
-    if best is not None:
-        low, high = failed_at, flipped_at
-        for _ in range(bisection_rounds):
-            middle = (low + high) / 2
-            if middle * 255 < 1.0:  # below one level nothing survives quantisation
-                break
-            adversarial, flipped = attempt(middle, best - x)
-            if flipped:
-                best, high = adversarial, middle
+        eps = level / 255
+        chosen = start[members] if (any_random or level != schedule[0]) else None
+        adversarial, flipped = attempt(members, [eps] * len(members), chosen)
+        for j, k in enumerate(members):
+            last[k] = adversarial[j:j + 1]
+            if flipped[j]:
+                best[k], flipped_at[k] = adversarial[j:j + 1], eps
             else:
-                low = middle
-        flipped_at = high
-    else:
-        best, flipped_at = adversarial, schedule[-1] / 255
-    return _finish("pgd", recognizer, probe_crop, best, reference, goal, flipped_at, total_steps, tried)
+                failed_at[k] = eps
+                start[k] = adversarial[j] - x[0]
+    low, high = list(failed_at), list(flipped_at)
+    for _ in range(bisection_rounds):
+        members = [k for k in range(n) if best[k] is not None and (low[k] + high[k]) / 2 * 255 >= 1.0]
+        if not members:  # below one level nothing survives quantisation
+            break
+        middles = [(low[k] + high[k]) / 2 for k in members]
+        adversarial, flipped = attempt(members, middles, torch.cat([best[k] - x for k in members]))
+        for j, k in enumerate(members):
+            if flipped[j]:
+                best[k], high[k] = adversarial[j:j + 1], middles[j]
+            else:
+                low[k] = middles[j]
+    results = []
+    for k in range(n):
+        image, eps = (best[k], high[k]) if best[k] is not None else (last[k], schedule[-1] / 255)
+        results.append(_finish("pgd", recognizer, probe_crop, image, reference, goal, eps, total_steps[k], tried[k],
+                               **({"details": {"seed": seeds[k]}} if seeds[k] is not None else {})))
+    return results
 
 
 def _finish(attack: str, recognizer: Recognizer, probe_crop: np.ndarray, adversarial: torch.Tensor,

@@ -38,18 +38,28 @@ DROPOUT = 0.1  # DFANet's feature-map dropout rate
 
 class FeatureDropout(contextlib.AbstractContextManager):
     """Within the context, dropout (rate p, always on) on the output of every convolution of `model`
-    but the first (dropping input pixels would be plain noise, not a model ensemble)."""
+    but the first (dropping input pixels would be plain noise, not a model ensemble).
 
-    def __init__(self, model: nn.Module, p: float = DROPOUT) -> None:
-        self.model, self.p = model, p
+    generators: one torch.Generator per sample of the batch, so that each sample's masks come from its own
+    seed (an ensemble member's masks do not depend on its batch-mates); None: the global RNG."""
+
+    def __init__(self, model: nn.Module, p: float = DROPOUT, generators: list[torch.Generator] | None = None) -> None:
+        self.model, self.p, self.generators = model, p, generators
         self.handles: list = []
+
+    def _drop(self, out: torch.Tensor) -> torch.Tensor:
+        if self.generators is None:
+            return F.dropout(out, self.p, True)
+        assert len(out) == len(self.generators), (out.shape, len(self.generators))
+        keep = torch.stack([torch.rand(out.shape[1:], generator=g, dtype=out.dtype) >= self.p for g in self.generators])
+        return out * keep / (1 - self.p)
 
     def __enter__(self) -> FeatureDropout:
         convolutions = [m for m in self.model.modules() if isinstance(m, nn.Conv2d)]
         if not convolutions:
             raise ValueError(f"{type(self.model).__name__} has no convolutions to apply feature dropout to")
         for module in convolutions[1:]:
-            self.handles.append(module.register_forward_hook(lambda _m, _i, out: F.dropout(out, self.p, True)))
+            self.handles.append(module.register_forward_hook(lambda _m, _i, out: self._drop(out)))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -88,15 +98,16 @@ def crop_to_crop(landmarks: Landmarks, source: Recognizer, destination: Recogniz
 class TransferPGD(EmbeddingPGD):
     """EmbeddingPGD on a SurrogateView with feature dropout at every gradient step; it runs all its steps
     (no early stop on the surrogate: overshooting the surrogate's threshold helps the transfer), with
-    MI-FGSM momentum."""
+    MI-FGSM momentum. `generators`: one per sample (FeatureDropout)."""
 
     def __init__(self, view: SurrogateView, goal: DecisionGoal, eps: float, steps: int = TRANSFER_STEPS,
-                 dropout: float = DROPOUT, momentum: float = MOMENTUM) -> None:
+                 dropout: float = DROPOUT, momentum: float = MOMENTUM,
+                 generators: list[torch.Generator] | None = None) -> None:
         super().__init__(view, goal, view.surrogate.metric, eps, steps, stop_early=False, momentum=momentum)
-        self.dropout = dropout
+        self.dropout, self.generators = dropout, generators
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        with FeatureDropout(self.model.surrogate, self.dropout):
+        with FeatureDropout(self.model.surrogate, self.dropout, self.generators):
             return super().forward(inputs, labels)
 
 
@@ -109,6 +120,19 @@ def transfer_counterfactual(target: Recognizer, surrogate: Recognizer, probe_cro
     """Craft on `surrogate`, check on `target`. probe_crop: uint8 RGB, the target's aligned crop;
     reference_embedding: the target's embedding of the reference; surrogate_reference_embedding: the
     surrogate's embedding of the reference (from its own crop). Deterministic for a seed."""
+    return transfer_counterfactuals(target, surrogate, probe_crop, probe_landmarks, reference_embedding,
+                                    surrogate_reference_embedding, currently_matches=currently_matches,
+                                    seeds=[seed], schedule=schedule, steps=steps, dropout=dropout)[0]
+
+
+@single_threaded
+def transfer_counterfactuals(target: Recognizer, surrogate: Recognizer, probe_crop: np.ndarray,
+                             probe_landmarks: Landmarks, reference_embedding: torch.Tensor,
+                             surrogate_reference_embedding: torch.Tensor, *, currently_matches: bool, seeds,
+                             schedule=TRANSFER_SCHEDULE, steps: int = TRANSFER_STEPS,
+                             dropout: float = DROPOUT) -> list[Counterfactual]:
+    """One transfer counterfactual per seed (the seed draws that member's dropout masks), crafted as one
+    batch: each member walks the schedule until the target's decision on it flips."""
     if surrogate is target or surrogate.name == target.name:
         raise ValueError("the surrogate must be another recognizer than the target")
     goal = DecisionGoal.for_pair(target, currently_matches)
@@ -116,36 +140,47 @@ def transfer_counterfactual(target: Recognizer, surrogate: Recognizer, probe_cro
     surrogate_goal = DecisionGoal.for_pair(surrogate, currently_matches)
     view = SurrogateView(surrogate, crop_to_crop(probe_landmarks, target, surrogate)).eval()
     x = to_tensor(probe_crop)
+    n = len(seeds)
     reference = reference_embedding.reshape(1, -1).detach().float()
     surrogate_reference = surrogate_reference_embedding.reshape(1, -1).detach().float()
+    generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
 
-    total_steps, tried, checks, surrogate_flips = 0, [], 0, 0
-    start, adversarial, transferred_at = None, x, None
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # the dropout masks
-        for level in schedule:
-            eps = level / 255
-            attack = TransferPGD(view, surrogate_goal, eps, steps, dropout)
-            attack.start = start
-            adversarial = quantise(attack(x, surrogate_reference))
-            total_steps += attack.steps_taken
-            tried.append(eps)
-            start = adversarial - x
-            with torch.no_grad():
-                on_surrogate = bool(surrogate_goal.reached(surrogate.similarity(view(adversarial), surrogate_reference))[0])
-            if not on_surrogate:
-                continue  # not even the surrogate is fooled: no reason to ask the target yet
-            surrogate_flips += 1
-            checks += 1
-            with torch.no_grad():
-                if bool(goal.reached(target.similarity(target(adversarial), reference))[0]):
-                    transferred_at = eps
-                    break
-    eps = transferred_at if transferred_at is not None else tried[-1]
-    # _finish asks the target once more: the re-check of the saved uint8 image.
-    result = _finish("transfer", target, probe_crop, adversarial, reference, goal, eps, total_steps, tried,
-                     surrogate=surrogate.name, target_checks=checks + 1,
-                     details={"dropout": dropout, "surrogate_flipped_budgets": surrogate_flips})
-    # Transferred: the decision flipped on the target although the target never guided the crafting.
-    return replace(result, transferred=result.flipped)
-
+    total_steps, tried, checks, surrogate_flips = [0] * n, [[] for _ in range(n)], [0] * n, [0] * n
+    start = torch.zeros(n, *x.shape[1:])
+    adversarial = [x] * n
+    transferred_at: list[float | None] = [None] * n
+    for level in schedule:
+        members = [k for k in range(n) if transferred_at[k] is None]
+        if not members:
+            break
+        eps = level / 255
+        attack = TransferPGD(view, surrogate_goal, eps, steps, dropout, generators=[generators[k] for k in members])
+        attack.start = start[members] if level != schedule[0] else None
+        candidates = quantise(attack(x.expand(len(members), -1, -1, -1), surrogate_reference.expand(len(members), -1)))
+        with torch.no_grad():
+            on_surrogate = surrogate_goal.reached(surrogate.similarity(view(candidates), surrogate_reference))
+        for j, k in enumerate(members):
+            total_steps[k] += attack.steps_taken
+            tried[k].append(eps)
+            adversarial[k] = candidates[j:j + 1]
+            start[k] = candidates[j] - x[0]
+        fooled = [k for j, k in enumerate(members) if bool(on_surrogate[j])]  # only these are worth asking the target
+        if not fooled:
+            continue
+        with torch.no_grad():
+            flipped = goal.reached(target.similarity(target(torch.cat([adversarial[k] for k in fooled])), reference))
+        for j, k in enumerate(fooled):
+            surrogate_flips[k] += 1
+            checks[k] += 1
+            if bool(flipped[j]):
+                transferred_at[k] = eps
+    results = []
+    for k in range(n):
+        eps = transferred_at[k] if transferred_at[k] is not None else tried[k][-1]
+        # _finish asks the target once more: the re-check of the saved uint8 image.
+        result = _finish("transfer", target, probe_crop, adversarial[k], reference, goal, eps, total_steps[k], tried[k],
+                         surrogate=surrogate.name, target_checks=checks[k] + 1,
+                         details={"dropout": dropout, "surrogate_flipped_budgets": surrogate_flips[k], "seed": seeds[k]})
+        # Transferred: the decision flipped on the target although the target never guided the crafting.
+        results.append(replace(result, transferred=result.flipped))
+    return results

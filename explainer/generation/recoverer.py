@@ -21,9 +21,26 @@ from explainer.recognition.base import Recognizer
 
 @dataclass(frozen=True)
 class RefineSettings:
-    steps: int = 30
+    steps: int = 30  # Adam steps; with `tolerance`, the cap
     lr: float = 0.05
     prior_weight: float = 0.05  # weight of the decoder's latent prior against the identity loss
+    # Convergence (used by explanations). The plain identity loss has no fixed point: it keeps falling for
+    # hundreds of steps while the face drifts, so where refinement stops would decide the face. With an
+    # anchor to the transformer's own prediction T(z) (weight x mean squared latent distance) the objective
+    # has a minimum near T(z), and refinement stops once the loss has stopped falling: its relative decrease
+    # over the last `window` steps is below `tolerance`.
+    anchor_weight: float = 0.0
+    tolerance: float | None = None
+    window: int = 5
+
+    def describe(self) -> str:
+        text = f"Adam (lr {self.lr}, prior weight {self.prior_weight}"
+        if self.anchor_weight:
+            text += f", anchor to T(z) weight {self.anchor_weight}"
+        if self.tolerance is None:
+            return text + f"), {self.steps} steps"
+        return (text + f") until the loss falls by less than {self.tolerance:g} (relative) over {self.window} steps, "
+                f"at most {self.steps} steps")
 
 
 @dataclass(frozen=True)
@@ -32,6 +49,7 @@ class Recovery:
     latents: torch.Tensor  # [B, n_codes, code_dim]
     similarity: torch.Tensor  # [B] the recognizer's score between F(recovered) and the target embedding
     seconds: float
+    steps: tuple[int, ...] = ()  # refinement steps taken per face (empty: feed-forward)
 
 
 def identity_loss(recognizer: Recognizer, embeddings: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -70,38 +88,61 @@ class Recoverer:
         return self.recognizer(self.crops(images))
 
     def refine(self, latents: torch.Tensor, targets: torch.Tensor, settings: RefineSettings) -> torch.Tensor:
-        """`settings.steps` Adam steps on each latent, one face at a time.
+        """Adam steps on each latent (see RefineSettings), one face at a time.
 
         Why not batched, and on one thread: the optimisation is chaotic enough that ~1e-7 differences
         (batched vs single convolutions, thread timing) grow into a different, equally good face within
         30 steps, and a forensic result must be reproducible and not depend on its batch-mates.
         """
-        with single_thread():
-            return torch.cat([self._refine_one(latents[k:k + 1], targets[k:k + 1], settings)
-                              for k in range(len(latents))])
+        return self.refine_counted(latents, targets, settings)[0]
 
-    def _refine_one(self, latents: torch.Tensor, targets: torch.Tensor, settings: RefineSettings) -> torch.Tensor:
+    def refine_counted(self, latents: torch.Tensor, targets: torch.Tensor,
+                       settings: RefineSettings) -> tuple[torch.Tensor, list[int]]:
+        """As `refine`, with the number of steps each face took."""
+        with single_thread():
+            done = [self._refine_one(latents[k:k + 1], targets[k:k + 1], settings) for k in range(len(latents))]
+        return torch.cat([latent for latent, _ in done]), [steps for _, steps in done]
+
+    def _refine_one(self, latents: torch.Tensor, targets: torch.Tensor,
+                    settings: RefineSettings) -> tuple[torch.Tensor, int]:
+        anchor = latents.detach().clone()
         latents = latents.detach().clone().requires_grad_(True)
         optimiser = torch.optim.Adam([latents], lr=settings.lr)
+        history: list[float] = []
+        taken = 0
         for _ in range(settings.steps):
             optimiser.zero_grad(set_to_none=True)
             loss = identity_loss(self.recognizer, self.embed_images(self.decoder(latents)), targets)
             loss = loss + settings.prior_weight * self.decoder.prior_penalty(latents)
+            if settings.anchor_weight:
+                loss = loss + settings.anchor_weight * (latents - anchor).pow(2).mean(dim=(1, 2))
+            if settings.tolerance is not None:
+                history.append(float(loss.sum()))
+                if len(history) > settings.window and \
+                        history[-1 - settings.window] - history[-1] < settings.tolerance * abs(history[-1]):
+                    break
             loss.sum().backward()
             optimiser.step()
-        return latents.detach()
+            taken += 1
+        return latents.detach(), taken
 
     def recover(self, embeddings: torch.Tensor, refine: RefineSettings | None = None,
-                batch_size: int = 64) -> Recovery:
-        """Recovered faces of [B, D] embeddings; deterministic for the same inputs and settings."""
+                batch_size: int = 64, starts: torch.Tensor | None = None) -> Recovery:
+        """Recovered faces of [B, D] embeddings; deterministic for the same inputs and settings.
+
+        starts: [B, n_codes, code_dim] latents to refine from instead of T(z) (refinement only)."""
         start = time.perf_counter()
-        images, latents, scores = [], [], []
+        images, latents, scores, steps = [], [], [], []
         for k in range(0, len(embeddings), batch_size):
             targets = embeddings[k:k + batch_size].detach().float()
             if refine is not None and refine.steps > 0:
-                with torch.no_grad():  # each start alone too: refinement would amplify batched rounding
-                    initial = torch.cat([self.transformer(t[None]) for t in targets])
-                latent = self.refine(initial, targets, refine)
+                if starts is not None:
+                    initial = starts[k:k + batch_size].detach()
+                else:
+                    with torch.no_grad():  # each start alone too: refinement would amplify batched rounding
+                        initial = torch.cat([self.transformer(t[None]) for t in targets])
+                latent, taken = self.refine_counted(initial, targets, refine)
+                steps += taken
             else:
                 with torch.no_grad():
                     latent = self.transformer(targets)
@@ -110,4 +151,5 @@ class Recoverer:
                 scores.append(self.recognizer.similarity(self.embed_images(image), targets))
             images.append(image)
             latents.append(latent)
-        return Recovery(torch.cat(images), torch.cat(latents), torch.cat(scores), time.perf_counter() - start)
+        return Recovery(torch.cat(images), torch.cat(latents), torch.cat(scores), time.perf_counter() - start,
+                        tuple(steps))

@@ -1,0 +1,314 @@
+"""explain_pair: why a recognizer decided as it did on one (probe, reference) pair, as an ensemble estimate.
+
+    photos -> the recognizer's aligned crops -> embeddings z_p, z_r -> decision
+    M counterfactual members (seeded) x_adv^m, each a minimal change that flips the decision -> z_adv^m
+    recovered faces: probe and reference refined by the stopping rule (once per pair); each member's face
+        is the probe's recovered latent moved by the transformer's own response, T(z_adv^m) - T(z_p)
+    attributes of every recovered face under test-time jitter -> s_a per member -> median and 95 % interval
+
+Why the members' faces start from the probe's: refinement is chaotic (a face refined alone from T(z_adv)
+differs from the probe's by noise far larger than what the small embedding change asks for), so the
+numerator ||â_p - â_adv|| must compare faces that differ only by the change in the embedding.
+Everything runs on one intra-op thread: results are bit-reproducible for the same inputs and seed.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from explainer import faces
+from explainer.counterfactual import ATTACKS
+from explainer.errors import FacexplainError
+from explainer.generation.frame import to_uint8
+from explainer.generation.recoverer import RefineSettings
+from explainer.measures.ensemble import N_BOOT, ensemble_significance
+from explainer.reports.provenance import library_versions, pack_provenance, recognizer_provenance
+from explainer.results import PairExplanation
+from explainer.runtime import Progress, report_progress, single_thread
+
+# The ensemble, chosen by `facexplain bench stability` (see the README): members per pair (fewer for the
+# transfer attack, whose every member costs full surrogate runs), test-time jitters per recovered face,
+# and the recovery's convergence rule (anchored refinement until the loss stops falling, with a step cap).
+MEMBERS = {"pgd": 5, "transfer": 3}
+JITTERS = 2
+REFINE_CAP = 40
+TOLERANCE = 1e-3
+ANCHOR_WEIGHT = 1.0
+REFINE_LR = 0.1
+RECOVERY_CACHE = 64  # recovered faces kept per process, by (pack, embedding, rule): a pair's faces are shared
+#                      by its explanations with other attacks and seeds
+IMAGE_NAMES = ("probe_aligned", "reference_aligned", "counterfactual", "perturbation_amplified", "recovered_probe",
+               "recovered_reference", "recovered_counterfactual", "recovered_probe_attribute_crop")
+
+
+class ExplanationError(FacexplainError):
+    """An explanation could not be made (for example: an unknown attack or data set)."""
+
+
+def resolve_pack(pack):
+    from explainer.packs import Pack, load_pack
+
+    return pack if isinstance(pack, Pack) else load_pack(pack)
+
+
+def member_seeds(seed: int, members: int) -> list[int]:
+    """Independent seeds for the ensemble's members, all drawn from the user's one seed."""
+    return [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(members)]
+
+
+def refine_rule(refine_steps: int = REFINE_CAP, tolerance: float = TOLERANCE) -> RefineSettings:
+    """The recovery rule of explanations: anchored refinement to convergence, `refine_steps` the cap."""
+    return RefineSettings(steps=refine_steps, lr=REFINE_LR, anchor_weight=ANCHOR_WEIGHT, tolerance=tolerance)
+
+
+_recovered: OrderedDict = OrderedDict()
+
+
+def recover_one(pack, embedding: torch.Tensor, rule: RefineSettings | None) -> tuple[torch.Tensor, int, float]:
+    """(latent, steps taken, recognizer score) of one face recovered by `rule`, cached: refinement runs each
+    face alone, so a cached face is bit-identical to a fresh one."""
+    key = (pack.name, id(pack), embedding.detach().float().numpy().tobytes(), rule)
+    if key in _recovered:
+        _recovered.move_to_end(key)
+        return _recovered[key]
+    recovery = pack.recover(embedding.detach()[None], rule)
+    value = (recovery.latents[0], recovery.steps[0] if recovery.steps else 0, float(recovery.similarity[0]))
+    _recovered[key] = value
+    while len(_recovered) > RECOVERY_CACHE:
+        _recovered.popitem(last=False)
+    return value
+
+
+def _input_record(source) -> dict:
+    record = {"sha256": faces.sha256_of(source)}
+    if isinstance(source, (str, Path)):
+        record["file"] = Path(source).name  # the name only: an absolute path would tie the report to a machine
+    return record
+
+
+def _amplified(counterfactual: np.ndarray, original: np.ndarray) -> tuple[np.ndarray, int]:
+    """The perturbation made visible: 128 + gain x (counterfactual - original), gain the largest integer
+    that keeps it in range (so a 1-level change shows as ±127 at most)."""
+    delta = counterfactual.astype(np.int16) - original.astype(np.int16)
+    largest = int(np.abs(delta).max())
+    gain = max(1, 127 // largest) if largest else 1
+    return np.clip(128 + gain * delta, 0, 255).astype(np.uint8), gain
+
+
+def _representative(results) -> int:
+    """The member shown as "the" counterfactual: a flipping one with the median budget (lowest index on ties)."""
+    candidates = [k for k, r in enumerate(results) if r.flipped] or list(range(len(results)))
+    ordered = sorted(candidates, key=lambda k: (results[k].linf_eps, results[k].l2, k))
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, surrogate, notes, parameters):
+    from explainer.counterfactual import DEFAULT_SURROGATES, pgd_counterfactuals, transfer_counterfactuals
+    from explainer.counterfactual.pgd import BISECTION_ROUNDS, DEFAULT_SCHEDULE, STEPS_PER_BUDGET
+    from explainer.counterfactual.transfer import DROPOUT, MOMENTUM, TRANSFER_SCHEDULE, TRANSFER_STEPS
+    from explainer.recognition.registry import load_recognizer
+
+    recognizer = pack.recognizer
+    if attack == "pgd":
+        parameters.update(schedule_255=list(DEFAULT_SCHEDULE), steps_per_budget=STEPS_PER_BUDGET,
+                          bisection_rounds=BISECTION_ROUNDS, random_start="uniform within the first budget")
+        return pgd_counterfactuals(recognizer, crops["probe"], z_reference, currently_matches=matches, seeds=seeds), None
+    surrogate_name = surrogate or DEFAULT_SURROGATES.get(recognizer.name)
+    if surrogate_name is None:
+        raise ExplanationError(f"no default surrogate for {recognizer.name}; pass surrogate=...")
+    surrogate_model = load_recognizer(surrogate_name)
+    image, face = photos["reference"]
+    with torch.no_grad():
+        z_reference_s = surrogate_model(faces.to_tensor(faces.align(image, face.landmarks, surrogate_model.crop)))
+    results = transfer_counterfactuals(recognizer, surrogate_model, crops["probe"], photos["probe"][1].landmarks,
+                                       z_reference, z_reference_s[0], currently_matches=matches, seeds=seeds)
+    parameters.update(surrogate=surrogate_name, schedule_255=list(TRANSFER_SCHEDULE), steps_per_budget=TRANSFER_STEPS,
+                      dropout=DROPOUT, momentum=MOMENTUM)
+    transferred = sum(bool(r.transferred) for r in results)
+    notes.append(f"transfer attack crafted on {surrogate_name} with feature dropout; {recognizer.name} was only asked "
+                 f"for decisions; {transferred} of {len(results)} members transferred within the largest budget")
+    return results, recognizer_provenance(surrogate_name)
+
+
+def _member_latents(pack, probe_latent: torch.Tensor, z_probe: torch.Tensor, z_members: torch.Tensor) -> torch.Tensor:
+    """Each member's latent: the probe's recovered latent moved by T(z_adv) - T(z_p) (each through T alone:
+    batched matrix products round differently, and a member must not depend on its batch-mates)."""
+    with torch.no_grad():
+        base = pack.transformer(z_probe[None])
+        return torch.cat([probe_latent[None] + pack.transformer(z[None]) - base for z in z_members])
+
+
+def _describe(rule: RefineSettings | None) -> str:
+    return "feed-forward (no refinement)" if rule is None else rule.describe()
+
+
+def _top(values: dict[str, float], names: list[str], n: int = 10) -> set[str]:
+    return set(sorted((k for k in names if np.isfinite(values.get(k, np.nan))), key=lambda k: (-values[k], k))[:n])
+
+
+def _agreement(member_values: list[dict[str, float]], names: list[str]) -> float | None:
+    """Mean top-10 overlap (over the non-LBP attributes) between every two members' own s_a rankings."""
+    tops = [_top(values, names) for values in member_values]
+    pairs = [(a, b) for i, a in enumerate(tops) for b in tops[i + 1:] if len(a) == len(b) == 10]
+    return float(np.mean([len(a & b) / 10 for a, b in pairs])) if pairs else None
+
+
+def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed: int = 0,
+                 progress: Progress = None, *, surrogate: str | None = None, refine_steps: int = REFINE_CAP,
+                 members: int | None = None, jitters: int = JITTERS, tolerance: float = TOLERANCE) -> PairExplanation:
+    """Why `pack`'s recognizer decided as it did on (probe, reference): photos as paths or RGB uint8 arrays.
+
+    seed drives every random choice (each member's PGD random start or transfer dropout masks, the
+    bootstrap); refine_steps is the step cap of the recovery stopping rule."""
+    from explainer import attributes
+
+    if attack not in ATTACKS:
+        raise ExplanationError(f"unknown attack {attack!r}; expected one of {', '.join(ATTACKS)}")
+    members = MEMBERS[attack] if members is None else members
+    if members < 1 or refine_steps < 0:
+        raise ExplanationError(f"members must be at least 1 and refine_steps at least 0 (got {members}, {refine_steps})")
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str, fraction: float) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = seconds.get(stage, 0.0) + now - clock
+        clock = now
+        report_progress(progress, fraction, stage)
+
+    pack = resolve_pack(pack)
+    recognizer = pack.recognizer
+    notes: list[str] = []
+    inputs = {"probe": _input_record(probe), "reference": _input_record(reference)}
+    seeds = member_seeds(seed, members)
+    rule = refine_rule(refine_steps, tolerance) if refine_steps > 0 else None
+    with single_thread():
+        # 1. faces and decision
+        photos = {}
+        for role, source in (("probe", probe), ("reference", reference)):
+            image = faces.load_image(source)
+            photos[role] = (image, faces.find_face(image))
+            if photos[role][1].note:
+                notes.append(f"{role}: {photos[role][1].note}")
+        crops = {role: faces.align(image, face.landmarks, recognizer.crop) for role, (image, face) in photos.items()}
+        with torch.no_grad():
+            z_probe, z_reference = recognizer(faces.to_tensor(np.stack([crops["probe"], crops["reference"]])))
+            score = float(recognizer.similarity(z_probe[None], z_reference[None])[0])
+            matches = bool(recognizer.matches(z_probe[None], z_reference[None])[0])
+        threshold = recognizer.threshold
+        decision = {"match": matches, "similarity": score, "threshold": threshold.value, "metric": recognizer.metric.name,
+                    "fmr": threshold.fmr, "threshold_source": threshold.source, "recognizer": recognizer.name}
+        lap("faces_and_decision", 0.1)
+
+        # 2. the counterfactual ensemble
+        parameters = {"attack": attack, "seed": seed, "members": members, "member_seeds": seeds,
+                      "jitters": jitters, "refine_rule": _describe(rule), "refine_steps": refine_steps,
+                      "tolerance": tolerance, "n_boot": N_BOOT}
+        from explainer.counterfactual.objective import MARGIN
+        parameters["margin"] = MARGIN
+        results, surrogate_info = _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, surrogate,
+                                                   notes, parameters)
+        with torch.no_grad():
+            z_members = recognizer(faces.to_tensor(np.stack([r.image for r in results])))
+        flipped = sum(r.flipped for r in results)
+        if flipped < len(results):
+            notes.append(f"{len(results) - flipped} of {len(results)} members did not flip the decision within L∞ "
+                         f"{max(r.linf_eps for r in results) * 255:g}/255: their s_a compares the probe with the "
+                         "strongest change tried, not a decision-flipping one")
+        shown = _representative(results)
+        lap("counterfactual", 0.45)
+
+        # 3. recovered faces: probe and reference by the stopping rule, members from the probe's latent
+        (probe_latent, probe_steps, probe_score), (reference_latent, reference_steps, reference_score) = (
+            recover_one(pack, z, rule) for z in (z_probe, z_reference))
+        latents = torch.cat([torch.stack([probe_latent, reference_latent]),
+                             _member_latents(pack, probe_latent, z_probe, z_members)])
+        with torch.no_grad():
+            recovered_images = pack.decoder(latents)
+            member_similarity = recognizer.similarity(pack.recoverer.embed_images(recovered_images[2:]), z_members)
+        lap("recovery", 0.75)
+
+        # 4. attributes of every recovered face under jitter: rows jitter-major, faces (p, r, m1..mM) within
+        estimates = attributes.estimate_all(attributes.jittered_crops_from_decoder(recovered_images, pack.decoder,
+                                                                                   jitters))
+        lap("attributes", 0.95)
+
+    n_faces = 2 + len(results)
+    groups, kinds, values, flags, intervals, per_member = {}, {}, {}, {}, {}, [dict() for _ in results]
+    identical = bool(torch.equal(z_probe, z_reference))
+    for estimator in attributes.estimators():
+        name = estimator.name
+        groups[name], kinds[name] = estimator.group, estimator.kind
+        if identical:
+            values[name], flags[name] = None, "undefined"
+            continue
+        estimate, valid = estimates[name]
+        estimate = estimate.reshape(jitters, n_faces, -1)
+        usable = valid.reshape(jitters, n_faces).all(axis=1)  # the jitters at which every face has an estimate
+        if not usable.any():
+            bad = valid.reshape(jitters, n_faces).any(axis=0)
+            which = [role for role, ok in zip(("probe", "reference"), bad[:2]) if not ok] or ["counterfactual"]
+            values[name], flags[name] = None, "invalid"
+            notes.append(f"{name}: no valid estimate on the recovered {', '.join(which)} face")
+            continue
+        estimate = estimate[usable]
+        s = ensemble_significance(estimate[:, 0], estimate[:, 1], estimate[:, 2:], estimator.kind, seed=seed)
+        values[name] = s.value
+        if s.flag is not None:
+            flags[name] = s.flag
+        if s.interval is not None:
+            intervals[name] = [s.interval[0], s.interval[1]]
+            for k, v in enumerate(s.members):
+                per_member[k][name] = v
+    if identical:
+        notes.append("probe and reference have identical embeddings (the same photo, or the model cannot tell them "
+                     "apart at all): there is no probe-to-reference difference to compare a counterfactual with, so "
+                     "no attribute has an s_a")
+    lap("significance", 1.0)
+
+    result = results[shown]
+    gain_image, gain = _amplified(result.image, crops["probe"])
+    recovered = to_uint8(recovered_images)
+    images = {"probe_aligned": crops["probe"], "reference_aligned": crops["reference"], "counterfactual": result.image,
+              "perturbation_amplified": gain_image, "recovered_probe": recovered[0],
+              "recovered_reference": recovered[1], "recovered_counterfactual": recovered[2 + shown],
+              "recovered_probe_attribute_crop": to_uint8(attributes.crops_from_decoder(recovered_images[:1],
+                                                                                       pack.decoder))[0]}
+    notes.append(f"perturbation_amplified shows 128 + {gain} x (counterfactual - probe), per channel")
+    counterfactual = result.summary()
+    counterfactual["perturbation_gain"] = gain
+    counterfactual["shown_member"] = shown
+    counterfactual["recovered_similarity"] = [probe_score, reference_score, float(member_similarity[shown])]
+    counterfactual["members"] = [{"seed": seeds[k], "flipped": r.flipped, "linf_eps_255": r.linf_eps * 255, "l2": r.l2,
+                                  "similarity": r.similarity, "recovered_similarity": float(member_similarity[k])}
+                                 for k, r in enumerate(results)]
+    named = [n for n in groups if groups[n] != "lbp"]
+    stability = {"members": len(results), "members_flipped": flipped, "jitters": jitters, "refine_rule": _describe(rule),
+                 "refine_steps_taken": {"probe": probe_steps, "reference": reference_steps},
+                 "top10_agreement_between_members": _agreement(per_member, named),
+                 "significant_members_agree": {n: sum(v > 1.0 for v in (m.get(n, np.nan) for m in per_member))
+                                               for n in intervals if intervals[n][0] > 1.0}}
+    provenance = {"inputs": inputs, "pack": pack_provenance(pack), "parameters": parameters,
+                  "attributes": attributes_provenance(groups), "versions": library_versions()}
+    if surrogate_info is not None:
+        provenance["surrogate"] = surrogate_info
+    return PairExplanation(decision=decision, counterfactual=counterfactual, significance=values, groups=groups,
+                           images=images, notes=notes, provenance=provenance, significance_flags=flags, kinds=kinds,
+                           significance_interval=intervals, stability=stability, seconds=seconds)
+
+
+def attributes_provenance(names) -> dict:
+    """The estimator set (count and a digest of the names in order) and the fitted data files it reads."""
+    from explainer import attributes
+    from explainer.reports.provenance import file_sha256
+
+    folder = Path(attributes.__file__).parent / "data"
+    data = {p.name: file_sha256(p) for p in sorted(folder.glob("*")) if p.is_file()} if folder.is_dir() else {}
+    return {"count": len(names), "names_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest(),
+            "data_sha256": data}

@@ -1,0 +1,33 @@
+"""How heavy work runs: on one intra-op thread where results must be bit-for-bit reproducible.
+
+Refinement, attacks and the jobs built on them all use these, so the thread rule lives in one place
+(below every subpackage: it imports torch only).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import torch
+
+
+@contextlib.contextmanager
+def single_thread():
+    """One intra-op thread: multi-threaded reductions in the backward pass sum in an order that depends
+    on timing, and refinement amplifies those last-bit differences into visibly different faces."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def single_threaded(function):
+    """Run `function` on one intra-op thread: sign steps amplify the last-bit differences of
+    multi-threaded reductions, and a forensic result must be reproducible (as refinement does)."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with single_thread():
+            return function(*args, **kwargs)
+    return wrapper

@@ -85,10 +85,13 @@ def cmd_bench_verify(args) -> int:
 def _known_pack(name: str | None) -> str | None:
     """`name` (or the default pack) if it is a pack; else None, after saying which packs there are."""
     from explainer.packs import DEFAULT_PACK, PACKS  # here, not at start-up: it imports torch
+    from explainer.registry import UnknownName
 
     name = name or DEFAULT_PACK
-    if name not in PACKS:
-        print(f"unknown pack {name!r}; known: {', '.join(PACKS)}", file=sys.stderr)
+    try:
+        PACKS[name]
+    except UnknownName as err:
+        print(err, file=sys.stderr)
         return None
     return name
 

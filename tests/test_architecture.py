@@ -168,3 +168,20 @@ def test_no_module_over_the_line_limit():
     assert set(too_long) <= KNOWN_LONG, f"modules over {MAX_LINES} lines (split them): {too_long}"
     # a listed exception that got short enough must leave the list
     assert not KNOWN_LONG - set(too_long), f"remove from KNOWN_LONG: {KNOWN_LONG - set(too_long)}"
+
+
+def test_unknown_names_are_plain_errors_listing_the_known_ones():
+    from explainer.attributes.registry import FAMILIES
+    from explainer.errors import FacexplainError
+    from explainer.generation.registry import DECODERS, load_decoder
+    from explainer.packs import PACKS, load_pack
+    from explainer.recognition.registry import RECOGNIZERS, load_recognizer
+
+    for lookup, registry in ((load_pack, PACKS), (load_decoder, DECODERS), (load_recognizer, RECOGNIZERS),
+                             (FAMILIES.__getitem__, FAMILIES)):
+        with pytest.raises(FacexplainError) as caught:
+            lookup("no-such-name")
+        message = str(caught.value)
+        assert isinstance(caught.value, KeyError)  # callers that catch KeyError keep working
+        assert message.startswith("unknown ") and "'no-such-name'" in message
+        assert all(name in message for name in registry), message

@@ -10,7 +10,7 @@ layout we can build (its config inferred from the keys and shapes, the module bu
 device, keys compared), and then loads the best match into a real module strictly.
 
 Files are read with torch.load(weights_only=True): no pickled code runs. rosinality's trainer pickles an
-argparse.Namespace under "args"; only that class is allowed (explainer.generation.stylegan2.read_checkpoint).
+argparse.Namespace under "args"; only that class is allowed (explainer.checkpoint_io.read_checkpoint).
 
 Checkpoints saved before PyTorch 0.4.1 lack BatchNorm's `num_batches_tracked`; torch's own strict load
 fills them silently for plain dicts, and so do we (with a note), so they are never reported missing.
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from explainer.generation.stylegan2 import CheckpointError, read_checkpoint
+from explainer.checkpoint_io import CheckpointError, is_state_dict, read_checkpoint, strip_module_prefix, unwrap
 
 MIN_KEY_OVERLAP = 0.5  # below this fraction of shared keys a state dict is "no known layout"
 # Wrappers whose value is the model's state dict (checked in this order).
@@ -196,21 +196,9 @@ class Identification:
         return out
 
 
-def _strip_prefix(state: Mapping) -> tuple[dict[str, torch.Tensor], bool]:
-    keys = [str(k) for k in state]
-    if keys and all(k.startswith("module.") for k in keys):
-        return {str(k)[len("module."):]: v for k, v in state.items()}, True
-    return {str(k): v for k, v in state.items()}, False
-
-
-def _is_state_dict(obj: object) -> bool:
-    return isinstance(obj, Mapping) and len(obj) > 0 and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
-
-
 def match_state_dict(state: Mapping[str, torch.Tensor], location: str = "", load: bool = True) -> Identification:
     """The best-matching layout of one state dict; with `load`, build it for real and load strictly."""
-    state, prefixed = _strip_prefix(state)
+    state, prefixed = strip_module_prefix(state)
     best = None
     for family in families():
         try:
@@ -275,7 +263,7 @@ def identify_object(checkpoint: object, load: bool = True) -> Identification:
     if not isinstance(checkpoint, Mapping):
         raise NotACheckpoint(f"the file holds a {type(checkpoint).__name__}, not a dict of tensors")
 
-    parts = [p for p in ROSINALITY_PARTS if _is_state_dict(checkpoint.get(p))]
+    parts = [p for p in ROSINALITY_PARTS if is_state_dict(checkpoint.get(p))]
     if parts:  # rosinality train.py ({"g", "d", "g_ema", optimisers, "args"}) or convert_weight.py output
         whole = Identification(layout="rosinality_train_checkpoint" if "g_optim" in checkpoint
                                else "rosinality_checkpoint", loads_strict=True, family="rosinality-checkpoint")
@@ -296,13 +284,13 @@ def identify_object(checkpoint: object, load: bool = True) -> Identification:
             whole.notes.append(f"other entries, not loaded: {others}")
         return whole
 
-    for wrapper in STATE_DICT_WRAPPERS:
-        if _is_state_dict(checkpoint.get(wrapper)):
-            ident = match_state_dict(checkpoint[wrapper], f"['{wrapper}']", load)
-            others = sorted(str(k) for k in checkpoint if k != wrapper)
-            if others:
-                ident.notes.append(f"other entries, not loaded: {others}")
-            return ident
+    inner, location, wrapper = unwrap(checkpoint, STATE_DICT_WRAPPERS, "", accept=is_state_dict)
+    if wrapper is not None:
+        ident = match_state_dict(inner, location, load)
+        others = sorted(str(k) for k in checkpoint if k != wrapper)
+        if others:
+            ident.notes.append(f"other entries, not loaded: {others}")
+        return ident
     tensors = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise NotACheckpoint(f"a dict without tensors or a known wrapper (keys {sorted(map(str, checkpoint))[:12]})")

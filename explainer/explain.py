@@ -132,7 +132,7 @@ def _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, s
     transferred = sum(bool(r.transferred) for r in results)
     notes.append(f"transfer attack crafted on {surrogate_name} with feature dropout; {recognizer.name} was only asked "
                  f"for decisions; {transferred} of {len(results)} members transferred within the largest budget")
-    return results, recognizer_provenance(surrogate_name)
+    return results, recognizer_provenance(surrogate_model)
 
 
 def _member_latents(pack, probe_latent: torch.Tensor, z_probe: torch.Tensor, z_members: torch.Tensor) -> torch.Tensor:

@@ -15,9 +15,11 @@ import torch
 from explainer.errors import FacexplainError
 from explainer.generation.base import Decoder
 from explainer.generation.recoverer import Recoverer, RefineSettings, Recovery
+from explainer.generation.registry import load_decoder  # noqa: F401 (its old home; callers use it here)
 from explainer.generation.transformer import LatentTransformer, TransformerConfig
 from explainer.recognition.base import Recognizer
 from explainer.recognition.registry import load_recognizer
+from explainer.registry import Registry
 
 TRANSFORMERS_DIR = Path(__file__).resolve().parents[1] / "assets" / "transformers"
 
@@ -39,21 +41,14 @@ class PackSpec:
         return TRANSFORMERS_DIR / f"{self.name}.pt"
 
 
-PACKS: dict[str, PackSpec] = {p.name: p for p in [
+# The extension point for a new pack: a spec here naming a registered recognizer and decoder.
+PACKS: Registry[PackSpec] = Registry("pack", {p.name: p for p in [
     PackSpec("dlib-dcgan", "dlib-resnet", "dcgan-digiface", "offline-dlib",
              "dlib ResNet-29 (ResNet-class) with the DigiFace DCGAN decoder (default)"),
     PackSpec("mobilefacenet-dcgan", "mobilefacenet", "dcgan-digiface", "offline-mobilefacenet",
              "MobileFaceNet with the DigiFace DCGAN decoder"),
-]}
+]})
 DEFAULT_PACK = "dlib-dcgan"
-
-
-@functools.lru_cache(maxsize=None)
-def load_decoder(name: str) -> Decoder:
-    if name == "dcgan-digiface":
-        from explainer.generation.dcgan import DCGANDecoder
-        return DCGANDecoder()
-    raise KeyError(f"unknown decoder {name!r}")
 
 
 def save_transformer(path: Path, transformer: LatentTransformer, card: dict) -> None:
@@ -78,6 +73,7 @@ class Pack:
     decoder: Decoder
     transformer: LatentTransformer
     card: dict = field(default_factory=dict)
+    spec: PackSpec | None = None  # the registered pack it was loaded from (None: assembled by hand)
 
     def __post_init__(self) -> None:
         self.recoverer = Recoverer(self.recognizer, self.transformer, self.decoder)
@@ -96,16 +92,13 @@ class Pack:
 @functools.lru_cache(maxsize=None)
 def load_pack(name: str = DEFAULT_PACK) -> Pack:
     """A named pack, loaded once per process."""
-    try:
-        spec = PACKS[name]
-    except KeyError:
-        raise KeyError(f"unknown pack {name!r}; known: {', '.join(PACKS)}") from None
+    spec = PACKS[name]  # UnknownName lists the registered packs
     if not spec.transformer_path.is_file():
         raise PackMissing(f"pack {name!r} has no trained transformer at {spec.transformer_path}; train it with "
                           f"`python -m training transformer --config {spec.training_config}`")
     decoder = load_decoder(spec.decoder)
     transformer, card = load_transformer(spec.transformer_path, decoder.mean_latent)
-    return Pack(name, load_recognizer(spec.recognizer), decoder, transformer, card)
+    return Pack(name, load_recognizer(spec.recognizer), decoder, transformer, card, spec)
 
 
 def load_paper_pack(directory: str | Path, backbone: str = "r50") -> Pack:
@@ -113,8 +106,7 @@ def load_paper_pack(directory: str | Path, backbone: str = "r50") -> Pack:
     face backbone checkpoint/arcface_{backbone}.pth, mapper ckpts/delta_256/id_delta_gc_rm_{backbone}.pth,
     mean_wplus.pth and the StyleGAN2 256 checkpoint/550000.pt, each found at that relative path or by
     file name directly in `directory`, all loaded strictly. Not cached: the files are the caller's."""
-    from explainer.generation.paper import (
-        FACE_BACKBONE_FILES, MAPPER_FILES, load_paper_checkpoints, load_paper_recognizer)
+    from explainer.generation.paper import FACE_BACKBONE_FILES, MAPPER_FILES, load_paper_checkpoints
 
     transformer, decoder = load_paper_checkpoints(directory, backbone=backbone)
     recognizer = load_paper_recognizer(directory, backbone=backbone)
@@ -124,3 +116,33 @@ def load_paper_pack(directory: str | Path, backbone: str = "r50") -> Pack:
             "files": [FACE_BACKBONE_FILES[backbone], MAPPER_FILES[backbone], "mean_wplus.pth", "checkpoint/550000.pt"],
             "threshold": recognizer.threshold.source}
     return Pack(f"paper-{backbone}", recognizer, decoder, transformer, card)
+
+
+def load_paper_recognizer(directory: str | Path, backbone: str = "r50") -> Recognizer:
+    """The paper's face backbone checkpoint/arcface_{backbone}.pth as our Recognizer, loaded strictly
+    (eval mode, frozen). Its threshold is uncalibrated (see explainer.recognition.arcface_trained)."""
+    from explainer.checkpoint_io import CheckpointError, read_checkpoint
+    from explainer.checkpoints import identify_object
+    from explainer.generation.paper import (
+        BACKBONES, FACE_BACKBONE_FILES, FACE_BACKBONE_LAYOUTS, PaperCheckpointsMissing, find_paper_file)
+
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; the paper ships face backbones {BACKBONES}")
+    directory = Path(directory)
+    path = directory if directory.is_file() else find_paper_file(directory, FACE_BACKBONE_FILES[backbone])
+    if path is None:
+        raise PaperCheckpointsMissing(
+            f"the paper's face backbone is missing in {directory}: {FACE_BACKBONE_FILES[backbone]} (looked at that "
+            f"relative path and by its file name directly in the directory)")
+    ident = identify_object(read_checkpoint(path))
+    wanted = FACE_BACKBONE_LAYOUTS[backbone]
+    if ident.layout != wanted:
+        raise CheckpointError(f"{path}: expected the paper's {wanted} layout for backbone {backbone!r}, found "
+                              f"{ident.layout}")
+    if not ident.loads_strict:
+        raise CheckpointError(f"{path}: {wanted} layout, but it does not load strictly: missing {ident.missing[:10]}, "
+                              f"unexpected {ident.unexpected[:10]}, shape mismatches {ident.shape_mismatches[:10]}")
+    recognizer = ident.module
+    recognizer.name = f"paper-arcface-{backbone}"
+    recognizer.requires_grad_(False)  # attacks differentiate w.r.t. pixels, never weights
+    return recognizer.eval()

@@ -1,7 +1,13 @@
-"""Run-time helpers every stage shares: one intra-op thread for reproducible results, and progress reports."""
+"""How heavy work runs: on one intra-op thread where results must be bit-for-bit reproducible, and how
+long jobs report their progress.
+
+Refinement, attacks and the jobs built on them all use these, so the thread rule lives in one place
+(below every subpackage: it imports torch only).
+"""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 
 import torch
@@ -19,6 +25,16 @@ def single_thread():
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def single_threaded(function):
+    """Run `function` on one intra-op thread: sign steps amplify the last-bit differences of
+    multi-threaded reductions, and a forensic result must be reproducible (as refinement does)."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with single_thread():
+            return function(*args, **kwargs)
+    return wrapper
 
 
 def report_progress(progress: Progress, fraction: float, stage: str) -> None:

@@ -67,7 +67,7 @@ def verify_pair(probe, reference, models: Sequence[str] | None = None) -> list[V
         results.append(VerificationResult(
             model=name, metric=model.metric.name, score=score, threshold=threshold.value,
             threshold_source=threshold.source, threshold_fmr=threshold.fmr,
-            match=bool(model.metric.accepts(score, threshold.value)), notes=notes))
+            match=bool(model.accepts(score)), notes=notes))
     return results
 
 

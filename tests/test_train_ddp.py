@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 from training.configs import get_config
 from training import train_decoder
 out = Path(sys.argv[1])
-config = get_config("cpu-tiny", "decoder").override(data=sys.argv[2], steps=2)
+config = get_config("cpu-tiny", "decoder").override(data=sys.argv[2], kimg=0.016)  # 2 steps of 2 x 4
 
 def keep(models):
     rank = torch.distributed.get_rank()

@@ -51,7 +51,7 @@ def test_resume_continues_exactly(tiny_decoder_run, tiny_face_folder, tmp_path, 
     resumed = tmp_path / "resumed"
     shutil.copytree(tiny_decoder_run, resumed)
     straight = tmp_path / "straight"
-    common = ["--config", "cpu-tiny", "--data", str(tiny_face_folder), "--steps", "4"]
+    common = ["--config", "cpu-tiny", "--data", str(tiny_face_folder), "--kimg", "0.016"]  # 4 steps
     assert main(["decoder", "--out", str(resumed), *common]) == 0
     assert main(["decoder", "--out", str(straight), *common]) == 0
     steps = [json.loads(line)["step"] for line in (resumed / "stats.jsonl").read_text().splitlines()]
@@ -70,7 +70,21 @@ def test_resume_refuses_another_architecture(tiny_decoder_run, tiny_face_folder,
     shutil.copytree(tiny_decoder_run, out)
     with pytest.raises(ValueError, match="networks differ.*channel_max"):
         main(["decoder", "--config", "cpu-tiny", "--out", str(out), "--data", str(tiny_face_folder),
-              "--channel_max", "16", "--steps", "3"])
+              "--channel_max", "16", "--kimg", "0.012"])
+
+
+def test_length_is_images_whatever_the_gpu_count():
+    from training.configs import get_config
+    from training.train_decoder import total_steps
+
+    paper = get_config("paper-gpu-256", "decoder")
+    assert total_steps(paper, 8) == 550_000  # the paper's 550k steps at 4 x 8 images
+    for world_size in (1, 2, 3, 8):
+        steps = total_steps(paper, world_size)
+        images = steps * paper.batch * world_size
+        # the same 17.6 M images, give or take the last global batch
+        assert paper.kimg * 1000 <= images < paper.kimg * 1000 + paper.batch * world_size
+    assert total_steps(get_config("cpu-tiny", "decoder"), 1) == 2
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):

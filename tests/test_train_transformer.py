@@ -45,7 +45,7 @@ def test_paper_config_is_the_papers():
 
 
 def test_folder_run_logs_the_five_terms(folder_run):
-    records = [json.loads(line) for line in (folder_run / "log.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (folder_run / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
     for term in ("identity", "reconstruction", "perceptual", "guide", "regularisation"):
         assert records[-1][term] > 0, term
@@ -67,7 +67,7 @@ def test_resume_continues_exactly(folder_run, folder_args, tmp_path):
     args = [*folder_args, "--epochs", "none", "--steps", "3"]
     assert main(["transformer", "--out", str(resumed), *args]) == 0
     assert main(["transformer", "--out", str(straight), *args]) == 0
-    assert [json.loads(x)["step"] for x in (resumed / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert [json.loads(x)["step"] for x in (resumed / "stats.jsonl").read_text().splitlines()] == [1, 2, 3]
     a = torch.load(resumed / "checkpoint.pt", weights_only=True)
     b = torch.load(straight / "checkpoint.pt", weights_only=True)
     for key, value in b["state_dict"].items():
@@ -78,7 +78,7 @@ def test_epochs_set_the_length(folder_args, tmp_path):
     out = tmp_path / "epoch"
     assert main(["transformer", "--out", str(out), *folder_args, "--epochs", "1"]) == 0
     # 16 photos, batch 4, one process: 4 steps make one epoch
-    assert json.loads((out / "log.jsonl").read_text().splitlines()[-1])["step"] == 4
+    assert json.loads((out / "stats.jsonl").read_text().splitlines()[-1])["step"] == 4
 
 
 def test_lpips_without_backbone_is_a_clear_error(monkeypatch, tmp_path):

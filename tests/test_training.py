@@ -19,7 +19,7 @@ def tiny_run(tmp_path_factory):
 
 
 def test_tiny_run_logs_every_loss(tiny_run):
-    records = [json.loads(line) for line in (tiny_run / "log.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tiny_run / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
     for record in records:
         for term in ("identity", "reconstruction", "perceptual", "guide", "regularisation", "lightness"):

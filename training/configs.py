@@ -33,7 +33,7 @@ class LossWeights:
 class TransformerTrainConfig:
     name: str
     recognizer: str  # registry name of F
-    decoder: str  # decoder name (explainer.packs.load_decoder)
+    decoder: str  # decoder name (explainer.generation.registry.DECODERS) or a StyleGAN2 checkpoint file
     steps: int  # optimiser steps
     batch_real: int  # real training faces per step
     batch_synthetic: int  # decoder samples per step
@@ -100,7 +100,9 @@ class DecoderTrainConfig:
     name: str
     size: int  # output side, px (a power of two from 8)
     data: str = ""  # image folder, aligned to FFHQ's frame (python -m training align)
-    steps: int = 800_000  # iterations (rosinality --iter)
+    # Length in thousands of real images shown to D (StyleGAN2-ADA's kimg), not in steps: the steps are
+    # kimg * 1000 / (batch * processes), so the images seen do not depend on the number of GPUs.
+    kimg: float = 25_600.0  # rosinality's --iter 800k at a global batch of 32
     batch: int = 4  # images per process (per GPU) and step; the global batch is batch * world size
     channel_multiplier: int = 2
     channel_max: int = 512  # < 512 only for tiny CPU runs
@@ -157,14 +159,16 @@ class EncoderTrainConfig:
 
 
 DECODER_CONFIGS: dict[str, DecoderTrainConfig] = {c.name: c for c in [
-    # 16 px, 32 channels, two regularised and two plain steps: every code path in seconds.
-    DecoderTrainConfig("cpu-tiny", size=16, steps=2, batch=4, channel_max=32, style_dim=32, n_mlp=2,
+    # 16 px, 32 channels, two regularised and two plain steps: every code path in seconds
+    # (8 images: 2 steps on one process, 1 on two).
+    DecoderTrainConfig("cpu-tiny", size=16, kimg=0.008, batch=4, channel_max=32, style_dim=32, n_mlp=2,
                        data="offline", limit=16, d_reg_every=2, g_reg_every=2, device="cpu", workers=0,
                        log_every=1, sample_every=2,
                        n_sample=4, checkpoint_every=2),
-    # rosinality's defaults; 550k iterations is the paper's decoder (checkpoint/550000.pt).
-    DecoderTrainConfig("paper-gpu-128", size=128, steps=550_000, batch=4),
-    DecoderTrainConfig("paper-gpu-256", size=256, steps=550_000, batch=4),
+    # rosinality's defaults. The paper's decoder (checkpoint/550000.pt) is 550k steps; at a global batch
+    # of 32 (4 per GPU on 8 GPUs) that is 17,600 kimg: 550k steps on 8 GPUs, 4.4M on one.
+    DecoderTrainConfig("paper-gpu-128", size=128, kimg=17_600.0, batch=4),
+    DecoderTrainConfig("paper-gpu-256", size=256, kimg=17_600.0, batch=4),
 ]}
 
 ENCODER_CONFIGS: dict[str, EncoderTrainConfig] = {c.name: c for c in [

@@ -131,7 +131,7 @@ class ImageFolder(torch.utils.data.Dataset):
 
 def ffhq_crop(size: int) -> CropSpec:
     """FFHQ's aligned frame at `size` px (StyleGAN2Decoder's arcface5 template) as a crop spec."""
-    from explainer.generation.stylegan2 import ffhq_templates
+    from explainer.generation.ffhq import ffhq_templates
 
     return CropSpec(size=size, scheme="arcface5", template=tuple(ffhq_templates(size)["arcface5"]))
 

@@ -10,7 +10,8 @@ import torch
 
 from explainer.errors import FacexplainError
 from explainer.generation.base import Decoder
-from explainer.generation.stylegan2 import StyleGAN2Decoder, load_stylegan2, read_checkpoint
+from explainer.checkpoint_io import read_checkpoint
+from explainer.generation.stylegan2 import StyleGAN2Decoder, load_stylegan2
 
 TINY_RANDOM = "tiny-random"
 
@@ -25,11 +26,12 @@ def resolve_decoder(spec: str, mean_latent: str | None = None) -> Decoder:
         pinned = read_checkpoint(mean_latent) if mean_latent else None
         decoder = load_stylegan2(spec, mean_latent=pinned, name=f"stylegan2:{Path(spec).name}")
     elif spec:
-        from explainer.packs import load_decoder
+        from explainer.generation.registry import load_decoder
+        from explainer.registry import UnknownName
 
         try:
             decoder = load_decoder(spec)
-        except KeyError:
+        except UnknownName:
             raise FacexplainError(f"decoder {spec!r} is neither a registered decoder nor a checkpoint file") from None
     else:
         raise FacexplainError("no decoder given: pass --decoder (a registered decoder name or a StyleGAN2 "

@@ -1,4 +1,6 @@
-"""Resumable training checkpoints: plain dicts of state dicts, numbers and strings, nothing pickled.
+"""Resumable training checkpoints and the stats log, the same for every trainer.
+
+Checkpoints are plain dicts of state dicts, numbers and strings, nothing pickled.
 
 Every file here loads with `torch.load(path, weights_only=True)`: configs are stored as
 `dataclasses.asdict`, never as objects (rosinality pickled an argparse.Namespace, which weights-only
@@ -7,14 +9,18 @@ mid-write (a pre-empted node) leaves the previous checkpoint intact.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import IO
 
 import torch
 
 from explainer.errors import FacexplainError
 
 CHECKPOINT_NAME = "checkpoint.pt"
+STATS_NAME = "stats.jsonl"  # one JSON record per logged step, every trainer
 
 
 class ResumeError(FacexplainError, ValueError):
@@ -50,3 +56,25 @@ def check_same_architecture(saved: dict, current: dict, keys: tuple[str, ...], p
         details = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in changed.items())
         raise ResumeError(f"cannot resume from {path}: the networks differ ({details}); use another --out "
                           f"or --resume false")
+
+
+def resume(out_dir: Path, config, architecture_fields: tuple[str, ...],
+           restore: Mapping[str, Callable[[object], object]], log, is_main: bool) -> dict | None:
+    """Continue from OUT/checkpoint.pt when `config.resume` and it exists: refuse another architecture,
+    hand each saved entry to its `restore` callable (e.g. {"g": generator.load_state_dict}), and return
+    the checkpoint (for its "step" and anything else the trainer keeps); None for a fresh run."""
+    saved = latest(out_dir, config.resume)
+    if saved is None:
+        return None
+    path = Path(out_dir) / CHECKPOINT_NAME
+    check_same_architecture(saved["config"], dataclasses.asdict(config), architecture_fields, str(path))
+    for key, load in restore.items():
+        load(saved[key])
+    if is_main:
+        log(f"resumed from {path} at step {int(saved['step'])}")
+    return saved
+
+
+def open_stats(out_dir: Path, resumed: bool, is_main: bool) -> IO[str] | None:
+    """OUT/stats.jsonl on rank 0 (None elsewhere): appended to when resuming, started afresh otherwise."""
+    return open(Path(out_dir) / STATS_NAME, "a" if resumed else "w") if is_main else None

@@ -14,7 +14,10 @@ checkpoint ({"g", "d", "g_ema", "g_optim", "d_optim", ...}) has rosinality's top
 Runs as one process or under torchrun (DDP: each rank draws its own images and latents, gradients are
 averaged). Every random draw of step s on rank r comes from a generator seeded by (seed, s, r), and
 the data order from DistributedSampler's (seed, epoch), so a resumed run continues exactly where the
-saved one was. Writes OUT/checkpoint.pt (resumable), OUT/stats.jsonl, OUT/samples/STEP.png.
+saved one was. The length is `kimg` thousand real images shown to D, as StyleGAN2-ADA counts it: the
+steps are kimg / (batch x processes), so more GPUs take fewer steps and see the same images (resume
+on the same number of processes). Writes OUT/checkpoint.pt (resumable), OUT/stats.jsonl,
+OUT/samples/STEP.png.
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ from training import distributed
 from training.configs import DecoderTrainConfig
 from training.data import ImageFolder, offline_folder
 from training.steps import real_batches, seed_step
-from training.resume import CHECKPOINT_NAME, check_same_architecture, latest, save_checkpoint
+from training.resume import CHECKPOINT_NAME, open_stats, resume, save_checkpoint
 
 ARCHITECTURE_FIELDS = ("size", "channel_multiplier", "channel_max", "style_dim", "n_mlp")
 PATH_LENGTH_DECAY = 0.01  # running mean of the path lengths (StyleGAN2's pl_decay)
@@ -70,6 +73,13 @@ def accumulate(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model, parameter by parameter (buffers stay: fixed noise)."""
     for p_ema, p in zip(ema.parameters(), model.parameters()):
         p_ema.lerp_(p, 1.0 - decay)
+
+
+def total_steps(config: DecoderTrainConfig, world_size: int) -> int:
+    """Steps that show D `config.kimg` thousand real images at this global batch (the last one may
+    overshoot by less than a batch)."""
+    images = round(config.kimg * 1000)
+    return -(-images // (config.batch * world_size))
 
 
 def ema_decay(config: DecoderTrainConfig, world_size: int) -> float:
@@ -182,19 +192,11 @@ def _train(config: DecoderTrainConfig, out_dir: Path, run: distributed.Distribut
     g_optim = torch.optim.Adam(generator.parameters(), lr=config.lr * g_ratio, betas=(0.0, 0.99 ** g_ratio))
     d_optim = torch.optim.Adam(discriminator.parameters(), lr=config.lr * d_ratio, betas=(0.0, 0.99 ** d_ratio))
 
-    start_step, mean_path_length = 0, 0.0
-    saved = latest(out_dir, config.resume)
-    if saved is not None:
-        check_same_architecture(saved["config"], dataclasses.asdict(config), ARCHITECTURE_FIELDS,
-                                str(out_dir / CHECKPOINT_NAME))
-        generator.load_state_dict(saved["g"])
-        discriminator.load_state_dict(saved["d"])
-        g_ema.load_state_dict(saved["g_ema"])
-        g_optim.load_state_dict(saved["g_optim"])
-        d_optim.load_state_dict(saved["d_optim"])
-        start_step, mean_path_length = int(saved["step"]), float(saved["mean_path_length"])
-        if run.is_main:
-            log(f"resumed from {out_dir / CHECKPOINT_NAME} at step {start_step}")
+    saved = resume(out_dir, config, ARCHITECTURE_FIELDS, {
+        "g": generator.load_state_dict, "d": discriminator.load_state_dict, "g_ema": g_ema.load_state_dict,
+        "g_optim": g_optim.load_state_dict, "d_optim": d_optim.load_state_dict}, log, run.is_main)
+    start_step, mean_path_length = (0, 0.0) if saved is None else (int(saved["step"]), float(saved["mean_path_length"]))
+    steps = total_steps(config, run.world_size)
 
     synthesis = Synthesis(generator)
     g_train, d_train = synthesis, discriminator
@@ -210,10 +212,10 @@ def _train(config: DecoderTrainConfig, out_dir: Path, run: distributed.Distribut
     if run.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "samples").mkdir(exist_ok=True)
-    stats_file = open(out_dir / "stats.jsonl", "a") if run.is_main else None
+    stats_file = open_stats(out_dir, saved is not None, run.is_main)
     batches = real_batches(dataset, run, start_step, config.batch, config.seed, config.workers)
     started, last = time.perf_counter(), {}
-    progress = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, unit="step",
+    progress = tqdm(range(start_step, steps), initial=start_step, total=steps, unit="step",
                     desc=f"decoder {config.name}", disable=None if run.is_main else True)
     try:
         for step in progress:
@@ -273,7 +275,7 @@ def _train(config: DecoderTrainConfig, out_dir: Path, run: distributed.Distribut
             accumulate(g_ema, generator, decay)
             done = step + 1
 
-            if done % config.log_every == 0 or done == config.steps:
+            if done % config.log_every == 0 or done == steps:
                 record = distributed.mean_over_ranks(run, dict(last))
                 if run.is_main:
                     seconds = time.perf_counter() - started
@@ -283,11 +285,11 @@ def _train(config: DecoderTrainConfig, out_dir: Path, run: distributed.Distribut
                     stats_file.write(json.dumps(record) + "\n")
                     stats_file.flush()
                     progress.set_postfix(d=f"{record['d_loss']:.3f}", g=f"{record['g_loss']:.3f}")
-            if run.is_main and (done % config.sample_every == 0 or done == config.steps):
+            if run.is_main and (done % config.sample_every == 0 or done == steps):
                 with torch.no_grad():
                     images = g_ema(g_ema.mapping(sample_z.to(device))[:, None].expand(-1, n_codes, -1))
                 Image.fromarray(sample_grid(images.cpu())).save(out_dir / "samples" / f"{done:06d}.png")
-            if run.is_main and (done % config.checkpoint_every == 0 or done == config.steps):
+            if run.is_main and (done % config.checkpoint_every == 0 or done == steps):
                 save_checkpoint(out_dir / CHECKPOINT_NAME, {
                     "g": generator.state_dict(), "d": discriminator.state_dict(), "g_ema": g_ema.state_dict(),
                     "g_optim": g_optim.state_dict(), "d_optim": d_optim.state_dict(),
@@ -300,5 +302,5 @@ def _train(config: DecoderTrainConfig, out_dir: Path, run: distributed.Distribut
         inspect({"g": generator, "d": discriminator, "g_ema": g_ema})
     distributed.barrier(run)
     if run.is_main:
-        log(f"decoder {config.name}: step {config.steps}, checkpoint {out_dir / CHECKPOINT_NAME}")
+        log(f"decoder {config.name}: step {steps} ({config.kimg:g} kimg), checkpoint {out_dir / CHECKPOINT_NAME}")
     return out_dir / CHECKPOINT_NAME

@@ -27,7 +27,7 @@ from training import distributed
 from training.configs import EncoderTrainConfig
 from training.data import ImageFolder
 from training.decoders import resolve_decoder
-from training.resume import CHECKPOINT_NAME, check_same_architecture, latest, save_checkpoint
+from training.resume import CHECKPOINT_NAME, open_stats, resume, save_checkpoint
 from training.steps import real_batches, seed_step
 
 ARCHITECTURE_FIELDS = ("decoder", "width", "blocks", "input_size")
@@ -67,16 +67,9 @@ def _train(config: EncoderTrainConfig, out_dir: Path, run: distributed.Distribut
     torch.manual_seed(config.seed)
     encoder = build_encoder(config, decoder.latent_shape, decoder.mean_latent).to(device).train()
     optimiser = torch.optim.Adam(encoder.parameters(), lr=config.lr)
-    start_step = 0
-    saved = latest(out_dir, config.resume)
-    if saved is not None:
-        check_same_architecture(saved["config"], dataclasses.asdict(config), ARCHITECTURE_FIELDS,
-                                str(out_dir / CHECKPOINT_NAME))
-        encoder.load_state_dict(saved["state_dict"])
-        optimiser.load_state_dict(saved["optimizer"])
-        start_step = int(saved["step"])
-        if run.is_main:
-            log(f"resumed from {out_dir / CHECKPOINT_NAME} at step {start_step}")
+    saved = resume(out_dir, config, ARCHITECTURE_FIELDS, {
+        "state_dict": encoder.load_state_dict, "optimizer": optimiser.load_state_dict}, log, run.is_main)
+    start_step = 0 if saved is None else int(saved["step"])
     model = encoder
     if run.enabled:  # BatchNorm buffers follow rank 0 (DDP broadcasts them each forward)
         model = DistributedDataParallel(encoder, device_ids=[run.local_rank] if device.type == "cuda" else None)
@@ -87,7 +80,7 @@ def _train(config: EncoderTrainConfig, out_dir: Path, run: distributed.Distribut
         batches = real_batches(dataset, run, start_step, n_real, config.seed, config.workers)
     if run.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-    stats_file = open(out_dir / "stats.jsonl", "a") if run.is_main else None
+    stats_file = open_stats(out_dir, saved is not None, run.is_main)
     started = time.perf_counter()
     progress = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, unit="step",
                     desc=f"encoder {config.name}", disable=None if run.is_main else True)

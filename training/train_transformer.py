@@ -11,7 +11,7 @@ crop of each image. L_guide pulls T's latent toward the exact latent for decoder
 guide encoder E is given (train_encoder's output), toward E(photo) for real faces, as the paper does.
 
 Runs as one process or under torchrun (DDP). Writes `transformer.pt` (a plain dict: config, state
-dict, model card; what packs load), `log.jsonl`, and a resumable `checkpoint.pt`.
+dict, model card; what packs load), `stats.jsonl`, and a resumable `checkpoint.pt`.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from training import distributed, losses
 from training.configs import TransformerTrainConfig
 from training.data import ImageFolder, real_faces, synthetic_bank
 from training.decoders import resolve_decoder
-from training.resume import CHECKPOINT_NAME, check_same_architecture, latest, save_checkpoint
+from training.resume import CHECKPOINT_NAME, STATS_NAME, open_stats, resume, save_checkpoint
 from training.steps import real_batches, seed_step
 
 ARCHITECTURE_FIELDS = ("recognizer", "decoder", "tanh", "residual_scale")
@@ -81,21 +81,14 @@ def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distr
     encoder = load_guide_encoder(config.guide_encoder).to(device) if config.guide_encoder else None
 
     steps, batches, dataset = config.steps, None, None
-    start_step = 0
-    saved = latest(out_dir, config.resume)
     if not offline:
         dataset = ImageFolder(Path(config.data), decoder.size)
         if config.epochs is not None:  # the paper counts epochs over CelebA
             steps = config.epochs * (len(dataset) // run.world_size // config.batch_real)
-    if saved is not None:
-        check_same_architecture(saved["config"], dataclasses.asdict(config), ARCHITECTURE_FIELDS,
-                                str(out_dir / CHECKPOINT_NAME))
-        transformer.load_state_dict(saved["state_dict"])
-        optimiser.load_state_dict(saved["optimizer"])
-        draw.set_state(saved["draw_state"])
-        start_step = int(saved["step"])
-        if run.is_main:
-            log(f"resumed from {out_dir / CHECKPOINT_NAME} at step {start_step}")
+    saved = resume(out_dir, config, ARCHITECTURE_FIELDS, {
+        "state_dict": transformer.load_state_dict, "optimizer": optimiser.load_state_dict,
+        "draw_state": draw.set_state}, log, run.is_main)
+    start_step = 0 if saved is None else int(saved["step"])
     if dataset is not None:
         batches = real_batches(dataset, run, start_step, config.batch_real, config.seed, config.workers)
     model = transformer
@@ -104,7 +97,7 @@ def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distr
 
     if run.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-    log_file = open(out_dir / "log.jsonl", "a" if start_step else "w") if run.is_main else None
+    log_file = open_stats(out_dir, start_step > 0, run.is_main)
     started = time.perf_counter()
     n_real = config.batch_real
     landmark_distance = losses.LandmarkDistance().to(device) if config.weights.landmarks else None
@@ -178,7 +171,7 @@ def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distr
     path = out_dir / "transformer.pt"
     if not run.is_main:
         return path
-    final = json.loads((out_dir / "log.jsonl").read_text().splitlines()[-1])
+    final = json.loads((out_dir / STATS_NAME).read_text().splitlines()[-1])
     if offline:
         data = {"real_photos": len(real.identities) // 2, "real_identities": len(set(real.identities)),
                 "mirrored": True, "synthetic_bank": config.synthetic_bank,

@@ -149,6 +149,7 @@ def read_differences(comparison) -> str:
     """A few sentences on where two models differ: attributes whose MI intervals do not overlap."""
     (name_a, report_a), (name_b, report_b) = [(p, comparison.reports[p]) for p in comparison.packs[:2]]
     named, cells = [], {name_a: 0, name_b: 0}
+    n_cells = sum(group == "lbp" for group in report_a.groups.values())
     for attr, group in report_a.groups.items():
         a, b = report_a.mi.get(attr), report_b.mi.get(attr)
         if a is None or b is None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from explainer.registry import UnknownName
+
 
 @dataclass(frozen=True)
 class Package:
@@ -125,4 +127,4 @@ def get(name: str) -> Asset:
     try:
         return ASSETS[name]
     except KeyError:
-        raise KeyError(f"unknown asset {name!r}; known: {', '.join(sorted(ASSETS))}") from None
+        raise UnknownName("asset", name, sorted(ASSETS)) from None

@@ -8,7 +8,8 @@ Every estimator reads ATTRIBUTE_CROP; see docs/attributes.md for each attribute'
 """
 from explainer.attributes.base import GROUPS, KINDS, AttributeEstimator, FaceBatch
 from explainer.attributes.frame import ATTRIBUTE_CROP, crops_from_decoder, crops_from_photos, jittered_crops_from_decoder
-from explainer.attributes.registry import CORE, estimate_all, estimators
+from explainer.attributes.registry import CORE, FAMILIES, estimate_all, estimators, n_attributes
 
-__all__ = ["ATTRIBUTE_CROP", "CORE", "GROUPS", "KINDS", "AttributeEstimator", "FaceBatch", "crops_from_decoder",
-           "crops_from_photos", "estimate_all", "estimators", "jittered_crops_from_decoder"]
+__all__ = ["ATTRIBUTE_CROP", "CORE", "FAMILIES", "GROUPS", "KINDS", "AttributeEstimator", "FaceBatch",
+           "crops_from_decoder", "crops_from_photos", "estimate_all", "estimators", "jittered_crops_from_decoder",
+           "n_attributes"]

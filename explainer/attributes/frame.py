@@ -20,7 +20,7 @@ import torch
 from explainer import faces
 from explainer.generation.base import Decoder
 from explainer.generation.crop import crop_matrix, crop_to, warp_affine
-from explainer.recognition.base import CropSpec
+from explainer.geometry import CropSpec
 
 CROP_SIZE = 128
 

@@ -1,4 +1,8 @@
-"""All 82 estimators in their stable order, and `estimate_all`, which shares work across them."""
+"""Every attribute estimator in its stable order, and `estimate_all`, which shares work across them.
+
+FAMILIES is the extension point for attributes: a family is a function returning estimators, and
+the registered families, in order, make the attribute list (reports, MI tables and s_a all follow it).
+"""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -13,24 +17,41 @@ from explainer.attributes.custom import custom_estimators
 from explainer.attributes.faceplugin import Age, Expression, HeadPose
 from explainer.attributes.lbp import lbp_estimators
 from explainer.attributes.shape import ShapeEstimator
+from explainer.registry import Registry, UnknownName
 
 CORE = ("shape", "expression", "head_pose", "skin_color", "hair_color", "age", "glasses", "hat", "earrings")
 
 
+def core_estimators() -> list[AttributeEstimator]:
+    """The paper's nine, in CORE order."""
+    accessories = {e.name: e for e in accessory_estimators()}
+    return [ShapeEstimator(), Expression(), HeadPose(), SkinColour(), HairColour(), Age(),
+            accessories["glasses"], accessories["hat"], accessories["earrings"]]
+
+
+FAMILIES: Registry = Registry("attribute family", {
+    "core": core_estimators,  # the paper's nine
+    "custom": custom_estimators,  # landmark and colour measurements
+    "lbp": lbp_estimators,  # 7x7 LBP texture cells
+})
+
+
 @lru_cache(maxsize=1)
 def _all() -> tuple[AttributeEstimator, ...]:
-    accessories = {e.name: e for e in accessory_estimators()}
-    core = [ShapeEstimator(), Expression(), HeadPose(), SkinColour(), HairColour(), Age(),
-            accessories["glasses"], accessories["hat"], accessories["earrings"]]
-    everything = tuple(core + custom_estimators() + lbp_estimators())
-    assert tuple(e.name for e in everything[:9]) == CORE
-    assert len(everything) == 82 and len({e.name for e in everything}) == 82
+    everything = tuple(e for family in FAMILIES.values() for e in family())
+    assert tuple(e.name for e in everything[:len(CORE)]) == CORE
+    assert len({e.name for e in everything}) == len(everything), "attribute names must be unique"
     return everything
 
 
 def estimators() -> list[AttributeEstimator]:
     """The paper's nine, then the 24 custom attributes, then the 49 LBP cells (lbp_r{row}_c{col})."""
     return list(_all())
+
+
+def n_attributes() -> int:
+    """How many attributes there are: the length of the registry, never a number written in code."""
+    return len(_all())
 
 
 def estimate_all(crops: torch.Tensor | np.ndarray, names=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -41,5 +62,5 @@ def estimate_all(crops: torch.Tensor | np.ndarray, names=None) -> dict[str, tupl
     chosen = [e for e in _all() if names is None or e.name in set(names)]
     if names is not None and len(chosen) != len(set(names)):
         unknown = sorted(set(names) - {e.name for e in chosen})
-        raise KeyError(f"unknown attributes {unknown}")
+        raise UnknownName("attribute", unknown[0] if len(unknown) == 1 else unknown, [e.name for e in _all()])
     return {e.name: e.estimate_batch(batch) for e in chosen}

@@ -6,8 +6,8 @@ Faces:
   dcgan      100 DCGAN decoder samples (prior latents, torch seed 0) through crops_from_decoder: what
              recovered faces look like to the estimators.
 Per estimator: validity rate on each set, and ms/image of the estimator run alone on a batch (its
-shared work, e.g. landmarks, included) over the first 40 faces of each set. `all_ms_per_image`: all 82
-in one estimate_all call (shared work done once).
+shared work, e.g. landmarks, included) over the first 40 faces of each set. `all_ms_per_image`: every
+estimator in one estimate_all call (shared work done once).
 
 Agreement checks (a second opinion where one exists):
   landmarks_vs_dlib5   dlib's 5-point predictor on the same crops vs the 68-point net's matching points
@@ -132,7 +132,7 @@ def run() -> dict:
 
 
 def _print(report: dict) -> None:
-    from explainer.cli import _print_table
+    from explainer.console import print_table
 
     rows = []
     for name, entry in report["estimators"].items():
@@ -140,11 +140,12 @@ def _print(report: dict) -> None:
             continue
         rows.append([name, entry["group"], entry["dim"], f"{entry['valid_real']:.3f}", f"{entry['valid_dcgan']:.3f}",
                      f"{entry['ms_real']:.1f}", f"{entry['ms_dcgan']:.1f}"])
-    _print_table(["estimator", "group", "dim", "valid real", "valid dcgan", "ms real", "ms dcgan"], rows)
+    print_table(["estimator", "group", "dim", "valid real", "valid dcgan", "ms real", "ms dcgan"], rows)
     lbp = [e for n, e in report["estimators"].items() if n.startswith("lbp_")]
-    print(f"lbp cells (49): valid real {min(e['valid_real'] for e in lbp):.3f}-{max(e['valid_real'] for e in lbp):.3f}, "
+    print(f"lbp cells ({len(lbp)}): valid real {min(e['valid_real'] for e in lbp):.3f}-{max(e['valid_real'] for e in lbp):.3f}, "
           f"dcgan {min(e['valid_dcgan'] for e in lbp):.3f}-{max(e['valid_dcgan'] for e in lbp):.3f}")
-    print("all 82 in one call, ms/image:", {k: round(v, 1) for k, v in report["all_ms_per_image"].items()})
+    print(f"all {len(report['estimators'])} in one call, ms/image:",
+          {k: round(v, 1) for k, v in report["all_ms_per_image"].items()})
     print("core nine valid on frontal real photos:", {k: round(v, 3) for k, v in report["core_valid_on_frontal_real"].items()})
     for which, entry in report["landmarks_vs_dlib5"].items():
         print(f"landmarks vs dlib5 ({which}): mean {entry['mean_error_eye_distances']:.3f}, median "
@@ -158,4 +159,4 @@ def _print(report: dict) -> None:
     for name, entry in report["accessories"].items():
         for subset, figures in entry.items():
             acc_rows.append([name, subset, f"{figures['balanced_accuracy']:.3f}", figures["n"], figures["positives"]])
-    _print_table(["accessory", "faces", "balanced acc.", "n", "positives"], acc_rows)
+    print_table(["accessory", "faces", "balanced acc.", "n", "positives"], acc_rows)

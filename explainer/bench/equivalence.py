@@ -30,7 +30,7 @@ def real_faces():
 
 def run(models: list[str] | None = None) -> dict:
     from explainer import faces
-    from explainer.cli import _print_table
+    from explainer.console import print_table
 
     prepared = real_faces()
     report = {"models": {}}
@@ -45,7 +45,7 @@ def run(models: list[str] | None = None) -> dict:
         report["models"][name] = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
                                   "n_faces": len(crops), "reference": runtime,
                                   "max_embedding_abs": float(np.abs(theirs).max())}
-    _print_table(["model", "reference runtime", "faces", "max |diff|", "mean |diff|", "max |embedding|"],
+    print_table(["model", "reference runtime", "faces", "max |diff|", "mean |diff|", "max |embedding|"],
                  [[n, e["reference"], e["n_faces"], e["max_abs_diff"], e["mean_abs_diff"], e["max_embedding_abs"]]
                   for n, e in report["models"].items()])
     return report

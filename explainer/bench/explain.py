@@ -59,7 +59,7 @@ def _attack_summary(runs: list[dict]) -> dict:
 
 
 def run(pack: str = "dlib-dcgan", analyze_images: int = 40) -> dict:
-    from explainer.cli import _print_table
+    from explainer.console import print_table
     from explainer.pipeline import EXPLAIN_REFINE_STEPS, analyze_model, explain_pair
 
     explain_pair(*pairs()[0][:2], pack=pack)  # warm-up: model loading and first-call costs stay out of the figures
@@ -111,7 +111,7 @@ def run(pack: str = "dlib-dcgan", analyze_images: int = 40) -> dict:
     for attack, s in result["attacks"].items():
         rows.append([attack] + [s["seconds_by_stage"][st] for st in STAGES] + [s["seconds_per_pair"], s["seconds_per_pair_max"],
                     s["flip_rate_genuine"], s["flip_rate_impostor"], s["mean_linf_255"], s["attributes_scored_mean"]])
-    _print_table(["attack", "faces+decision", "counterfactual", "recovery", "attributes", "s_a", "s/pair", "max s",
+    print_table(["attack", "faces+decision", "counterfactual", "recovery", "attributes", "s_a", "s/pair", "max s",
                   "flip genuine", "flip impostor", "mean L∞ (/255)", "scored (mean)"], rows)
     t = result["top10_overlap"]
     print(f"PGD vs transfer top-10 overlap: {t['all_attributes_mean']} over all scored attributes "

@@ -360,7 +360,7 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, o
 
 
 def _print(report: dict) -> None:
-    from explainer.cli import _print_table
+    from explainer.console import print_table
 
     def cell(value):
         return "-" if value is None else value
@@ -372,7 +372,7 @@ def _print(report: dict) -> None:
                ("real photos (ceiling)", report["real_reference"])]
     rows = [[name, *(cell(entry.get(key)) for key in BLOCK_KEYS), cell(entry.get("detection_rate"))]
             for name, entry in blocks]
-    _print_table(["block", "type1", "type1@upstream", "type2", "rank1", "mean score", "L* bias", "s/face",
+    print_table(["block", "type1", "type1@upstream", "type2", "rank1", "mean score", "L* bias", "s/face",
                   "detected"], rows)
     score = "Euclidean distance (lower = more alike)" if report["metric"] == "euclidean" else "cosine"
     print(f"pack {report['pack']}: {report['n']} held-out faces ({report['n_orl']} ORL of "

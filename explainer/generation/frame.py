@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from explainer.generation.base import Decoder
-from explainer.recognition.base import CropSpec
+from explainer.geometry import CropSpec
 
 
 def decoder_frame(decoder: Decoder) -> CropSpec:

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from explainer.generation.stylegan2 import CheckpointError, _strip_module, load_strict, read_checkpoint
+from explainer.checkpoint_io import CheckpointError, load_strict, read_if_path, strip_module_prefix, unwrap
 
 PAPER_CODES_PER_LEVEL = (3, 4, 7)  # from the 1/32, 1/16 and 1/8 feature maps: 14 codes at 256 px
 MAPPING_SLOPE = 0.01  # nn.LeakyReLU's default slope, which the paper's heads use
@@ -211,11 +211,10 @@ class GuideEncoder(nn.Module):
 
 def guide_encoder_state_dict(checkpoint: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
     """A guide-encoder state dict from a bare / `module.`-prefixed one or a {"state_dict": ...} wrapper."""
-    if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("state_dict"), Mapping):
-        checkpoint, source = checkpoint["state_dict"], f"{source}['state_dict']"
+    checkpoint, source, _ = unwrap(checkpoint, ("state_dict",), source)
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f"{source}: expected a state dict, got {type(checkpoint).__name__}")
-    state = {_strip_module(str(k)): v for k, v in checkpoint.items()}
+    state, _ = strip_module_prefix(checkpoint)
     if "fpn.backbone.conv1.weight" not in state or "mapping1.0.convs.0.weight" not in state:
         raise CheckpointError(f"{source}: not a guide-encoder (pspEncoderv2) state dict; keys: {sorted(state)[:12]}")
     return state
@@ -240,8 +239,7 @@ def infer_guide_encoder_config(state: Mapping[str, torch.Tensor], source: str = 
 
 def load_guide_encoder(path_or_state: str | Path | Mapping) -> GuideEncoder:
     """A GuideEncoder (in eval mode) from the paper's checkpoint file or a state dict, loaded strictly."""
-    source = str(path_or_state) if isinstance(path_or_state, (str, Path)) else "state dict"
-    checkpoint = read_checkpoint(path_or_state) if isinstance(path_or_state, (str, Path)) else path_or_state
+    checkpoint, source = read_if_path(path_or_state)
     state = guide_encoder_state_dict(checkpoint, source)
     config = infer_guide_encoder_config(state, source)
     encoder = GuideEncoder(config.codes_per_level, config.code_dim, config.width, config.blocks, config.input_size,

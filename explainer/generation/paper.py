@@ -16,9 +16,10 @@ root the paper's code runs from:
   checkpoint/arcface_r50.pth               IR-SE50 in the paper's layout (compat/far_arcface_r50.json)
   checkpoint/arcface_mb.pth                MobiFaceNet (compat/far_arcface_mb.json)
 
-load with `load_paper_recognizer(directory, backbone)` into our IRSENet / MobileFaceNetTorch (strictly;
-a `module.` prefix is stripped as the paper's remove_module_dict does). One difference: the paper feeds
-unaligned LFW images resized to 112 px, our recognizers take ArcFace-aligned 112 px crops.
+load with `explainer.packs.load_paper_recognizer(directory, backbone)` into our IRSENet /
+MobileFaceNetTorch (strictly; a `module.` prefix is stripped as the paper's remove_module_dict does).
+One difference: the paper feeds unaligned LFW images resized to 112 px, our recognizers take
+ArcFace-aligned 112 px crops.
 `explainer.packs.load_paper_pack` puts all three together.
 
 Two deliberate differences from the paper's code: our generator uses the stored noise maps
@@ -32,9 +33,9 @@ from pathlib import Path
 
 import torch
 
+from explainer.checkpoint_io import CheckpointError, load_strict, read_checkpoint, strip_module_prefix
 from explainer.errors import FacexplainError
-from explainer.generation.stylegan2 import (
-    CheckpointError, StyleGAN2Decoder, load_strict, load_stylegan2, read_checkpoint)
+from explainer.generation.stylegan2 import StyleGAN2Decoder, load_stylegan2
 from explainer.generation.transformer import LatentTransformer, TransformerConfig
 
 PAPER_SIZE = 256
@@ -85,7 +86,7 @@ def load_paper_mapper(path: Path, mean_latent: torch.Tensor | None = None) -> La
     state = read_checkpoint(path)
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path}: expected a state dict, got {type(state).__name__}")
-    state = {(k[len("module."):] if str(k).startswith("module.") else str(k)): v for k, v in state.items()}
+    state, _ = strip_module_prefix(state)
     transformer = LatentTransformer(paper_transformer_config(), mean_latent=mean_latent)
     load_strict(transformer, state, str(path))
     return transformer
@@ -113,30 +114,3 @@ def load_paper_checkpoints(directory: str | Path, backbone: str = "r50") -> tupl
     decoder.mean_latent_source = str(found["mean"])
     assert decoder.latent_shape == (PAPER_N_CODES, PAPER_CODE_DIM), decoder.latent_shape
     return transformer, decoder
-
-
-def load_paper_recognizer(directory: str | Path, backbone: str = "r50"):
-    """The paper's face backbone checkpoint/arcface_{backbone}.pth as our Recognizer, loaded strictly
-    (eval mode, frozen). Its threshold is uncalibrated (see explainer.recognition.arcface_trained)."""
-    from explainer.checkpoints import identify_object
-
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; the paper ships face backbones {BACKBONES}")
-    directory = Path(directory)
-    path = directory if directory.is_file() else find_paper_file(directory, FACE_BACKBONE_FILES[backbone])
-    if path is None:
-        raise PaperCheckpointsMissing(
-            f"the paper's face backbone is missing in {directory}: {FACE_BACKBONE_FILES[backbone]} (looked at that "
-            f"relative path and by its file name directly in the directory)")
-    ident = identify_object(read_checkpoint(path))
-    wanted = FACE_BACKBONE_LAYOUTS[backbone]
-    if ident.layout != wanted:
-        raise CheckpointError(f"{path}: expected the paper's {wanted} layout for backbone {backbone!r}, found "
-                              f"{ident.layout}")
-    if not ident.loads_strict:
-        raise CheckpointError(f"{path}: {wanted} layout, but it does not load strictly: missing {ident.missing[:10]}, "
-                              f"unexpected {ident.unexpected[:10]}, shape mismatches {ident.shape_mismatches[:10]}")
-    recognizer = ident.module
-    recognizer.name = f"paper-arcface-{backbone}"
-    recognizer.requires_grad_(False)  # attacks differentiate w.r.t. pixels, never weights
-    return recognizer.eval()

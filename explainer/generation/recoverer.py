@@ -7,7 +7,6 @@ decoder's known canonical frame (its five-point template), never by running a de
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from explainer.generation.base import Decoder
 from explainer.generation.crop import crop_to
 from explainer.generation.transformer import LatentTransformer
 from explainer.recognition.base import Recognizer
+from explainer.runtime import single_thread
 
 
 @dataclass(frozen=True)
@@ -56,18 +56,6 @@ def identity_loss(recognizer: Recognizer, embeddings: torch.Tensor, targets: tor
     """Per-sample identity loss [B]: the distance for Euclidean models, 1 - cosine for cosine ones."""
     score = recognizer.similarity(embeddings, targets)
     return 1.0 - score if recognizer.metric.higher_is_closer else score
-
-
-@contextlib.contextmanager
-def single_thread():
-    """One intra-op thread: multi-threaded reductions in the backward pass sum in an order that depends
-    on timing, and refinement amplifies those last-bit differences into visibly different faces."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class Recoverer:

@@ -33,8 +33,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from explainer.generation.stylegan2 import (
-    CheckpointError, FusedLeakyReLU, _log2, _strip_module, fir_kernel, load_strict, read_checkpoint, upfirdn2d)
+from explainer.checkpoint_io import CheckpointError, load_strict, read_if_path, strip_module_prefix, unwrap
+from explainer.generation.stylegan2_network import FusedLeakyReLU, _log2, fir_kernel, upfirdn2d
 from explainer.generation.transformer import EqualLinear
 
 STDDEV_GROUP = 4  # minibatch-stddev group size (rosinality: min(batch, 4))
@@ -172,9 +172,8 @@ def discriminator_state_dict(checkpoint: object, source: str = "checkpoint") -> 
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f"{source}: expected a dict (a rosinality checkpoint or a state dict), "
                               f"got {type(checkpoint).__name__}")
-    if "d" in checkpoint and isinstance(checkpoint["d"], Mapping):
-        checkpoint, source = checkpoint["d"], f"{source}['d']"
-    state = {_strip_module(str(k)): v for k, v in checkpoint.items()}
+    checkpoint, source, _ = unwrap(checkpoint, ("d",), source)
+    state, _ = strip_module_prefix(checkpoint)
     if "final_linear.1.weight" not in state:
         raise CheckpointError(f"{source}: not a rosinality StyleGAN2 discriminator state dict "
                               f"(no 'final_linear.1.weight'); keys: {sorted(state)[:12]}")
@@ -200,8 +199,7 @@ def infer_discriminator_config(state: Mapping[str, torch.Tensor], source: str = 
 def load_discriminator(path_or_state: str | Path | Mapping, size: int | None = None) -> StyleGAN2Discriminator:
     """A StyleGAN2Discriminator from a rosinality checkpoint file or dict (its "d"), a bare D state dict
     or a `module.`-prefixed one, loaded strictly. `size`, when given, must agree with the keys."""
-    source = str(path_or_state) if isinstance(path_or_state, (str, Path)) else "state dict"
-    checkpoint = read_checkpoint(path_or_state) if isinstance(path_or_state, (str, Path)) else path_or_state
+    checkpoint, source = read_if_path(path_or_state)
     state = discriminator_state_dict(checkpoint, source)
     config = infer_discriminator_config(state, source)
     if size is not None and size != config.size:

@@ -10,45 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-# The two five-point schemes our crops are defined in. Points are (x, y) in crop pixels.
-#  - "arcface5": left-eye centre, right-eye centre, nose tip, left and right mouth corner (image left
-#    first), the convention of the ArcFace 112x112 template.
-#  - "dlib5": dlib's 5-point predictor order: outer and inner corner of the eye on the image right (the
-#    subject's left eye), outer and inner corner of the image-left eye, then the nose base.
-LANDMARK_SCHEMES = ("arcface5", "dlib5")
-
-
-@dataclass(frozen=True)
-class CropSpec:
-    """The canonical aligned crop a model expects: size, and where the five points land in it."""
-
-    size: int
-    scheme: str
-    template: tuple[tuple[float, float], ...]
-    # How the crop is warped from the photo: "similarity" (least squares over the five points) or
-    # "dlib_chip" (dlib.get_face_chip with `padding`, which is what dlib's own pipeline does).
-    method: str = "similarity"
-    padding: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.scheme not in LANDMARK_SCHEMES:
-            raise ValueError(f"unknown landmark scheme {self.scheme!r}; expected one of {LANDMARK_SCHEMES}")
-        if len(self.template) != 5:
-            raise ValueError(f"a crop template has 5 points, got {len(self.template)}")
-
-
-# The ArcFace / insightface 112x112 five-point template (arcface5 scheme).
-ARCFACE_112 = CropSpec(
-    size=112,
-    scheme="arcface5",
-    template=(
-        (38.2946, 51.6963),
-        (73.5318, 51.5014),
-        (56.0252, 71.7366),
-        (41.5493, 92.3655),
-        (70.7299, 92.2041),
-    ),
-)
+# The crop contract lives in the shared geometry module; re-exported here, where models declare it.
+from explainer.geometry import ARCFACE_112, LANDMARK_SCHEMES, CropSpec  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -133,5 +96,11 @@ class Recognizer(nn.Module):
     def threshold(self, value: Threshold) -> None:
         self._threshold = value
 
+    def accepts(self, score):
+        """The match rule: True where `score` (this recognizer's similarity) says "same person" at its
+        threshold. Floats, arrays and tensors alike; every decision in facexplain goes through here."""
+        return self.metric.accepts(score, self.threshold.value)
+
     def matches(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self.metric.accepts(self.similarity(a, b), self.threshold.value)
+        """The match rule on two embeddings: accepts(similarity(a, b))."""
+        return self.accepts(self.similarity(a, b))

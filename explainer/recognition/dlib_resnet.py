@@ -26,42 +26,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from explainer import assets
+from explainer.geometry import DLIB_MEAN_FACE_5, dlib_chip_template  # noqa: F401 (DLIB_MEAN_FACE_5: old home)
 from explainer.recognition.base import CropSpec, Metric, Recognizer, Threshold
 from explainer.recognition.dlib_format import (
     CHIP_SIZE, EMBEDDING_DIM, RESNET_BLOCKS, STEM_CHANNELS, read_dlib_resnet)
 
-# dlib's get_face_chip_details maps the five dlib points onto these points of its mean face, in
-# units of the unpadded face box (dlib/image_transforms/interpolation.h): right-eye outer and inner
-# corner, left-eye outer and inner corner, nose base.
-DLIB_MEAN_FACE_5 = (
-    (0.8595674595992, 0.2134981538014),
-    (0.6460604764104, 0.2289674387677),
-    (0.1205750620789, 0.2137274526848),
-    (0.3340850613712, 0.2290642403242),
-    (0.4901123135679, 0.6277975316475),
-)
 CHIP_PADDING = 0.25  # what dlib's face-recognition pipeline (compute_face_descriptor) uses
 
 # dlib scales inputs by 1/256 after subtracting the mean (input_rgb_image_sized::to_tensor); the
 # means themselves are in the file, these are their values, for checking.
 INPUT_SCALE = 256.0
 DLIB_INPUT_MEAN_RGB = (122.782, 117.001, 104.298)
-
-
-def dlib_chip_template(size: int, padding: float) -> tuple[tuple[float, float], ...]:
-    """Where get_face_chip puts the mean-face points in a size x size chip (pixel coordinates).
-
-    get_face_chip_details fits a similarity (least squares) from a chip frame, where point i sits at
-    q_i = (padding + p_i) / (1 + 2 padding) * size, to the detected landmarks, and keeps it as a
-    rectangle of side size*s image pixels (s: image pixels per frame unit) and an angle. dlib's
-    drectangle counts its width as right - left + 1, so frame point q lands on chip pixel
-    (size-1)/2 + k (q - size/2) with k = s (size-1) / (s size - 1): it depends slightly on the face's
-    scale in the photo. We take s = 1 (k = 1): q - 0.5, the pixel-centre convention of a plain
-    similarity warp. For any s >= 0.5 (k from 1.0068 down to (size-1)/size) dlib's own points stay
-    within 0.33 px of these.
-    """
-    scale = size / (1 + 2 * padding)
-    return tuple(((padding + x) * scale - 0.5, (padding + y) * scale - 0.5) for x, y in DLIB_MEAN_FACE_5)
 
 
 DLIB_CHIP_150 = CropSpec(size=CHIP_SIZE, scheme="dlib5", method="dlib_chip", padding=CHIP_PADDING,

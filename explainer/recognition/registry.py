@@ -16,6 +16,7 @@ from explainer import assets
 from explainer.assets.store import home, record
 from explainer.recognition.base import Recognizer
 from explainer.recognition.calibration import load_calibrated
+from explainer.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -54,21 +55,19 @@ def _faceplugin_build(path: Path) -> Recognizer:
     return load_faceplugin_r(path)
 
 
-RECOGNIZERS: dict[str, RecognizerEntry] = {e.name: e for e in [
+# The extension point for a new recognizer: an entry here (conversion + build), nothing else.
+RECOGNIZERS: Registry[RecognizerEntry] = Registry("recognizer", {e.name: e for e in [
     RecognizerEntry("dlib-resnet", "dlib-resnet", "dlib ResNet-29 (ResNet-class), 128-D, Euclidean",
                     _dlib_convert, _dlib_build),
     RecognizerEntry("mobilefacenet", "mobilefacenet-tflite", "MobileFaceNet (TFLite port), 192-D, Euclidean",
                     _mobilefacenet_convert, _mobilefacenet_build),
     RecognizerEntry("faceplugin-r", "faceplugin-feature", "faceplugin fr_feature (ONNX port), 512-D, cosine",
                     None, _faceplugin_build),
-]}
+]})
 
 
 def _entry(name: str) -> RecognizerEntry:
-    try:
-        return RECOGNIZERS[name]
-    except KeyError:
-        raise KeyError(f"unknown recognizer {name!r}; known: {', '.join(RECOGNIZERS)}") from None
+    return RECOGNIZERS[name]  # UnknownName lists the registered recognizers
 
 
 def converted_path(name: str) -> Path:

@@ -35,25 +35,27 @@ def _asset_hashes(asset: str) -> dict[str, str]:
     return dict(sorted(record(asset)["files"].items()))
 
 
-def recognizer_provenance(name: str) -> dict:
+def recognizer_provenance(recognizer) -> dict:
+    """A recognizer's name, weight hashes, metric and threshold, read off the loaded object (a registry
+    name is still accepted, and loaded, for older callers)."""
     from explainer.recognition.registry import RECOGNIZERS, load_recognizer
 
-    model = load_recognizer(name)
+    model = load_recognizer(recognizer) if isinstance(recognizer, str) else recognizer
     threshold = model.threshold
-    return {"name": name, "weights_sha256": _asset_hashes(RECOGNIZERS[name].asset), "metric": model.metric.name,
-            "threshold": threshold.value, "threshold_fmr": threshold.fmr, "threshold_source": threshold.source}
+    return {"name": model.name, "weights_sha256": _asset_hashes(RECOGNIZERS[model.name].asset),
+            "metric": model.metric.name, "threshold": threshold.value, "threshold_fmr": threshold.fmr,
+            "threshold_source": threshold.source}
 
 
 def pack_provenance(pack) -> dict:
-    """Pack name, its recognizer / decoder / transformer and their weight hashes."""
-    from explainer.packs import PACKS
-
-    spec = PACKS.get(pack.name)
+    """Pack name, its recognizer / decoder / transformer and their weight hashes (from `pack.spec`, the
+    registered pack it was loaded from; a pack assembled by hand has no files to hash)."""
+    spec = pack.spec
     info = {"name": pack.name, "recognizer": pack.recognizer.name, "decoder": pack.decoder.name}
     if spec is None:  # an ad-hoc pack (e.g. the randomised-model sanity check): no files to hash
         info["note"] = "not a registered pack; weights not from files"
         return info
-    info["recognizer_weights_sha256"] = recognizer_provenance(spec.recognizer)["weights_sha256"]
+    info["recognizer_weights_sha256"] = recognizer_provenance(pack.recognizer)["weights_sha256"]
     info["decoder_weights_sha256"] = _asset_hashes(spec.decoder)
     info["transformer_sha256"] = {spec.transformer_path.name: file_sha256(spec.transformer_path)}
     return info

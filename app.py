@@ -64,7 +64,9 @@ def build_demo(handlers: Handlers | None = None) -> gr.Blocks:
             with gr.Row():
                 pack = gr.Dropdown(pack_choices(), value=DEFAULT_PACK, label="Model pack", elem_id="pack")
                 attack = gr.Radio(attack_choices(), value="pgd", label="Counterfactual attack", elem_id="attack")
-                seed = gr.Number(0, precision=0, label="Seed", elem_id="seed", minimum=0)
+                seed = gr.Number(0, precision=0, label="Seed", elem_id="seed", minimum=0,
+                                 info="Draws every random choice (each counterfactual member's random start or "
+                                      "dropout masks, the bootstrap). The same photos and seed give the same report.")
             run = gr.Button("Explain", variant="primary", elem_id="explain-button")
             gr.Examples([[str(p.probe), str(p.reference)] for p in pairs], inputs=[probe, reference],
                         example_labels=[p.label for p in pairs], label="Example pairs (held-out people)",

@@ -180,7 +180,7 @@ class _TqdmProgress:
 
 
 def cmd_explain(args) -> int:
-    from explainer.pipeline import EXPLAIN_REFINE_STEPS, explain_pair
+    from explainer.pipeline import REFINE_CAP, explain_pair
 
     name = _known_pack(args.pack)
     if name is None:
@@ -188,21 +188,24 @@ def cmd_explain(args) -> int:
     progress = _TqdmProgress("explain")
     try:
         explanation = explain_pair(args.probe, args.reference, pack=name, attack=args.attack, seed=args.seed,
-                                   progress=progress, surrogate=args.surrogate,
-                                   refine_steps=EXPLAIN_REFINE_STEPS if args.refine_steps is None else args.refine_steps)
+                                   progress=progress, surrogate=args.surrogate, members=args.members,
+                                   refine_steps=REFINE_CAP if args.refine_steps is None else args.refine_steps)
     finally:
         progress.close()
     written = explanation.save(args.out)
-    d, c = explanation.decision, explanation.counterfactual
+    d, c, st = explanation.decision, explanation.counterfactual, explanation.stability
     print(f"decision: {'match' if d['match'] else 'no match'} ({d['recognizer']} {d['metric']} {d['similarity']:.4f}, "
           f"threshold {d['threshold']:.4f})")
-    print(f"counterfactual ({c['attack']}): {'flipped' if c['flipped'] else 'not flipped'} at L-inf "
-          f"{c['linf_eps'] * 255:.3g}/255, L2 {c['l2']:.3g}, new score {c['similarity']:.4f}"
+    print(f"counterfactual ({c['attack']}): {st['members_flipped']} of {st['members']} members flipped the decision; "
+          f"shown: L-inf {c['linf_eps'] * 255:.3g}/255, L2 {c['l2']:.3g}, new score {c['similarity']:.4f}"
           + ("" if c.get("transferred") is None else f", transferred from {c['surrogate']}: {c['transferred']}"))
-    rows = [[n, explanation.groups[n], "inf" if explanation.significance_flags.get(n) == "infinite"
-             else explanation.significance.get(n)] for n in explanation.top(10)]
-    print_table(["attribute", "group", "s_a"], rows)
-    print(f"{len(explanation.groups)} attributes scored; {len(explanation.significant)} with s_a > 1")
+    rows = [[n, explanation.groups[n], explanation.significance.get(n)] + explanation.significance_interval[n]
+            + ["significant" if n in explanation.significant else "not resolved" if n in explanation.unresolved
+               else "below 1"] for n in explanation.top(10)]
+    print_table(["attribute", "group", "s_a (median)", "95% low", "95% high", "reading"], rows)
+    named = [n for n in explanation.significant if explanation.groups[n] != "lbp"]
+    print(f"{len(explanation.scored)} of {len(explanation.groups)} attributes scored; significant (interval above 1): "
+          + (", ".join(named) if named else "none") + f"; {len(explanation.unresolved)} not resolved (interval spans 1)")
     for note in explanation.notes:
         print(f"note: {note}")
     print(f"wrote {written['report.json']}, {written['report.html']} and {len(explanation.images)} PNGs")
@@ -274,6 +277,16 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_bench_stability(args) -> int:
+    from explainer.bench.stability import run
+
+    packs = [n.strip() for n in args.packs.split(",") if n.strip()]
+    if any(_known_pack(n) is None for n in packs):
+        return 2
+    write_json(args.json, run(packs, n_pairs=args.pairs))
+    return 0
+
+
 def cmd_bench_explain(args) -> int:
     from explainer.bench.explain import run
 
@@ -292,9 +305,13 @@ def add_explain_commands(sub, bench) -> None:
     explain.add_argument("--pack", metavar="P", help="pack (default: the default pack)")
     explain.add_argument("--attack", choices=("pgd", "transfer"), default="pgd")
     explain.add_argument("--surrogate", metavar="NAME", help="transfer attack: recognizer to craft on")
-    explain.add_argument("--seed", type=int, default=0)
+    explain.add_argument("--seed", type=int, default=0,
+                         help="drives every random choice: each member's PGD random start or transfer dropout "
+                              "masks, and the bootstrap of the intervals (same inputs and seed: same report bytes)")
+    explain.add_argument("--members", type=int, default=None, metavar="M",
+                         help="counterfactual members of the ensemble (default: 5 for pgd, 3 for transfer)")
     explain.add_argument("--refine-steps", type=int, default=None, metavar="N",
-                         help="refinement steps of the recovered faces (default: the explain default)")
+                         help="step cap of the recovery's convergence rule (default 40; 0: feed-forward faces)")
     explain.add_argument("--out", required=True, metavar="DIR", help="writes report.json, report.html, PNGs")
     explain.set_defaults(func=cmd_explain)
 
@@ -322,6 +339,11 @@ def add_explain_commands(sub, bench) -> None:
     bench_explain.add_argument("--json", metavar="FILE")
     bench_explain.add_argument("--analyze-images", type=int, default=40, metavar="N")
     bench_explain.set_defaults(func=cmd_bench_explain)
+    stability = bench.add_parser("stability", help="top-10 overlap of explanations across seeds, recovery rules, attacks")
+    stability.add_argument("--packs", default="dlib-dcgan,mobilefacenet-dcgan", metavar="P,Q")
+    stability.add_argument("--pairs", type=int, default=None, metavar="N", help="the first N held-out pairs (default: 12)")
+    stability.add_argument("--json", metavar="FILE")
+    stability.set_defaults(func=cmd_bench_stability)
 
 
 

@@ -13,6 +13,7 @@ Everything runs on one intra-op thread: results are bit-reproducible for the sam
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections import OrderedDict
@@ -40,6 +41,7 @@ REFINE_CAP = 40
 TOLERANCE = 1e-3
 ANCHOR_WEIGHT = 1.0
 REFINE_LR = 0.1
+MEMBER_STEPS = 0
 RECOVERY_CACHE = 64  # recovered faces kept per process, by (pack, embedding, rule): a pair's faces are shared
 #                      by its explanations with other attacks and seeds
 IMAGE_NAMES = ("probe_aligned", "reference_aligned", "counterfactual", "perturbation_amplified", "recovered_probe",
@@ -135,12 +137,19 @@ def _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, s
     return results, recognizer_provenance(surrogate_model)
 
 
-def _member_latents(pack, probe_latent: torch.Tensor, z_probe: torch.Tensor, z_members: torch.Tensor) -> torch.Tensor:
+def _member_latents(pack, probe_latent: torch.Tensor, z_probe: torch.Tensor, z_members: torch.Tensor,
+                    rule: RefineSettings | None, member_steps: int) -> tuple[torch.Tensor, list[int]]:
     """Each member's latent: the probe's recovered latent moved by T(z_adv) - T(z_p) (each through T alone:
-    batched matrix products round differently, and a member must not depend on its batch-mates)."""
+    batched matrix products round differently, and a member must not depend on its batch-mates), then
+    refined by the same rule toward z_adv (anchored at T(z_adv)) for at most `member_steps` steps."""
     with torch.no_grad():
         base = pack.transformer(z_probe[None])
-        return torch.cat([probe_latent[None] + pack.transformer(z[None]) - base for z in z_members])
+        anchors = torch.cat([pack.transformer(z[None]) for z in z_members])
+    starts = probe_latent[None] + anchors - base
+    if rule is None or member_steps <= 0:
+        return starts, [0] * len(starts)
+    settings = dataclasses.replace(rule, steps=member_steps)
+    return pack.recoverer.refine_counted(starts, z_members.detach().float(), settings, anchors=anchors)
 
 
 def _describe(rule: RefineSettings | None) -> str:
@@ -160,7 +169,8 @@ def _agreement(member_values: list[dict[str, float]], names: list[str]) -> float
 
 def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed: int = 0,
                  progress: Progress = None, *, surrogate: str | None = None, refine_steps: int = REFINE_CAP,
-                 members: int | None = None, jitters: int = JITTERS, tolerance: float = TOLERANCE) -> PairExplanation:
+                 members: int | None = None, jitters: int = JITTERS, tolerance: float = TOLERANCE,
+                 member_steps: int = MEMBER_STEPS) -> PairExplanation:
     """Why `pack`'s recognizer decided as it did on (probe, reference): photos as paths or RGB uint8 arrays.
 
     seed drives every random choice (each member's PGD random start or transfer dropout masks, the
@@ -227,8 +237,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         # 3. recovered faces: probe and reference by the stopping rule, members from the probe's latent
         (probe_latent, probe_steps, probe_score), (reference_latent, reference_steps, reference_score) = (
             recover_one(pack, z, rule) for z in (z_probe, z_reference))
-        latents = torch.cat([torch.stack([probe_latent, reference_latent]),
-                             _member_latents(pack, probe_latent, z_probe, z_members)])
+        member_latents, member_taken = _member_latents(pack, probe_latent, z_probe, z_members, rule, member_steps)
+        latents = torch.cat([torch.stack([probe_latent, reference_latent]), member_latents])
         with torch.no_grad():
             recovered_images = pack.decoder(latents)
             member_similarity = recognizer.similarity(pack.recoverer.embed_images(recovered_images[2:]), z_members)
@@ -290,7 +300,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
                                  for k, r in enumerate(results)]
     named = [n for n in groups if groups[n] != "lbp"]
     stability = {"members": len(results), "members_flipped": flipped, "jitters": jitters, "refine_rule": _describe(rule),
-                 "refine_steps_taken": {"probe": probe_steps, "reference": reference_steps},
+                 "refine_steps_taken": {"probe": probe_steps, "reference": reference_steps, "members": member_taken},
                  "top10_agreement_between_members": _agreement(per_member, named),
                  "significant_members_agree": {n: sum(v > 1.0 for v in (m.get(n, np.nan) for m in per_member))
                                                for n in intervals if intervals[n][0] > 1.0}}
@@ -312,3 +322,8 @@ def attributes_provenance(names) -> dict:
     data = {p.name: file_sha256(p) for p in sorted(folder.glob("*")) if p.is_file()} if folder.is_dir() else {}
     return {"count": len(names), "names_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest(),
             "data_sha256": data}
+
+
+def clear_recovery_cache() -> None:
+    """Forget cached recovered faces (benchmarks use it to time explanations from cold)."""
+    _recovered.clear()

@@ -21,8 +21,13 @@ def _explanation() -> PairExplanation:
     groups = {"shape": "structure", "hair_color": "texture", "glasses": "accessory"}
     groups.update({f"lbp_r{r}_c{c}": "lbp" for r in range(7) for c in range(7)})
     significance = {name: 0.1 * (k + 1) for k, name in enumerate(groups)}
-    significance["glasses"] = None
+    significance["glasses"] = 9.0  # a lower bound: the reference did not move it beyond the resolution
     significance["lbp_r0_c0"] = None
+    # intervals: glasses wholly above 1 (significant), lbp_r6_c6 straddling 1 (not resolved), the rest below 1
+    intervals = {name: [0.5 * value, 0.9] for name, value in significance.items() if value is not None and value < 1}
+    intervals["glasses"] = [3.0, 12.0]
+    intervals["lbp_r6_c6"] = [0.8, 6.5]
+    intervals["lbp_r5_c6"] = [1.5, 6.0]
     rng = np.random.default_rng(0)
     images = {name: rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for name in
               ("probe_aligned", "reference_aligned", "counterfactual", "perturbation_amplified", "recovered_probe",
@@ -33,15 +38,19 @@ def _explanation() -> PairExplanation:
         counterfactual={"attack": "pgd", "flipped": True, "linf_eps": 1 / 255, "l2": 0.7, "similarity": 0.52,
                         "transferred": None},
         significance=significance, groups=groups, images=images, notes=["a note"], provenance={"seed": 0},
-        significance_flags={"glasses": "infinite", "lbp_r0_c0": "undefined"}, seconds={"total": 1.0})
+        significance_flags={"glasses": "floored", "lbp_r0_c0": "undefined"}, significance_interval=intervals,
+        stability={"members": 5, "members_flipped": 5}, seconds={"total": 1.0})
 
 
-def test_ranking_puts_infinite_first_and_undefined_last():
+def test_ranking_by_the_median_and_significance_by_the_interval():
     expl = _explanation()
     assert expl.ranking[0] == "glasses" and expl.ranking[-1] == "lbp_r0_c0"
-    assert expl.significant[0] == "glasses" and all(expl.significance[n] > 1 for n in expl.significant[1:])
-    values = [expl.significance[n] for n in expl.ranking[1:-1]]
+    values = [expl.significance[n] for n in expl.ranking[:-1]]
     assert values == sorted(values, reverse=True)
+    # significant: intervals wholly above 1, by their lower bound, although lbp_r6_c6 has the larger median
+    assert expl.significant == ["glasses", "lbp_r5_c6"]
+    assert expl.unresolved == ["lbp_r6_c6"]
+    assert "lbp_r0_c0" not in expl.scored
 
 
 def test_json_is_canonical_and_has_no_timings():
@@ -49,8 +58,11 @@ def test_json_is_canonical_and_has_no_timings():
     text = expl.to_json()
     assert text == expl.to_json()
     payload = json.loads(text)
-    assert "seconds" not in payload and payload["significance"]["glasses"] is None
-    assert payload["significance_flags"]["glasses"] == "infinite"
+    assert "seconds" not in payload and payload["significance"]["lbp_r0_c0"] is None
+    assert payload["significance_flags"]["glasses"] == "floored"
+    assert payload["significance_interval"]["glasses"] == [3.0, 12.0] and "lbp_r0_c0" not in payload["significance_interval"]
+    assert payload["significant"] == ["glasses", "lbp_r5_c6"] and payload["unresolved"] == ["lbp_r6_c6"]
+    assert payload["stability"]["members"] == 5
     assert set(payload) >= {"decision", "counterfactual", "significance", "provenance", "groups", "images"}
     with pytest.raises(ValueError, match="non-finite"):
         dumps({"x": math.inf})
@@ -64,11 +76,17 @@ def test_figures_show_what_they_claim():
     assert any(shape.y0 == 1.0 and shape.y1 == 1.0 for shape in figure.layout.shapes)  # the s_a = 1 line
     plotted = [x for trace in figure.data for x in trace.x]
     assert "glasses" in plotted and not any(n.startswith("lbp_") for n in plotted)
+    bars = next(trace for trace in figure.data if "glasses" in trace.x)
+    k = list(bars.x).index("glasses")
+    assert bars.error_y.array[k] == pytest.approx(3.0) and bars.error_y.arrayminus[k] == pytest.approx(6.0)
+    assert bars.text[k] == "≥9.00"  # a lower bound says so
     grid = lbp_grid(expl)
     assert grid.shape == (7, 7) and np.isnan(grid[0, 0])
     assert grid[6, 6] == pytest.approx(expl.significance["lbp_r6_c6"])
     heat = lbp_heatmap_figure(expl)
     assert [type(t).__name__ for t in heat.data] == ["Image", "Heatmap"]
+    labels = heat.data[1].text
+    assert labels[6][6].endswith("?") and not labels[5][6].endswith("?") and labels[0][0] == "–"  # not resolved: "?"
 
 
 def test_html_opens_offline_and_is_deterministic(tmp_path):

@@ -20,6 +20,10 @@ It explains one face-recognition model's decision in attributes a person underst
    attribute, s_a = ‖â(probe) − â(counterfactual)‖ / ‖â(probe) − â(reference)‖, measured on the recovered
    faces: how far the flip moved that attribute, relative to how far apart the two photos are in it
    (above 1: further than the whole difference between the two people).
+   s_a is an **ensemble estimate**: several seeded counterfactuals (5 for PGD, 3 for transfer) are recovered
+   from one converged recovery of the probe and reference, and each attribute is read under small jitters of
+   the face; the chart shows the median over those members with a 95 % bootstrap interval, and an attribute
+   counts as significant only when its whole interval lies above 1 (one that straddles 1 is "not resolved").
 
 ### What it does not claim
 - A recovered face is **not a photo of the person**. It is the generator's rendering of what the embedding

@@ -90,13 +90,15 @@ def _fmr_words(fmr: float | None) -> str:
 
 
 def _s_a(expl, name: str) -> str:
-    return "∞" if expl.significance_flags.get(name) == "infinite" else f"{expl.significance[name]:.2f}"
+    """s_a with its interval, "≥" where it is a lower bound (the reference did not move it measurably)."""
+    low, high = expl.significance_interval[name]
+    prefix = "≥" if expl.significance_flags.get(name) == "floored" else ""
+    return f"{prefix}{expl.significance[name]:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def _named_ranking(expl) -> list[str]:
-    """Ranked attributes with an s_a, without the 49 LBP cells (those are the heat map)."""
-    return [n for n in expl.ranking if expl.groups[n] != "lbp"
-            and (expl.significance.get(n) is not None or expl.significance_flags.get(n) == "infinite")]
+    """Ranked attributes with an s_a, without the LBP cells (those are the heat map)."""
+    return [n for n in expl.scored if expl.groups[n] != "lbp"]
 
 
 def _is_face_note(note: str) -> bool:
@@ -113,18 +115,31 @@ def decision_markdown(expl) -> str:
              f"a {score} {'at most' if euclidean else 'at least'} **{d['threshold']:.3f}**, the threshold set at "
              f"{_fmr_words(d.get('fmr'))}."]
     lines += [f"**Note:** {note}" for note in expl.notes if _is_face_note(note)]
-    verb = "flips the decision" if cf["flipped"] else "did **not** flip the decision (the strongest change tried)"
-    lines.append(f"**Counterfactual** ({ATTACKS[cf['attack']]}): a change of at most {cf['linf_eps'] * 255:.1f}/255 "
-                 f"per pixel (L2 {cf['l2']:.3f}) {verb}; its {score} to the reference is {cf['similarity']:.3f}. "
-                 f"The perturbation image shows the change amplified ×{cf.get('perturbation_gain', 1)}.")
+    st = expl.stability
+    members, flipped = st.get("members", 1), st.get("members_flipped", int(cf["flipped"]))
+    lines.append(f"**Counterfactuals** ({ATTACKS[cf['attack']]}): {flipped} of {members} seeded members flip the "
+                 f"decision. The one shown changes each pixel by at most {cf['linf_eps'] * 255:.1f}/255 "
+                 f"(L2 {cf['l2']:.3f}); its {score} to the reference is {cf['similarity']:.3f}. The perturbation image "
+                 f"shows the change amplified ×{cf.get('perturbation_gain', 1)}.")
     unmeasured = [n for n, flag in expl.significance_flags.items() if flag == "invalid"]
     if unmeasured:
         lines.append(f"{len(unmeasured)} of {len(expl.groups)} attributes could not be measured on the recovered "
                      "faces (no valid estimate); the report lists them.")
-    top = _named_ranking(expl)[:3]
-    if top:
-        lines.append("**Attributes the flip moved most** (s_a; above 1 means more than the whole probe-to-reference "
-                     "difference): " + ", ".join(f"{n.replace('_', ' ')} {_s_a(expl, n)}" for n in top) + ".")
+    significant = [n for n in expl.significant if expl.groups[n] != "lbp"]
+    agree = st.get("significant_members_agree", {})
+    if significant:
+        lines.append("**Significant** (the whole 95 % interval of s_a above 1: the counterfactuals moved it more than "
+                     "the whole probe-to-reference difference): " + ", ".join(
+                         f"{n.replace('_', ' ')} {_s_a(expl, n)}, {agree.get(n, '?')} of {members} members"
+                         for n in significant[:5]) + ".")
+    elif _named_ranking(expl):
+        lines.append("**No named attribute is significant**: no interval of s_a lies wholly above 1.")
+    unresolved = [n for n in expl.unresolved if expl.groups[n] != "lbp"]
+    if unresolved:
+        lines.append(f"Not resolved (interval spans 1): {', '.join(n.replace('_', ' ') for n in unresolved[:5])}"
+                     + (f" and {len(unresolved) - 5} more" if len(unresolved) > 5 else "") + ".")
+    if not expl.scored:
+        lines += [f"**Note:** {note}" for note in expl.notes if note.startswith("probe and reference have identical")]
     return "\n\n".join(lines)
 
 
@@ -132,7 +147,9 @@ def summary(expl) -> dict:
     """The decision, counterfactual, top attributes and notes as plain data (the full record: report.json)."""
     return {"decision": expl.decision, "counterfactual": expl.counterfactual,
             "top_attributes": {n: expl.significance.get(n) for n in _named_ranking(expl)[:10]},
-            "significant": expl.significant, "notes": list(expl.notes)}
+            "significance_interval": {n: expl.significance_interval[n] for n in _named_ranking(expl)[:10]},
+            "significant": expl.significant, "unresolved": expl.unresolved, "stability": expl.stability,
+            "notes": list(expl.notes)}
 
 
 def _significance_figure(expl):
@@ -193,17 +210,19 @@ def read_pair_differences(explanations: dict) -> str:
 
 
 def pair_significance_figure(explanations: dict):
-    """s_a of the named attributes for each model on the same pair, side by side (∞ drawn at 1.1 × max)."""
+    """s_a of the named attributes for each model on the same pair, side by side, with 95 % intervals."""
     import plotly.graph_objects as go
 
     first = next(iter(explanations.values()))
     names = [n for n in first.groups if first.groups[n] != "lbp"]
     figure = go.Figure()
     for k, (pack, expl) in enumerate(explanations.items()):
-        finite = [v for v in expl.significance.values() if v is not None]
-        ceiling = 1.1 * max(finite + [1.0])
-        ys = [ceiling if expl.significance_flags.get(n) == "infinite" else expl.significance.get(n) for n in names]
-        figure.add_bar(x=names, y=ys, name=pack, marker_color=reports.figures.PACK_COLOURS[k])
+        ys = [expl.significance.get(n) for n in names]
+        intervals = [expl.significance_interval.get(n) for n in names]
+        figure.add_bar(x=names, y=ys, name=pack, marker_color=reports.figures.PACK_COLOURS[k],
+                       error_y={"type": "data", "symmetric": False,
+                                "array": [None if i is None else i[1] - y for i, y in zip(intervals, ys)],
+                                "arrayminus": [None if i is None else y - i[0] for i, y in zip(intervals, ys)]})
     figure.add_hline(y=1.0, line_dash="dash", line_color="black")
     figure.update_layout(title="Attribute significance s_a on the uploaded pair, per model", barmode="group",
                          yaxis_title="s_a", xaxis_title="attribute", template="plotly_white", height=480)

@@ -48,6 +48,7 @@ def _attack_summary(runs: list[dict]) -> dict:
         "seconds_per_pair": float(np.mean(totals)),
         "seconds_per_pair_max": float(np.max(totals)),
         "flip_rate": len(flipped) / len(runs),
+        "members_flipped_rate": sum(r["members_flipped"] for r in runs) / sum(r["members"] for r in runs),
         "flip_rate_genuine": float(np.mean([r["flipped"] for r in runs if r["kind"] == "genuine"])),
         "flip_rate_impostor": float(np.mean([r["flipped"] for r in runs if r["kind"] == "impostor"])),
         "mean_linf_255": float(np.mean([r["linf_eps"] * 255 for r in flipped])) if flipped else None,
@@ -60,9 +61,9 @@ def _attack_summary(runs: list[dict]) -> dict:
 
 def run(pack: str = "dlib-dcgan", analyze_images: int = 40) -> dict:
     from explainer.console import print_table
-    from explainer.pipeline import EXPLAIN_REFINE_STEPS, analyze_model, explain_pair
+    from explainer.pipeline import MEMBERS, REFINE_CAP, analyze_model, explain_pair
 
-    explain_pair(*pairs()[0][:2], pack=pack)  # warm-up: model loading and first-call costs stay out of the figures
+    explain_pair(*pairs()[0][:2], pack=pack, members=1, jitters=1)  # warm-up: models load outside the figures
     runs: dict[str, list[dict]] = {"pgd": [], "transfer": []}
     tops: dict[str, list[list[str]]] = {"pgd": [], "transfer": []}
     for probe, reference, kind in tqdm(pairs(), desc="bench explain", unit="pair", disable=None):
@@ -73,7 +74,9 @@ def run(pack: str = "dlib-dcgan", analyze_images: int = 40) -> dict:
                                          f"{os.path.basename(os.path.dirname(reference))}/{os.path.basename(reference)}",
                                  "kind": kind, "match": explanation.decision["match"], "flipped": c["flipped"],
                                  "linf_eps": c["linf_eps"], "l2": c["l2"], "seconds": explanation.seconds,
-                                 "scored": len(explanation.scored)})
+                                 "scored": len(explanation.scored),
+                                 "members_flipped": explanation.stability["members_flipped"],
+                                 "members": explanation.stability["members"]})
             tops[attack].append(explanation.scored)
 
     def overlap(keep) -> tuple[list[float], int]:
@@ -96,7 +99,7 @@ def run(pack: str = "dlib-dcgan", analyze_images: int = 40) -> dict:
     analyze_seconds = time.perf_counter() - start
 
     result = {
-        "pack": pack, "refine_steps": EXPLAIN_REFINE_STEPS, "torch_threads_used": 1, "cpu_count": os.cpu_count(),
+        "pack": pack, "refine_cap": REFINE_CAP, "members": MEMBERS, "torch_threads_used": 1, "cpu_count": os.cpu_count(),
         "load_average": list(os.getloadavg()),
         "attacks": {attack: _attack_summary(r) for attack, r in runs.items()},
         "top10_overlap": {"all_attributes_mean": float(np.mean(overlap_all)) if overlap_all else None,

@@ -35,6 +35,10 @@ TRANSFER_SCHEDULE = (4, 8, 16, 32)  # coarser than PGD's: each budget costs full
 MOMENTUM = 1.0  # MI-FGSM momentum, which also improves transfer
 TRANSFER_STEPS = 10
 DROPOUT = 0.1  # DFANet's feature-map dropout rate
+# After a member transfers, its perturbation is scaled down toward the probe by bisection on the scale,
+# asking the target only for decisions, so the counterfactual is the smallest multiple of what was crafted
+# that still flips it (the budget schedule alone is a factor of 2 coarse).
+SCALE_ROUNDS = 4
 
 
 class FeatureDropout(contextlib.AbstractContextManager):
@@ -131,7 +135,7 @@ def transfer_counterfactuals(target: Recognizer, surrogate: Recognizer, probe_cr
                              probe_landmarks: Landmarks, reference_embedding: torch.Tensor,
                              surrogate_reference_embedding: torch.Tensor, *, currently_matches: bool, seeds,
                              schedule=TRANSFER_SCHEDULE, steps: int = TRANSFER_STEPS,
-                             dropout: float = DROPOUT) -> list[Counterfactual]:
+                             dropout: float = DROPOUT, scale_rounds: int = SCALE_ROUNDS) -> list[Counterfactual]:
     """One transfer counterfactual per seed (the seed draws that member's dropout masks), crafted as one
     batch: each member walks the schedule until the target's decision on it flips."""
     if surrogate is target or surrogate.name == target.name:
@@ -175,13 +179,30 @@ def transfer_counterfactuals(target: Recognizer, surrogate: Recognizer, probe_cr
             checks[k] += 1
             if bool(flipped[j]):
                 transferred_at[k] = eps
+    scale, low = [1.0] * n, [0.0] * n
+    crafted = [adversarial[k] - x for k in range(n)]  # the perturbation each member crafted (scale 1)
+    for _ in range(scale_rounds):
+        members = [k for k in range(n) if transferred_at[k] is not None]
+        if not members:
+            break
+        middles = [(low[k] + scale[k]) / 2 for k in members]
+        candidates = torch.cat([quantise(x + m * crafted[k]) for m, k in zip(middles, members)])
+        with torch.no_grad():
+            flipped = goal.reached(target.similarity(target(candidates), reference))
+        for j, k in enumerate(members):
+            checks[k] += 1
+            if bool(flipped[j]):
+                adversarial[k], scale[k] = candidates[j:j + 1], middles[j]
+            else:
+                low[k] = middles[j]
     results = []
     for k in range(n):
-        eps = transferred_at[k] if transferred_at[k] is not None else tried[k][-1]
+        eps = transferred_at[k] * scale[k] if transferred_at[k] is not None else tried[k][-1]
         # _finish asks the target once more: the re-check of the saved uint8 image.
         result = _finish("transfer", target, probe_crop, adversarial[k], reference, goal, eps, total_steps[k], tried[k],
                          surrogate=surrogate.name, target_checks=checks[k] + 1,
-                         details={"dropout": dropout, "surrogate_flipped_budgets": surrogate_flips[k], "seed": seeds[k]})
+                         details={"dropout": dropout, "surrogate_flipped_budgets": surrogate_flips[k], "seed": seeds[k],
+                                  "scale": scale[k]})
         # Transferred: the decision flipped on the target although the target never guided the crafting.
         results.append(replace(result, transferred=result.flipped))
     return results

@@ -84,16 +84,19 @@ class Recoverer:
         """
         return self.refine_counted(latents, targets, settings)[0]
 
-    def refine_counted(self, latents: torch.Tensor, targets: torch.Tensor,
-                       settings: RefineSettings) -> tuple[torch.Tensor, list[int]]:
-        """As `refine`, with the number of steps each face took."""
+    def refine_counted(self, latents: torch.Tensor, targets: torch.Tensor, settings: RefineSettings,
+                       anchors: torch.Tensor | None = None) -> tuple[torch.Tensor, list[int]]:
+        """As `refine`, with the number of steps each face took. anchors: the latents the anchor term pulls
+        toward (default: the starting latents)."""
+        anchors = latents if anchors is None else anchors
         with single_thread():
-            done = [self._refine_one(latents[k:k + 1], targets[k:k + 1], settings) for k in range(len(latents))]
+            done = [self._refine_one(latents[k:k + 1], targets[k:k + 1], settings, anchors[k:k + 1])
+                    for k in range(len(latents))]
         return torch.cat([latent for latent, _ in done]), [steps for _, steps in done]
 
-    def _refine_one(self, latents: torch.Tensor, targets: torch.Tensor,
-                    settings: RefineSettings) -> tuple[torch.Tensor, int]:
-        anchor = latents.detach().clone()
+    def _refine_one(self, latents: torch.Tensor, targets: torch.Tensor, settings: RefineSettings,
+                    anchor: torch.Tensor) -> tuple[torch.Tensor, int]:
+        anchor = anchor.detach().clone()
         latents = latents.detach().clone().requires_grad_(True)
         optimiser = torch.optim.Adam([latents], lr=settings.lr)
         history: list[float] = []

@@ -13,30 +13,37 @@ LBP_CELL = re.compile(r"^lbp_r(\d+)_c(\d+)$")
 GRID = 7
 
 
-def _display_value(expl, name: str) -> float | None:
-    """s_a for plotting: an infinite s_a is drawn at 1.1 x the largest finite one (and labelled)."""
-    if expl.significance_flags.get(name) == "infinite":
-        finite = [v for v in expl.significance.values() if v is not None]
-        return 1.1 * max(finite + [1.0])
-    return expl.significance.get(name)
+def _label(expl, name: str) -> str:
+    """The bar's text: the median, with "≥" where the probe-to-reference distance was below the resolution
+    (the value is then a lower bound)."""
+    prefix = "≥" if expl.significance_flags.get(name) == "floored" else ""
+    return f"{prefix}{expl.significance[name]:.2f}"
 
 
 def significance_figure(expl, include_lbp: bool = False) -> go.Figure:
-    """s_a per attribute, one bar colour per group, sorted within the ranking; the dashed line is s_a = 1
-    (above it, the counterfactual moved the attribute more than the whole probe-to-reference difference)."""
-    names = [n for n in expl.ranking if include_lbp or expl.groups[n] != "lbp"]
+    """s_a per attribute (the median over the counterfactual members) with its 95 % interval as error bars,
+    one bar colour per group, in ranking order; the dashed line is s_a = 1 (above it, the counterfactual
+    moved the attribute more than the whole probe-to-reference difference). Significant: the whole
+    interval above the line."""
+    names = [n for n in expl.ranking if (include_lbp or expl.groups[n] != "lbp") and expl.significance.get(n) is not None]
     figure = go.Figure()
     for group, colour in GROUP_COLOURS.items():
-        members = [n for n in names if expl.groups[n] == group and _display_value(expl, n) is not None]
+        members = [n for n in names if expl.groups[n] == group]
         if not members:
             continue
-        labels = ["∞" if expl.significance_flags.get(n) == "infinite" else f"{expl.significance[n]:.2f}"
-                  for n in members]
-        figure.add_trace(go.Bar(x=members, y=[_display_value(expl, n) for n in members], name=group,
-                                marker_color=colour, text=labels, textposition="outside", cliponaxis=False))
+        values = [expl.significance[n] for n in members]
+        intervals = [expl.significance_interval.get(n, [v, v]) for n, v in zip(members, values)]
+        figure.add_trace(go.Bar(
+            x=members, y=values, name=group, marker_color=colour, text=[_label(expl, n) for n in members],
+            textposition="outside", cliponaxis=False,
+            error_y={"type": "data", "symmetric": False, "array": [hi - v for (_, hi), v in zip(intervals, values)],
+                     "arrayminus": [v - lo for (lo, _), v in zip(intervals, values)], "color": "#444", "thickness": 1.2},
+            customdata=[[lo, hi] for lo, hi in intervals],
+            hovertemplate="%{x}: s_a %{y:.2f}, 95 % interval [%{customdata[0]:.2f}, %{customdata[1]:.2f}]<extra></extra>"))
     figure.add_hline(y=1.0, line_dash="dash", line_color="black", annotation_text="s_a = 1",
                      annotation_position="top left")
-    figure.update_layout(title="Attribute significance s_a for this decision", xaxis_title="attribute",
+    figure.update_layout(title="Attribute significance s_a for this decision (median over counterfactual members, "
+                               "95 % interval)", xaxis_title="attribute",
                          yaxis_title="s_a = ||â_p − â_adv|| / ||â_p − â_ref||", barmode="group",
                          xaxis={"categoryorder": "array", "categoryarray": names}, template="plotly_white",
                          legend_title="group", height=480)
@@ -44,27 +51,39 @@ def significance_figure(expl, include_lbp: bool = False) -> go.Figure:
 
 
 def lbp_grid(expl) -> np.ndarray:
-    """7x7 s_a of the LBP cells (NaN where undefined or invalid; infinite ones as inf)."""
+    """7x7 s_a of the LBP cells (NaN where undefined or invalid)."""
     grid = np.full((GRID, GRID), np.nan)
     for name, group in expl.groups.items():
         match = LBP_CELL.match(name)
         if group != "lbp" or not match:
             continue
-        row, col = int(match.group(1)), int(match.group(2))
-        if expl.significance_flags.get(name) == "infinite":
-            grid[row, col] = np.inf
-        elif expl.significance.get(name) is not None:
-            grid[row, col] = expl.significance[name]
+        if expl.significance.get(name) is not None:
+            grid[int(match.group(1)), int(match.group(2))] = expl.significance[name]
     return grid
 
 
+def _cell_text(expl, name: str) -> str:
+    """A cell's label: its s_a, "?" appended where its interval straddles 1 (not resolved), "–" without one."""
+    value = expl.significance.get(name)
+    if value is None:
+        return "–"
+    interval = expl.significance_interval.get(name)
+    unresolved = interval is not None and interval[0] <= 1.0 <= interval[1]
+    return _label(expl, name) + ("?" if unresolved else "")
+
+
 def lbp_heatmap_figure(expl) -> go.Figure:
-    """The LBP-cell s_a as a 7x7 heat map over the recovered probe face (ATTRIBUTE_CROP frame)."""
+    """The LBP-cell s_a as a 7x7 heat map over the recovered probe face (ATTRIBUTE_CROP frame); cells whose
+    interval straddles 1 (not resolved) carry a "?"."""
     grid = lbp_grid(expl)
     finite = grid[np.isfinite(grid)]
     top = float(max(finite.max(initial=1.0), 1.0))
-    shown = np.where(np.isinf(grid), top, grid)
-    text = [["∞" if np.isinf(v) else ("–" if np.isnan(v) else f"{v:.2f}") for v in row] for row in grid]
+    shown = grid
+    text = [["–"] * GRID for _ in range(GRID)]
+    for name, group in expl.groups.items():
+        match = LBP_CELL.match(name)
+        if group == "lbp" and match:
+            text[int(match.group(1))][int(match.group(2))] = _cell_text(expl, name)
     face = expl.images.get("recovered_probe_attribute_crop")
     figure = go.Figure()
     size = face.shape[0] if face is not None else GRID
@@ -77,7 +96,8 @@ def lbp_heatmap_figure(expl) -> go.Figure:
                                 hovertemplate="row %{y:.0f} col %{x:.0f}: s_a %{text}<extra></extra>"))
     figure.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
     figure.update_xaxes(visible=False)
-    figure.update_layout(title="LBP texture s_a per face cell (7x7)", template="plotly_white", height=480, width=520)
+    figure.update_layout(title="LBP texture s_a per face cell (7x7; ? = interval spans 1, not resolved)",
+                         template="plotly_white", height=480, width=520)
     return figure
 
 

@@ -64,22 +64,26 @@ def _cell(value) -> str:
 
 def write_html(expl, path) -> Path:
     """The pair explanation as one HTML file: decision, images, s_a bars, LBP heat map, notes, provenance."""
-    d, c = expl.decision, expl.counterfactual
+    d, c, st = expl.decision, expl.counterfactual, expl.stability
     decision = "match" if d["match"] else "no match"
     kind = "distance, lower = more alike" if d["metric"] == "euclidean" else "cosine, higher = more alike"
     summary = _table([
         ["decision", f"{decision} ({d['recognizer']}: {d['similarity']:.4f}, {kind}; threshold {d['threshold']:.4f})"],
-        ["counterfactual", f"{c['attack']}: {'flipped' if c['flipped'] else 'NOT flipped'} at L∞ "
+        ["counterfactual ensemble", f"{st.get('members_flipped', int(c['flipped']))} of {st.get('members', 1)} members "
+                                    f"flipped the decision; recovery: {st.get('refine_rule', '')}"],
+        ["counterfactual shown", f"{c['attack']}: {'flipped' if c['flipped'] else 'NOT flipped'} at L∞ "
                            f"{c['linf_eps'] * 255:.3g}/255 (L2 {c['l2']:.3g}); new score {c['similarity']:.4f}"
                            + ("" if c.get("transferred") is None else
                               f"; transferred from {c['surrogate']}: {'yes' if c['transferred'] else 'no'}")],
-        ["significant (s_a > 1)", ", ".join(n for n in expl.significant if expl.groups[n] != "lbp") or "none"],
+        ["significant (95 % interval above 1)", ", ".join(n for n in expl.significant if expl.groups[n] != "lbp") or "none"],
+        ["not resolved (interval spans 1)", ", ".join(n for n in expl.unresolved if expl.groups[n] != "lbp") or "none"],
     ], ["", ""])
     pictures = "".join(f"<figure><img src=\"{_png_data(expl.images[name])}\" alt=\"{name}\">"
                        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
                        for name, caption in IMAGE_CAPTIONS.items() if name in expl.images)
-    top = _table([[n, expl.groups[n], "∞" if expl.significance_flags.get(n) == "infinite" else expl.significance.get(n)]
-                  for n in expl.top(10)], ["attribute", "group", "s_a"])
+    top = _table([[n, expl.groups[n], expl.significance.get(n)] + list(expl.significance_interval.get(n, [None, None]))
+                  + [expl.significance_flags.get(n, "")] for n in expl.top(10)],
+                 ["attribute", "group", "s_a (median)", "95 % low", "95 % high", "flag"])
     body = (f"<h1>Why {html.escape(d['recognizer'])} said “{decision}”</h1>{summary}<h2>Faces</h2>{pictures}"
             f"<h2>Attribute significance</h2>{_figure_html(figures.significance_figure(expl), 'significance')}"
             f"<h3>Top 10</h3>{top}<h2>Texture (LBP) cells</h2>{_figure_html(figures.lbp_heatmap_figure(expl), 'lbp')}"

@@ -12,8 +12,9 @@ from explainer import assets, attributes, datasets
 from explainer.cli import main
 from explainer.errors import NoFaceError
 from explainer.measures import entropy_miller_madow, mutual_information
-from explainer.pipeline import (ExplanationError, analyze_model, compare_models, explain_pair, randomised_pack,
-                                _codes)
+from explainer.analysis import _codes
+from explainer.bench.stability import named_top
+from explainer.pipeline import ExplanationError, analyze_model, compare_models, explain_pair, randomised_pack
 
 
 def orl(path: str) -> str:
@@ -41,12 +42,22 @@ def test_explain_flips_a_genuine_pair_and_scores_every_attribute(genuine_explana
     c = expl.counterfactual
     assert c["flipped"] and c["similarity"] > expl.decision["threshold"] and 0 < c["linf_eps"] <= 32 / 255
     names = [e.name for e in attributes.estimators()]
-    assert len(names) == 82 and list(expl.groups) == names
-    # every attribute has an s_a or an explicit reason why not
+    assert len(names) == attributes.n_attributes() and list(expl.groups) == names
+    # every attribute has an s_a with its interval, or an explicit reason why not
     for name in names:
-        assert (expl.significance[name] is not None) != (name in expl.significance_flags), name
-    assert all(flag in ("infinite", "undefined", "invalid") for flag in expl.significance_flags.values())
-    assert sum(v is not None for v in expl.significance.values()) >= 49  # at least the texture cells
+        missing = expl.significance_flags.get(name) in ("undefined", "invalid")
+        assert (expl.significance[name] is None) == missing == (name not in expl.significance_interval), name
+        if not missing:
+            low, high = expl.significance_interval[name]
+            assert low <= expl.significance[name] <= high, name
+    assert set(expl.significance_flags.values()) <= {"floored", "undefined", "invalid"}
+    assert len(expl.scored) >= 49  # at least as many as the texture cells
+    # significant: intervals wholly above 1, ranked by their lower bound
+    lows = [expl.significance_interval[n][0] for n in expl.significant]
+    assert all(low > 1 for low in lows) and lows == sorted(lows, reverse=True)
+    st = expl.stability
+    assert st["members"] == 5 and st["members_flipped"] == 5 and len(c["members"]) == 5
+    assert len({m["seed"] for m in c["members"]}) == 5 and "until the loss falls" in st["refine_rule"]
     assert set(expl.images) >= {"probe_aligned", "reference_aligned", "counterfactual", "perturbation_amplified",
                                 "recovered_probe", "recovered_reference", "recovered_counterfactual"}
     assert all(im.dtype == np.uint8 and im.ndim == 3 for im in expl.images.values())
@@ -62,7 +73,8 @@ def test_cli_explain_writes_byte_identical_report_json(genuine_explanation, tmp_
     payload = json.loads(written)
     assert {"match", "similarity", "threshold", "metric"} <= set(payload["decision"])
     assert {"flipped", "linf_eps", "l2", "similarity"} <= set(payload["counterfactual"])
-    assert len(payload["significance"]) == 82 and "seconds" not in payload
+    assert len(payload["significance"]) == attributes.n_attributes() and "seconds" not in payload
+    assert {"significance_interval", "stability", "significant", "unresolved"} <= set(payload)
     for name in payload["images"].values():
         assert (tmp_path / name).is_file()
     assert (tmp_path / "report.html").stat().st_size > 1_000_000 and (tmp_path / "timings.json").is_file()
@@ -73,9 +85,28 @@ def test_transfer_explanation_reports_whether_it_transferred():
     expl = explain_pair(orl("s33/2.pgm"), orl("s33/7.pgm"), attack="transfer")
     c = expl.counterfactual
     assert c["attack"] == "transfer" and c["surrogate"] == "mobilefacenet"
-    assert c["transferred"] is True and c["flipped"] is True  # measured for this pair: 16/255 on mobilefacenet
+    assert c["transferred"] is True and c["flipped"] is True  # the member shown is one that transferred
+    assert expl.stability["members"] == 3 and len({m["seed"] for m in c["members"]}) == 3
     assert expl.provenance["surrogate"]["name"] == "mobilefacenet"
     assert any("transferred" in note for note in expl.notes)
+
+
+def test_placebo_identical_photos_give_no_ranking():
+    expl = explain_pair(orl("s32/4.pgm"), orl("s32/4.pgm"), members=2, jitters=1)
+    assert expl.decision["match"] and expl.decision["similarity"] == 0.0
+    assert expl.scored == [] and expl.significant == [] and expl.significance_interval == {}
+    assert all(v is None for v in expl.significance.values())
+    assert set(expl.significance_flags.values()) == {"undefined"}
+    assert any(note.startswith("probe and reference have identical embeddings") for note in expl.notes)
+
+
+def test_placebo_randomised_recognizer_ranks_other_attributes(genuine_explanation):
+    # Same pair, same decoder and transformer, the recognizer's weights redrawn: an explanation that reads
+    # the model shares at most 3 of its top 10 named attributes with the trained model's.
+    random = explain_pair(orl("s31/1.pgm"), orl("s31/6.pgm"), pack=randomised_pack("dlib-dcgan", seed=0))
+    trained_top, random_top = named_top(genuine_explanation), named_top(random)
+    assert len(trained_top) == 10
+    assert len(set(trained_top) & set(random_top)) <= 3, (trained_top, random_top)
 
 
 def test_bad_inputs_fail_clearly():

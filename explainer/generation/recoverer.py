@@ -108,7 +108,7 @@ class Recoverer:
             if settings.anchor_weight:
                 loss = loss + settings.anchor_weight * (latents - anchor).pow(2).mean(dim=(1, 2))
             if settings.tolerance is not None:
-                history.append(float(loss.sum()))
+                history.append(float(loss.detach().sum()))
                 if len(history) > settings.window and \
                         history[-1 - settings.window] - history[-1] < settings.tolerance * abs(history[-1]):
                     break

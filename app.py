@@ -129,7 +129,7 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
     # overshoot by a few).
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=4 * settings.queue_size + 16)
     handlers.waiting = lambda: len(demo._queue)  # requests waiting now (Gradio's own count, as max_size uses)
-    demo.upload_ledger = handlers.uploads  # for launch_options()
+    demo.handlers = handlers  # for launch_options() and the tests
     return demo
 
 
@@ -139,7 +139,7 @@ def launch_options(blocks: gr.Blocks | None = None) -> dict:
     # UploadClaims: the upload route tells the ledger of each stored file (shared uploads stay while needed).
     return dict(enable_monitoring=False, max_file_size=SETTINGS.max_file_bytes, share=False, ssr_mode=False,
                 mcp_server=False, pwa=False, show_error=False, footer_links=["api"], css=CSS,
-                app_kwargs={"middleware": [Middleware(UploadClaims, ledger=blocks.upload_ledger)]})
+                app_kwargs={"middleware": [Middleware(UploadClaims, ledger=blocks.handlers.uploads)]})
 
 
 def _fetch_assets_on_spaces() -> None:

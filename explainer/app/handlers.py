@@ -24,7 +24,7 @@ import torch
 
 from explainer import faces, pipeline, reports
 from explainer.app import comparisons
-from explainer.app.limits import cpu_limit
+from explainer.app.limits import checked, cpu_limit
 from explainer.app.settings import AppSettings
 from explainer.app.uploads import Upload, UploadLedger, read_photo, upload_path
 from explainer.errors import FaceTooSmallError, FacexplainError, NoFaceError
@@ -270,9 +270,9 @@ class Handlers:
         try:
             photos["probe photo"], probe_source = _photo(probe, "probe photo", limit)
             photos["reference photo"], reference_source = _photo(reference, "reference photo", limit)
-            with cpu_limit(self.settings.cpu_seconds, "This explanation"):
+            with cpu_limit(self.settings.cpu_seconds, "This explanation") as check:
                 expl = pipeline.explain_pair(probe_source, reference_source, pack=pack, attack=attack,
-                                             seed=int(seed or 0), progress=_stage_reporter(progress))
+                                             seed=int(seed or 0), progress=checked(_stage_reporter(progress), check))
             saved = self._save_report(expl)
             self._timed(started)
         except (NoFaceError, FaceTooSmallError) as error:
@@ -317,10 +317,10 @@ class Handlers:
         explanations = {}
         try:
             for k, pack in enumerate((pack_a, pack_b)):
-                with cpu_limit(self.settings.cpu_seconds, f"The explanation by {pack}"):
+                with cpu_limit(self.settings.cpu_seconds, f"The explanation by {pack}") as check:
                     explanations[pack] = pipeline.explain_pair(
                         probe_source, reference_source, pack=pack,
-                        progress=_stage_reporter(progress, k / 2, 1 / 2, prefix=f"{pack}: "))
+                        progress=checked(_stage_reporter(progress, k / 2, 1 / 2, prefix=f"{pack}: "), check))
         except (NoFaceError, FaceTooSmallError) as error:
             raise _which_photo(error, photos) from error
         gallery = [(expl.images[name], f"{pack}: {EXPLAIN_IMAGES[name].lower()}") for pack, expl in explanations.items()

@@ -1,10 +1,12 @@
 """A CPU-time cap for one piece of work in the calling thread: past it, CpuTimeExceeded, a plain error.
 
 The explanation runs in one thread (the pipeline pins torch to it), so that thread's CPU clock is the
-request's cost whatever else the process does. A watchdog thread reads the clock and, past the cap,
-raises an exception inside the worker at its next Python instruction (torch kernels are short, so this
-is within a fraction of a second); it keeps raising until the work ends, in case some library code
-catches everything.
+request's cost whatever else the process does. Two stops:
+- cooperative: `check()`, called at each progress report of the pipeline (between its stages), raises
+  past the cap. Safe, and what normally ends an over-long request;
+- forced, only past HARD_FACTOR x the cap (one stage running away on its own): a watchdog thread raises
+  an exception inside the worker at its next Python instruction, and again until the work ends. Such an
+  exception can land anywhere (a `finally`, a `__del__`), so it is the last resort, not the rule.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from contextlib import contextmanager
 from explainer.errors import FacexplainError
 
 _POLL_S = 0.05
+HARD_FACTOR = 2.0
 
 
 class CpuTimeExceeded(FacexplainError):
@@ -43,7 +46,8 @@ def _raise_in(ident: int, exception: type[BaseException] | None) -> None:
 
 @contextmanager
 def cpu_limit(seconds: float, what: str = "This analysis"):
-    """Run the body with at most `seconds` of CPU time of this thread; past that, CpuTimeExceeded."""
+    """Run the body with at most `seconds` of CPU time of this thread; past that, CpuTimeExceeded.
+    Yields `check`, to call wherever stopping is safe (it raises CpuTimeExceeded past the cap)."""
     ident = threading.get_ident()
     clock = _thread_clock(ident)
     start = clock()
@@ -52,7 +56,7 @@ def cpu_limit(seconds: float, what: str = "This analysis"):
 
     def watch() -> None:
         while not done.wait(_POLL_S):
-            if clock() - start > seconds:
+            if clock() - start > HARD_FACTOR * seconds:
                 fired.set()
                 _raise_in(ident, _Stop)
 
@@ -73,9 +77,17 @@ def cpu_limit(seconds: float, what: str = "This analysis"):
                                f"request is {seconds:g} s. The server may be overloaded or the photos unusually "
                                "hard; please try again later, or with smaller photos.")
 
+    def check() -> None:
+        if clock() - start > seconds:
+            fired.set()
+            raise exceeded()
+
     watchdog.start()
     try:
-        yield
+        yield check
+    except CpuTimeExceeded:
+        stop()
+        raise
     except BaseException as error:
         stop()
         if fired.is_set():
@@ -84,3 +96,11 @@ def cpu_limit(seconds: float, what: str = "This analysis"):
     stop()
     if fired.is_set():
         raise exceeded()
+
+
+def checked(progress, check):
+    """The pipeline's progress(fraction, stage) callback, calling `check` first: a cap checked per stage."""
+    def report(fraction: float, stage: str) -> None:
+        check()
+        progress(fraction, stage)
+    return report

@@ -57,8 +57,10 @@ def _photos(folder: Path, clients: int) -> list[tuple[Path, Path]]:
     (held-out ORL people, a marker pixel making every file's bytes unique)."""
     orl = assets.path("orl")
     shared = []
-    for name, (person, photo) in (("shared_probe.png", ("s31", 1)), ("shared_reference.png", ("s31", 2))):
-        Image.open(orl / person / f"{photo}.pgm").convert("RGB").save(folder / name)
+    for name, (person, photo) in (("shared_probe.png", ("s36", 4)), ("shared_reference.png", ("s36", 9))):
+        pixels = np.array(Image.open(orl / person / f"{photo}.pgm").convert("RGB"))
+        pixels[0, 0] = (255, 0, 255)  # never the bytes of an app example (those are public, never deleted)
+        Image.fromarray(pixels).save(folder / name)
         shared.append(folder / name)
     pairs = []
     for k in range(clients):

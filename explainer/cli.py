@@ -412,8 +412,10 @@ def cmd_bench_app(args) -> int:
                    fmt(result["latency_p50_s"]), fmt(result["latency_p95_s"]), fmt(result["wall_s"]),
                    fmt(result["server_peak_rss_mb"]), left["uploads"], left["gradio_result_files"],
                    left["report_folders"]]])
-    for message in result["messages"]:
-        print(f"  told: {message}")
+    for message in result["messages"][:3]:
+        print("  told: " + " ".join(message.split()))
+    if len(result["messages"]) > 3:
+        print(f"  ... {len(result['messages']) - 3} more (in the JSON)")
     _write_json(args.json, result)
     # Exit 1 when a client failed without a plain message or lost its upload, or an upload stayed.
     bad = result["failed"] or result["lost"] or left["uploads"] or result["uploads_left_after_stop"]

@@ -201,6 +201,14 @@ def test_overload_is_told_plainly_not_queue_full(app_url, app_module, tmp_path, 
 
 
 # -- crash recovery: a real app process killed mid-explanation ------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _start_app(state: Path, port: int, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}  # uploads in the run folder
     env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), FACEXPLAIN_APP_STATE=str(state),
@@ -226,8 +234,6 @@ def _wait_up(url: str, process: subprocess.Popen, log: Path) -> None:
 def test_app_killed_mid_explanation_restarts_clean_and_serves(tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.utils import Status
-
-    from tests.conftest import _free_port
 
     state = tmp_path / "state"
     port = _free_port()

@@ -3,31 +3,38 @@
     python app.py        # serves http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override)
 
 The main event is the API endpoint "/explain" (probe and reference first, the rest optional); the
-README shows how to call it with gradio_client.
+README shows how to call it with gradio_client. Limits (queue, CPU time, pixels) are in
+explainer/app/settings.py, each settable from the environment.
 """
 from __future__ import annotations
 
 import atexit
 import os
+import signal
+
+from explainer.app.settings import AppSettings
+from explainer.app.workspace import Workspace
 
 # Privacy first: no analytics, no version check, no Hub calls (set before gradio is imported).
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+SETTINGS = AppSettings.from_env()
+# This run's folder; opening it deletes what crashed runs left (their uploads included).
+WORKSPACE = Workspace(SETTINGS.state_dir)
+atexit.register(WORKSPACE.close)
+# Uploads and Gradio's file copies live in this run's folder unless the deployment chose a place.
+os.environ.setdefault("GRADIO_TEMP_DIR", str(WORKSPACE.gradio))
+
 import gradio as gr  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from explainer.app import about  # noqa: E402
 from explainer.app.examples import digests, example_pairs  # noqa: E402
 from explainer.app.handlers import (  # noqa: E402
     COMPARE_SOURCES, EXPLAIN_IMAGES, Handlers, attack_choices, pack_choices)
-from explainer.faces.image_io import MAX_FILE_BYTES  # noqa: E402
+from explainer.app.uploads import UploadClaims  # noqa: E402
 from explainer.packs import DEFAULT_PACK, PACKS  # noqa: E402
-
-# Heavy model work runs one request at a time (the CPU is the bottleneck); others wait in the queue.
-CONCURRENCY = 1
-QUEUE_SIZE = 16
-# Gradio's copies of result images and reports are deleted on this schedule (every 5 min, older than 10).
-DELETE_CACHE = (300, 600)
 
 
 # Small recovered faces (64 px) are shown enlarged with visible pixels: enlarging must not look like
@@ -50,11 +57,11 @@ def _photo_input(label: str, elem_id: str) -> gr.Image:
                     sources=["upload", "clipboard"], elem_id=elem_id)
 
 
-def build_demo(handlers: Handlers | None = None) -> gr.Blocks:
+def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTINGS) -> gr.Blocks:
     pairs = example_pairs()
-    handlers = handlers or Handlers(keep_digests=digests(pairs))
+    handlers = handlers or Handlers(keep_digests=digests(pairs), work_dir=WORKSPACE.reports, settings=settings)
     atexit.register(handlers.close)
-    with gr.Blocks(title="facexplain", analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
+    with gr.Blocks(title="facexplain", analytics_enabled=False, delete_cache=settings.delete_cache) as demo:
         gr.Markdown("# facexplain\nWhy did a face-recognition model say *match* or *no match*? Recovered "
                     "faces, a minimal counterfactual and the attributes it moved (Ren et al., IEEE TIFS 2024).")
         with gr.Tab("Explain a match", id="explain"):
@@ -92,7 +99,7 @@ def build_demo(handlers: Handlers | None = None) -> gr.Blocks:
         run.click(handlers.explain, inputs=[probe, reference, pack, attack, seed],
                   outputs=[decision, details, *[images[n] for n in EXPLAIN_IMAGES], significance, heatmap,
                            report_json, report_html],
-                  api_name="explain", preprocess=False, concurrency_id="models")
+                  api_name="explain", preprocess=False, concurrency_id="models", validator=handlers.admit_explain)
 
         with gr.Tab("Compare models", id="compare"):
             gr.Markdown("Which attributes does each model keep? Mutual information between attributes of "
@@ -111,7 +118,7 @@ def build_demo(handlers: Handlers | None = None) -> gr.Blocks:
                                    elem_id="compare-gallery")
         compare_run.click(handlers.compare, inputs=[pack_a, pack_b, source, probe, reference],
                           outputs=[reading, mi_plot, recovered], api_name="compare", preprocess=False,
-                          concurrency_id="models")
+                          concurrency_id="models", validator=handlers.admit_compare)
 
         with gr.Tab("About", id="about"):
             gr.Markdown(about.METHOD)
@@ -119,14 +126,22 @@ def build_demo(handlers: Handlers | None = None) -> gr.Blocks:
                 gr.Markdown(about.model_cards())
             with gr.Accordion("Licences of every model and data set", open=False):
                 gr.Markdown(about.licences())
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    # The validators refuse, with a plain message, at settings.queue_size waiting; Gradio's own bare
+    # "Queue is full" is only a backstop far beyond that (validators run concurrently, so a burst can
+    # overshoot by a few).
+    demo.queue(default_concurrency_limit=settings.concurrency, max_size=4 * settings.queue_size + 16)
+    handlers.waiting = lambda: len(demo._queue)  # requests waiting now (Gradio's own count, as max_size uses)
+    demo.handlers = handlers  # for launch_options() and the tests
     return demo
 
 
-def launch_options() -> dict:
+def launch_options(blocks: gr.Blocks | None = None) -> dict:
     """How the app is served: private by default (used by __main__ and by the tests)."""
-    return dict(enable_monitoring=False, max_file_size=MAX_FILE_BYTES, share=False, ssr_mode=False,
-                mcp_server=False, pwa=False, show_error=False, footer_links=["api"], css=CSS)
+    blocks = blocks or demo
+    # UploadClaims: the upload route tells the ledger of each stored file (shared uploads stay while needed).
+    return dict(enable_monitoring=False, max_file_size=SETTINGS.max_file_bytes, share=False, ssr_mode=False,
+                mcp_server=False, pwa=False, show_error=False, footer_links=["api"], css=CSS,
+                app_kwargs={"middleware": [Middleware(UploadClaims, ledger=blocks.handlers.uploads)]})
 
 
 def _fetch_assets_on_spaces() -> None:
@@ -143,4 +158,6 @@ _fetch_assets_on_spaces()
 demo = build_demo()
 
 if __name__ == "__main__":
+    # SIGTERM (docker stop, the bench) shuts down like Ctrl-C, so the run folder and its uploads go too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     demo.launch(**launch_options())  # 127.0.0.1:7860 unless GRADIO_SERVER_NAME/PORT say otherwise

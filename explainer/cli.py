@@ -409,6 +409,28 @@ def cmd_attributes(args) -> int:
     return 0
 
 
+def cmd_bench_app(args) -> int:
+    from explainer.bench.app import run
+
+    result = run(clients=args.clients, timeout_s=args.timeout, queue_size=args.queue_size)
+    left = result["left_while_running"]
+    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    _print_table(["clients", "served", "refused", "failed", "lost", "p50 s", "p95 s", "wall s", "peak MB",
+                  "uploads left", "results left", "reports left"],
+                 [[result["clients"], result["served"], result["refused"], result["failed"], result["lost"],
+                   fmt(result["latency_p50_s"]), fmt(result["latency_p95_s"]), fmt(result["wall_s"]),
+                   fmt(result["server_peak_rss_mb"]), left["uploads"], left["gradio_result_files"],
+                   left["report_folders"]]])
+    for message in result["messages"][:3]:
+        print("  told: " + " ".join(message.split()))
+    if len(result["messages"]) > 3:
+        print(f"  ... {len(result['messages']) - 3} more (in the JSON)")
+    _write_json(args.json, result)
+    # Exit 1 when a client failed without a plain message or lost its upload, or an upload stayed.
+    bad = result["failed"] or result["lost"] or left["uploads"] or result["uploads_left_after_stop"]
+    return 1 if bad else 0
+
+
 def cmd_bench_attributes(args) -> int:
     from explainer.bench.attributes import run
 
@@ -457,6 +479,14 @@ def build_parser() -> argparse.ArgumentParser:
     attributes_bench = bench.add_parser("attributes", help="attribute estimators: validity, speed, agreement checks")
     attributes_bench.add_argument("--json", metavar="FILE")
     attributes_bench.set_defaults(func=cmd_bench_attributes)
+    app_bench = bench.add_parser("app", help="the web app under N concurrent clients: served/refused/lost, latency, "
+                                             "memory, files left (loopback only)")
+    app_bench.add_argument("--clients", type=int, default=16, metavar="N", help="concurrent clients (at most 64)")
+    app_bench.add_argument("--json", metavar="FILE")
+    app_bench.add_argument("--timeout", type=float, default=900.0, metavar="S", help="bound on the whole run")
+    app_bench.add_argument("--queue-size", type=int, default=None, metavar="Q",
+                           help="the app's queue size for this run (default: the app's setting)")
+    app_bench.set_defaults(func=cmd_bench_app)
 
     attributes = sub.add_parser("attributes", help="estimate every attribute of faces (photos or recovered faces)")
     attributes.add_argument("images", nargs="+", metavar="IMAGE")

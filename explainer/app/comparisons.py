@@ -4,17 +4,24 @@ A comparison over the 100 held-out ORL photos takes minutes on a CPU, and its in
 between runs of the app, so the result is stored as its canonical JSON under a key that changes with
 anything it depends on: the packs' weight hashes, the data files, the seed, library versions and
 facexplain's own source code. A stale result is never read; an old one is simply never asked for.
+
+Each file starts with a line `sha256:<hex>` of the JSON below it. A file that does not match it (a disk
+error, a crash mid-write on a file system without atomic rename, a hand edit) is deleted and the result
+computed again: a damaged comparison is never shown.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 from explainer import assets, faces, pipeline
 
 EXPLAINER_DIR = Path(__file__).resolve().parents[1]
+_HEADER = "sha256:"
+log = logging.getLogger(__name__)
 _MEMORY: dict[str, pipeline.ModelComparison] = {}
 
 
@@ -53,20 +60,38 @@ def from_dict(payload: dict) -> pipeline.ModelComparison:
     return pipeline.ModelComparison(list(payload["packs"]), payload["data"], reports)
 
 
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".tmp")
+    staging.write_text(f"{_HEADER}{hashlib.sha256(text.encode()).hexdigest()}\n{text}")
+    staging.replace(path)  # atomic: a crash never leaves half a result to be read later
+
+
+def _read(path: Path) -> pipeline.ModelComparison | None:
+    """The stored comparison, or None (and the file deleted) when it does not match its digest."""
+    header, _, text = path.read_text().partition("\n")
+    if header == _HEADER + hashlib.sha256(text.encode()).hexdigest():
+        try:
+            return from_dict(json.loads(text))
+        except (ValueError, KeyError, TypeError) as error:  # right digest, wrong content: an old format
+            log.warning("comparison cache %s unreadable (%s): computing it again", path.name, error)
+    else:
+        log.warning("comparison cache %s does not match its sha256: computing it again", path.name)
+    path.unlink(missing_ok=True)
+    return None
+
+
 def comparison(packs: tuple[str, ...], data: str, seed: int = 0, progress=None,
                folder: Path | None = None) -> pipeline.ModelComparison:
     """compare_models(packs, data, seed), from memory or the disk cache when it was computed before."""
     key = cache_key(packs, data, seed)
     if key in _MEMORY:
         return _MEMORY[key]
-    path = (folder or assets.home() / "app" / "comparisons") / f"{key}.json"
-    if path.is_file():
-        result = from_dict(json.loads(path.read_text()))
-    else:
+    # A folder of its own: files of the format without a digest (app/comparisons) are left to older checkouts.
+    path = (folder or assets.home() / "app" / "comparisons-sha256") / f"{key}.json"
+    result = _read(path) if path.is_file() else None
+    if result is None:
         result = pipeline.compare_models(list(packs), data=data, seed=seed, progress=progress)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_suffix(".tmp")
-        staging.write_text(result.to_json())
-        staging.replace(path)  # atomic: a crash never leaves half a result to be read later
+        _write(path, result.to_json())
     _MEMORY[key] = result
     return result

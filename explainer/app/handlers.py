@@ -3,7 +3,9 @@
 Each handler takes what its Gradio inputs deliver (an upload payload, a path or an array for photos) and
 returns a tuple in the order of its outputs, so it runs the same in a test, through gradio_client and in
 a browser. Errors facexplain raises on purpose become gr.Error with the library's plain-language
-message; uploads are deleted when the request that used them ends, whatever happened.
+message; uploads are deleted when the last request that used them ends, whatever happened. Each event
+has an `admit_*` validator, run when a request asks to join the queue: it refuses plainly when the queue
+is full, and holds the request's uploads until its handler has finished with them.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +24,9 @@ import torch
 
 from explainer import faces, pipeline, reports
 from explainer.app import comparisons
-from explainer.app.uploads import Upload, discard, read_photo, upload_path
+from explainer.app.limits import checked, cpu_limit
+from explainer.app.settings import AppSettings
+from explainer.app.uploads import Upload, UploadLedger, read_photo, upload_path
 from explainer.errors import FaceTooSmallError, FacexplainError, NoFaceError
 from explainer.packs import DEFAULT_PACK, PACKS
 
@@ -47,7 +52,8 @@ GALLERY_SIZE = 4  # faces of the data set shown recovered by each model on the c
 # delete_cache schedule empties) as soon as the handler returns.
 REPORT_TTL_S = 600
 _ERROR_TITLES = {"NoFaceError": "No face found", "FaceTooSmallError": "Face too small",
-                 "ImageError": "Photo unreadable or too large", "UploadMissing": "Photo no longer on the server"}
+                 "ImageError": "Photo unreadable or too large", "UploadMissing": "Photo no longer on the server",
+                 "CpuTimeExceeded": "Took too long"}
 
 
 def _stage_reporter(progress, start: float = 0.0, span: float = 1.0, prefix: str = ""):
@@ -74,10 +80,10 @@ def _which_photo(error: NoFaceError | FaceTooSmallError, photos: dict[str, np.nd
     return error
 
 
-def _photo(value: Upload, role: str) -> tuple[np.ndarray, object]:
+def _photo(value: Upload, role: str, max_pixels: int | None = None) -> tuple[np.ndarray, object]:
     """An upload checked and decoded (plain errors naming the photo), and what to hand the pipeline: the
     file itself where there is one, so the report's provenance has the sha256 of the file as uploaded."""
-    pixels = read_photo(value, role)
+    pixels = read_photo(value, role, max_pixels)
     path = upload_path(value)
     return pixels, (str(path) if path is not None else pixels)
 
@@ -236,30 +242,65 @@ class Handlers:
 
     upload_folder: where Gradio stores uploads (only files inside it are ever deleted);
     keep_digests: sha256 of the example photos, which are public and must survive a request;
-    work_dir: where report files are written for download.
+    work_dir: where report files are written for download;
+    settings: the app's limits (queue, CPU time, pixels);
+    waiting: how many requests wait in the app's queue now (app.py reads Gradio's; none in direct calls).
     """
 
     upload_folder: Path = field(default_factory=lambda: Path(gr.utils.get_upload_folder()))
     keep_digests: frozenset[str] = frozenset()
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="facexplain-app-")))
+    settings: AppSettings = field(default_factory=AppSettings)
+    waiting: Callable[[], int] = lambda: 0
+
+    def __post_init__(self) -> None:
+        self.uploads = UploadLedger(self.upload_folder, self.keep_digests, self.settings.upload_max_age_s)
+        self._typical_s = 10.0  # seconds per request, for the expected wait; updated as requests finish
+
+    # -- admission (Gradio validators: run when a request asks to join the queue) ----------------------
+    def _admit(self, uploads: list[Upload | None], arguments: int) -> list[dict]:
+        ahead = self.waiting()
+        if ahead >= self.settings.queue_size:
+            self.uploads.hold(uploads)
+            self.uploads.release(uploads)  # this request is over: its uploads go unless others need them
+            minutes = max(1, round(ahead * self._typical_s / self.settings.concurrency / 60))
+            message = (f"The app is busy: {ahead} requests are already waiting (about {minutes} min of work). "
+                       f"Nothing of yours was kept; please try again in {minutes} min.")
+            return [gr.validate(False, message)] + [gr.validate(True, "")] * (arguments - 1)
+        self.uploads.hold(uploads)
+        return [gr.validate(True, "")] * arguments
+
+    def admit_explain(self, probe: Upload, reference: Upload, pack: str = DEFAULT_PACK, attack: str = "pgd",
+                      seed: float = 0) -> list[dict]:
+        return self._admit([probe, reference], 5)
+
+    def admit_compare(self, pack_a: str, pack_b: str, source: str = "orl", probe: Upload | None = None,
+                      reference: Upload | None = None) -> list[dict]:
+        # Only a comparison on the pair uses (and then deletes) the uploads.
+        return self._admit([probe, reference] if source == "pair" else [], 5)
+
+    def _timed(self, started: float) -> None:
+        self._typical_s = 0.8 * self._typical_s + 0.2 * (time.monotonic() - started)
 
     def explain(self, probe: Upload, reference: Upload, pack: str = DEFAULT_PACK, attack: str = "pgd",
                 seed: float = 0, progress=gr.Progress()) -> tuple:
         """Outputs: decision (Markdown), summary (JSON), the EXPLAIN_IMAGES, s_a figure, LBP heat map,
         JSON report, HTML report."""
-        photos = {}
+        photos, started, limit = {}, time.monotonic(), self.settings.max_pixels
         try:
-            photos["probe photo"], probe_source = _photo(probe, "probe photo")
-            photos["reference photo"], reference_source = _photo(reference, "reference photo")
-            expl = pipeline.explain_pair(probe_source, reference_source, pack=pack, attack=attack,
-                                         seed=int(seed or 0), progress=_stage_reporter(progress))
-            saved = expl.save(self._report_dir())
+            photos["probe photo"], probe_source = _photo(probe, "probe photo", limit)
+            photos["reference photo"], reference_source = _photo(reference, "reference photo", limit)
+            with cpu_limit(self.settings.cpu_seconds, "This explanation") as check:
+                expl = pipeline.explain_pair(probe_source, reference_source, pack=pack, attack=attack,
+                                             seed=int(seed or 0), progress=checked(_stage_reporter(progress), check))
+            saved = self._save_report(expl)
+            self._timed(started)
         except (NoFaceError, FaceTooSmallError) as error:
             raise _plain_error(_which_photo(error, photos)) from error
         except FacexplainError as error:
             raise _plain_error(error) from error
         finally:
-            discard([probe, reference], self.upload_folder, self.keep_digests)
+            self.uploads.release([probe, reference])
         for note in expl.notes:
             if _is_face_note(note):
                 gr.Warning(note)  # several faces: say which one was used
@@ -281,7 +322,7 @@ class Handlers:
                 try:
                     return self._compare_on_pair(pack_a, pack_b, probe, reference, progress)
                 finally:
-                    discard([probe, reference], self.upload_folder, self.keep_digests)
+                    self.uploads.release([probe, reference])
             comparison = comparisons.comparison((pack_a, pack_b), source, progress=_stage_reporter(progress, 0.0, 0.9))
             progress(0.95, desc="recovered faces")
             gallery = [*_photos_gallery(source), *_recovered_gallery(pack_a, source), *_recovered_gallery(pack_b, source)]
@@ -290,30 +331,42 @@ class Handlers:
         return read_differences(comparison), reports.comparison_figure(comparison), gallery
 
     def _compare_on_pair(self, pack_a: str, pack_b: str, probe: Upload, reference: Upload, progress) -> tuple:
-        photos = {}
-        photos["probe photo"], probe_source = _photo(probe, "probe photo")
-        photos["reference photo"], reference_source = _photo(reference, "reference photo")
+        photos, limit = {}, self.settings.max_pixels
+        photos["probe photo"], probe_source = _photo(probe, "probe photo", limit)
+        photos["reference photo"], reference_source = _photo(reference, "reference photo", limit)
         explanations = {}
         try:
             for k, pack in enumerate((pack_a, pack_b)):
-                explanations[pack] = pipeline.explain_pair(
-                    probe_source, reference_source, pack=pack,
-                    progress=_stage_reporter(progress, k / 2, 1 / 2, prefix=f"{pack}: "))
+                with cpu_limit(self.settings.cpu_seconds, f"The explanation by {pack}") as check:
+                    explanations[pack] = pipeline.explain_pair(
+                        probe_source, reference_source, pack=pack,
+                        progress=checked(_stage_reporter(progress, k / 2, 1 / 2, prefix=f"{pack}: "), check))
         except (NoFaceError, FaceTooSmallError) as error:
             raise _which_photo(error, photos) from error
         gallery = [(expl.images[name], f"{pack}: {EXPLAIN_IMAGES[name].lower()}") for pack, expl in explanations.items()
                    for name in ("recovered_probe", "recovered_reference", "recovered_counterfactual")]
         return read_pair_differences(explanations), pair_significance_figure(explanations), gallery
 
-    def _report_dir(self) -> Path:
-        """A fresh folder for one request's report; folders older than REPORT_TTL_S are removed."""
+    def _save_report(self, expl) -> dict[str, Path]:
+        """The report files in a fresh folder `report-*`, which appears only once complete: they are
+        written in a hidden staging folder first, then renamed (atomic). Folders older than REPORT_TTL_S,
+        and staging folders left by a crash, are removed."""
         now = time.time()
-        for old in self.work_dir.glob("report-*"):
-            if now - old.stat().st_mtime > REPORT_TTL_S:
-                shutil.rmtree(old, ignore_errors=True)
-        folder = self.work_dir / f"report-{uuid.uuid4().hex}"
-        folder.mkdir(parents=True)
-        return folder
+        for old in [*self.work_dir.glob("report-*"), *self.work_dir.glob(".staging-*")]:
+            try:
+                if now - old.stat().st_mtime > REPORT_TTL_S:
+                    shutil.rmtree(old, ignore_errors=True)
+            except FileNotFoundError:
+                pass  # another request removed it first
+        name = uuid.uuid4().hex
+        staging, folder = self.work_dir / f".staging-{name}", self.work_dir / f"report-{name}"
+        staging.mkdir(parents=True)
+        try:
+            saved = expl.save(staging)
+            staging.rename(folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return {key: folder / path.relative_to(staging) for key, path in saved.items()}
 
     def close(self) -> None:
         shutil.rmtree(self.work_dir, ignore_errors=True)

@@ -15,7 +15,13 @@ import tarfile
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
+
+try:
+    import fcntl
+except ImportError:  # Windows: fetches are not serialised (run one at a time)
+    fcntl = None
 
 from explainer.assets.catalogue import ASSETS, VIDEO_FRAMES, Asset, Package, get
 from explainer.assets.store import MARKER, asset_dir, home, is_present
@@ -177,14 +183,37 @@ def _unpack_video_frames(asset: Asset, staging: Path) -> None:
 _UNPACK = {"file": _unpack_file, "tree": _unpack_tree, "video_frames": _unpack_video_frames}
 
 
+@contextmanager
+def _exclusive(lock_path: Path):
+    """One fetch of an asset at a time (across processes): a second waits, then finds it present."""
+    with open(lock_path, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def fetch_one(name: str, force: bool = False) -> bool:
-    """Fetch one asset; True if work was done, False if it was already present."""
+    """Fetch one asset; True if work was done, False if it was already present.
+
+    Everything is built in a staging folder renamed into place once verified, so an interrupted fetch
+    (even a killed one) never looks present; the next fetch deletes its staging folder and starts again."""
     asset = get(name)
     if is_present(name) and not force:
         return False
     final = asset_dir(name)
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=final.parent))
+    with _exclusive(final.parent / f".{name}.lock"):
+        if is_present(name) and not force:
+            return False  # another process fetched it while this one waited
+        for stale in final.parent.glob(f".{name}.staging-*"):
+            shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted fetch
+        _fetch_into(asset, final)
+    return True
+
+
+def _fetch_into(asset: Asset, final: Path) -> None:
+    name = asset.name
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=final.parent))
     try:
         _UNPACK[asset.kind](asset, staging)
         files = {str(p.relative_to(staging)): sha256_file(p) for p in sorted(staging.rglob("*")) if p.is_file()}
@@ -197,7 +226,6 @@ def fetch_one(name: str, force: bool = False) -> bool:
         staging.rename(final)  # atomic: a half-done fetch never looks present
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return True
 
 
 def fetch(names: Iterable[str] | None = None, force: bool = False, log=print) -> list[str]:

@@ -24,3 +24,24 @@ def write_json(path: str | None, payload: dict) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
         print(f"wrote {path}")
+
+
+class TqdmProgress:
+    """A job's progress callback (fraction, stage) drawn as a tqdm bar in percent."""
+
+    def __init__(self, description: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=100, desc=description, unit="%", disable=None,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+        self.done = 0
+
+    def __call__(self, fraction: float, stage: str) -> None:
+        target = int(round(100 * min(max(fraction, 0.0), 1.0)))
+        if target > self.done:
+            self.bar.update(target - self.done)
+            self.done = target
+        self.bar.set_postfix_str(stage)
+
+    def close(self) -> None:
+        self.bar.close()

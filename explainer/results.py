@@ -24,6 +24,7 @@ class PairExplanation:
     kinds: dict[str, str] = field(default_factory=dict)
     significance_interval: dict[str, list[float]] = field(default_factory=dict)  # attr -> [low, high], 95 %
     stability: dict = field(default_factory=dict)  # members, refine rule, agreement between members
+    evidence: dict = field(default_factory=dict)  # report.json's "quality" {probe, reference} and "calibration"
     seconds: dict[str, float] = field(default_factory=dict)  # stage timings; never in report.json
 
     @property
@@ -60,7 +61,8 @@ class PairExplanation:
                 "significance_flags": self.significance_flags, "significance_interval": self.significance_interval,
                 "groups": self.groups, "kinds": self.kinds, "ranking": self.ranking, "significant": self.significant,
                 "unresolved": self.unresolved, "stability": self.stability, "notes": self.notes,
-                "provenance": self.provenance, "images": {name: f"{name}.png" for name in sorted(self.images)}}
+                "provenance": self.provenance, "images": {name: f"{name}.png" for name in sorted(self.images)},
+                **self.evidence}
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, rounded floats): identical bytes for identical inputs and seed."""

@@ -52,11 +52,18 @@ class VerificationResult:
     threshold_fmr: float | None
     match: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
+    log10_lr: float | None = None  # calibrated likelihood ratio (explainer.evidence); None: not calibrated
+    verbal: str | None = None  # its ENFSI verbal equivalent
+    warnings: tuple[str, ...] = field(default_factory=tuple)  # pair outside the calibration conditions, ...
 
 
 def verify_pair(probe, reference, models: Sequence[str] | None = None) -> list[VerificationResult]:
     """Compare two photos with each named recognizer (all by default)."""
+    from explainer.evidence import decision_evidence, quality_flags
+
     pair = [prepare(probe), prepare(reference)]
+    quality = {role: quality_flags(p.image, p.face, source)
+               for role, p, source in zip(("probe", "reference"), pair, (probe, reference))}
     notes = tuple(f"{role}: {p.face.note}" for role, p in zip(("probe", "reference"), pair) if p.face.note)
     results = []
     for name in models or list(RECOGNIZERS):
@@ -67,8 +74,13 @@ def verify_pair(probe, reference, models: Sequence[str] | None = None) -> list[V
         results.append(VerificationResult(
             model=name, metric=model.metric.name, score=score, threshold=threshold.value,
             threshold_source=threshold.source, threshold_fmr=threshold.fmr,
-            match=bool(model.accepts(score)), notes=notes))
+            match=bool(model.accepts(score)), notes=notes,
+            **_evidence(decision_evidence(name, score, quality))))
     return results
+
+
+def _evidence(evidence: dict) -> dict:
+    return {"log10_lr": evidence["log10_lr"], "verbal": evidence["verbal"], "warnings": tuple(evidence["warnings"])}
 
 
 def example_pairs() -> list[tuple[str, str, str]]:

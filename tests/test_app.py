@@ -120,10 +120,11 @@ def direct_explanation(handlers_module, examples, tmp_path_factory):
 def test_explain_handler_on_a_real_pair(direct_explanation, handlers_module):
     outputs, probe, reference, probe_copy = direct_explanation
     names = list(handlers_module.EXPLAIN_IMAGES)
-    assert len(outputs) == 2 + len(names) + 4
+    assert len(outputs) == 2 + len(names) + 4 + 4
     markdown, details = outputs[:2]
     images = dict(zip(names, outputs[2:2 + len(names)]))
-    significance, heatmap, report_json, report_html = outputs[2 + len(names):]
+    significance, heatmap, report_json, report_html = outputs[2 + len(names):6 + len(names)]
+    evidence, tippett, ece, report_pdf = outputs[6 + len(names):]
     # The decision agrees with an independent verification of the same photos by the same model.
     decision = details["decision"]
     check = verify_pair(probe_copy, reference, models=[PACKS["dlib-dcgan"].recognizer])[0]
@@ -155,6 +156,11 @@ def test_explain_handler_on_a_real_pair(direct_explanation, handlers_module):
     assert report["decision"]["match"] == decision["match"]
     assert report["decision"]["similarity"] == pytest.approx(decision["similarity"], abs=1e-5)
     assert "<html" in open(report_html).read().lower()
+    # The evidence accordion: the LR in words, each attribute's FISWG component, the calibration's plots, the PDF.
+    assert f"log10 LR = {report['decision']['log10_lr']:+.2f}" in evidence and "FISWG component" in evidence
+    assert report["decision"]["verbal"] in evidence
+    assert isinstance(tippett, go.Figure) and isinstance(ece, go.Figure) and len(tippett.data) == 2
+    assert open(report_pdf, "rb").read(5) == b"%PDF-"
     # The private upload is gone; the example's bytes stay (they are public and may be clicked again).
     assert not probe.exists() and reference.exists()
 
@@ -255,7 +261,10 @@ def test_api_explain_on_a_real_pair_keeps_no_upload(client, handlers_module, tmp
     for plot in result[2 + len(names):4 + len(names)]:
         assert plot["type"] == "plotly"
         assert json.loads(plot["plot"])["data"]
-    report_json, report_html = result[4 + len(names):]
+    report_json, report_html = result[4 + len(names):6 + len(names)]
+    evidence, tippett, ece, report_pdf = result[6 + len(names):]
+    assert "likelihood ratio" in evidence.lower() and tippett["type"] == ece["type"] == "plotly"
+    assert report_pdf.endswith(".pdf")
     report = json.loads(open(report_json).read())
     assert report["decision"]["match"] == details["decision"]["match"]
     assert report["decision"]["similarity"] == pytest.approx(details["decision"]["similarity"], abs=1e-5)

@@ -81,7 +81,7 @@ def test_browser_uploads_a_pair_and_sees_the_explanation(browser, app_url, app_m
     wait.until(ready.element_to_be_clickable((By.ID, "explain-button"))).click()
 
     finished = WebDriverWait(browser, EXPLAIN_TIMEOUT_S)
-    for plot in ("significance-plot", "lbp-plot"):
+    for plot in ("significance-plot", "lbp-plot", "tippett-plot", "ece-plot"):
         finished.until(ready.presence_of_element_located((By.CSS_SELECTOR, f"#{plot} .js-plotly-plot")))
     decision = finished.until(lambda d: d.find_element(By.ID, "decision").text.strip() or False)
     assert decision.splitlines()[0] in ("Match", "No match")

@@ -24,11 +24,13 @@ import torch
 
 from explainer import faces, pipeline, reports
 from explainer.app import comparisons
+from explainer.app.evidence import evidence_figures, evidence_markdown
 from explainer.app.limits import checked, cpu_limit
 from explainer.app.settings import AppSettings
 from explainer.app.uploads import Upload, UploadLedger, read_photo, upload_path
 from explainer.errors import FaceTooSmallError, FacexplainError, NoFaceError
 from explainer.packs import DEFAULT_PACK, PACKS
+from explainer.reports.pdf import write_pdf
 
 ATTACKS = {"pgd": "PGD (white-box, on this model)", "transfer": "Transfer (crafted on another model)"}
 assert set(ATTACKS) == set(pipeline.ATTACKS)
@@ -285,7 +287,8 @@ class Handlers:
     def explain(self, probe: Upload, reference: Upload, pack: str = DEFAULT_PACK, attack: str = "pgd",
                 seed: float = 0, progress=gr.Progress()) -> tuple:
         """Outputs: decision (Markdown), summary (JSON), the EXPLAIN_IMAGES, s_a figure, LBP heat map,
-        JSON report, HTML report."""
+        JSON report, HTML report; then the evidence accordion: LR and quality (Markdown), Tippett and ECE
+        plots, PDF report."""
         photos, started, limit = {}, time.monotonic(), self.settings.max_pixels
         try:
             photos["probe photo"], probe_source = _photo(probe, "probe photo", limit)
@@ -306,7 +309,8 @@ class Handlers:
                 gr.Warning(note)  # several faces: say which one was used
         return (decision_markdown(expl), summary(expl), *[expl.images[name] for name in EXPLAIN_IMAGES],
                 _significance_figure(expl), reports.lbp_heatmap_figure(expl),
-                str(saved["report.json"]), str(saved["report.html"]))
+                str(saved["report.json"]), str(saved["report.html"]),
+                evidence_markdown(expl), *evidence_figures(expl), str(saved["report.pdf"]))
 
     def compare(self, pack_a: str, pack_b: str, source: str = "orl", probe: Upload | None = None,
                 reference: Upload | None = None, progress=gr.Progress()) -> tuple:
@@ -363,6 +367,7 @@ class Handlers:
         staging.mkdir(parents=True)
         try:
             saved = expl.save(staging)
+            saved["report.pdf"] = write_pdf(expl, staging / "report.pdf")
             staging.rename(folder)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

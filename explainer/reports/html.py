@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from explainer.evidence.fiswg import fiswg_component
 from explainer.reports import figures
 
 IMAGE_CAPTIONS = {
@@ -81,14 +82,46 @@ def write_html(expl, path) -> Path:
     pictures = "".join(f"<figure><img src=\"{_png_data(expl.images[name])}\" alt=\"{name}\">"
                        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
                        for name, caption in IMAGE_CAPTIONS.items() if name in expl.images)
-    top = _table([[n, expl.groups[n], expl.significance.get(n)] + list(expl.significance_interval.get(n, [None, None]))
-                  + [expl.significance_flags.get(n, "")] for n in expl.top(10)],
-                 ["attribute", "group", "s_a (median)", "95 % low", "95 % high", "flag"])
+    top = _table([[n, fiswg_component(n), expl.groups[n], expl.significance.get(n)]
+                  + list(expl.significance_interval.get(n, [None, None])) + [expl.significance_flags.get(n, "")]
+                  for n in expl.top(10)],
+                 ["attribute", "FISWG component", "group", "s_a (median)", "95 % low", "95 % high", "flag"])
     body = (f"<h1>Why {html.escape(d['recognizer'])} said “{decision}”</h1>{summary}<h2>Faces</h2>{pictures}"
             f"<h2>Attribute significance</h2>{_figure_html(figures.significance_figure(expl), 'significance')}"
-            f"<h3>Top 10</h3>{top}<h2>Texture (LBP) cells</h2>{_figure_html(figures.lbp_heatmap_figure(expl), 'lbp')}"
+            f"<h3>Top 10</h3>{top}{_evidence_section(expl)}<h2>Texture (LBP) cells</h2>{_figure_html(figures.lbp_heatmap_figure(expl), 'lbp')}"
             f"{_notes_and_provenance(expl.notes, expl.provenance)}")
     return _write_page(path, "facexplain: pair explanation", body)
+
+
+def _evidence_section(expl) -> str:
+    """Likelihood ratio, quality flags of both photos, calibration summary and its Tippett / ECE plots."""
+    from explainer.evidence.likelihood_ratio import CalibrationMissing
+    from explainer.reports.evidence_figures import ece_figure, tippett_figure
+
+    d, evidence = expl.decision, getattr(expl, "evidence", {}) or {}
+    if "log10_lr" not in d:
+        return ""
+    parts = ["<h2>Strength of evidence</h2>"]
+    if d["log10_lr"] is not None:
+        parts.append(f"<p><b>Likelihood ratio: log10 LR = {d['log10_lr']:+.2f}</b>: {html.escape(d['verbal'])} "
+                     f"(verbal scale: ENFSI 2015).</p>")
+    parts += [f"<p>Warning: {html.escape(w)}</p>" for w in d.get("warnings", [])]
+    quality = evidence.get("quality")
+    if quality:
+        names = [n for n in quality["probe"] if n not in ("image_px",)]
+        parts.append(_table([[n, quality["probe"].get(n), quality["reference"].get(n)] for n in names],
+                            ["quality flag", "probe", "reference"]))
+    calibration = evidence.get("calibration", {})
+    if calibration.get("available"):
+        parts.append(_table([[k, calibration[k]] for k in ("method", "lir_version", "n_genuine", "n_impostor", "cllr",
+                                                            "cllr_min", "correct_sign", "log10_lr_bounds", "data",
+                                                            "validation", "command")], ["calibration", ""]))
+        try:
+            parts.append(_figure_html(tippett_figure(d["recognizer"], d["log10_lr"]), "tippett")
+                         + _figure_html(ece_figure(d["recognizer"]), "ece"))
+        except CalibrationMissing:
+            pass
+    return "".join(parts)
 
 
 def _notes_and_provenance(notes: list[str], provenance: dict) -> str:

@@ -12,7 +12,7 @@ import platform
 from explainer.assets.fetch import sha256_file
 
 LIBRARIES = ("facexplain", "torch", "numpy", "scipy", "torchattacks", "plotly", "opencv-python-headless",
-             "dlib-bin", "onnxruntime", "scikit-image")
+             "dlib-bin", "onnxruntime", "scikit-image", "lir", "fpdf2")
 
 
 def library_versions() -> dict[str, str | None]:

@@ -1,0 +1,285 @@
+"""report.pdf: a pair explanation as a document an investigator can file (fpdf2; charts by matplotlib).
+
+Its text is deterministic for the same inputs and seed: every number comes from the explanation's
+canonical record (report.json), the creation date is fixed, and no path, time or host name is written.
+Sections: decision with the likelihood ratio and its verbal equivalent, quality flags, images, s_a chart
+and LBP map, attribute table with FISWG components, calibration summary with the Tippett plot, notes,
+provenance.
+"""
+from __future__ import annotations
+
+import datetime
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from explainer.evidence.fiswg import fiswg_component
+from explainer.evidence.quality import RANGED
+
+# A fixed creation date: the same explanation writes the same document.
+CREATION_DATE = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+IMAGES = (("probe_aligned", "probe (aligned)"), ("reference_aligned", "reference (aligned)"),
+          ("counterfactual", "counterfactual probe"), ("perturbation_amplified", "change, amplified"),
+          ("recovered_probe", "recovered probe"), ("recovered_reference", "recovered reference"),
+          ("recovered_counterfactual", "recovered counterfactual"))
+QUALITY_ROWS = ("face_width_px", "inter_eye_px", "sharpness", "exposure", "contrast", "underexposed_fraction",
+                "overexposed_fraction", "yaw", "pitch", "roll", "colour", "jpeg_quality", "glasses_probability",
+                "hat_probability", "faces_found")
+
+
+def _font_dir() -> Path:
+    import matplotlib
+
+    # DejaVu ships with matplotlib: a Unicode font (s_a, ∞, ≤, L∞) available wherever the charts are drawn.
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return " x ".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def _png(figure) -> io.BytesIO:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(figure)
+    buffer.seek(0)
+    return buffer
+
+
+def _significance_chart(record: dict) -> io.BytesIO:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in record["ranking"] if record["groups"][n] != "lbp" and record["significance"].get(n) is not None]
+    values = [record["significance"][n] for n in names]
+    intervals = [record["significance_interval"].get(n, [v, v]) for n, v in zip(names, values)]
+    errors = [[v - lo for (lo, _), v in zip(intervals, values)], [hi - v for (_, hi), v in zip(intervals, values)]]
+    figure, axis = plt.subplots(figsize=(8, 3.4), dpi=110)
+    axis.bar(range(len(names)), values, color="#1f77b4", yerr=errors, ecolor="#444", capsize=1.5)
+    axis.axhline(1.0, color="black", linestyle="--", linewidth=0.8)
+    axis.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], rotation=70, ha="right", fontsize=6)
+    axis.set_ylabel("s_a")
+    axis.set_title("Attribute significance s_a: median over counterfactual members, 95 % interval (dashed: s_a = 1)",
+                   fontsize=9)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _lbp_map(record: dict, face: np.ndarray | None) -> io.BytesIO:
+    import re
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.full((7, 7), np.nan)
+    for name, group in record["groups"].items():
+        match = re.match(r"^lbp_r(\d+)_c(\d+)$", name)
+        if group == "lbp" and match:
+            value = record["significance"].get(name)
+            grid[int(match.group(1)), int(match.group(2))] = np.nan if value is None else value
+    finite = grid[np.isfinite(grid)]
+    top = float(max(finite.max(initial=1.0), 1.0))
+    figure, axis = plt.subplots(figsize=(3.4, 3.4), dpi=110)
+    size = face.shape[0] if face is not None else 7
+    if face is not None:
+        axis.imshow(face, extent=(0, size, size, 0))
+    axis.imshow(grid, cmap="Reds", alpha=0.55, vmin=0, vmax=top,
+                extent=(0, size, size, 0))
+    axis.set_axis_off()
+    axis.set_title("LBP texture s_a per cell (7x7)", fontsize=9)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _tippett(recognizer: str, log10_lr: float | None) -> io.BytesIO | None:
+    import tempfile
+
+    from explainer.evidence.likelihood_ratio import CalibrationMissing
+    from explainer.reports.evidence_figures import write_pngs
+
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            path = write_pngs(recognizer, folder, log10_lr)["tippett"]
+            return io.BytesIO(path.read_bytes())
+    except CalibrationMissing:
+        return None
+
+
+class _Document:
+    def __init__(self) -> None:
+        from fpdf import FPDF
+
+        self.pdf = FPDF(format="A4")
+        self.pdf.set_creation_date(CREATION_DATE)
+        self.pdf.set_creator("facexplain")
+        self.pdf.set_title("facexplain: pair explanation")
+        fonts = _font_dir()
+        self.pdf.add_font("DejaVu", "", str(fonts / "DejaVuSans.ttf"))
+        self.pdf.add_font("DejaVu", "B", str(fonts / "DejaVuSans-Bold.ttf"))
+        self.pdf.add_font("DejaVuMono", "", str(fonts / "DejaVuSansMono.ttf"))
+        self.pdf.set_auto_page_break(True, margin=15)
+        self.pdf.add_page()
+
+    def heading(self, text: str, size: int = 13) -> None:
+        self.pdf.set_font("DejaVu", "B", size)
+        self.pdf.multi_cell(0, size * 0.55, text, new_x="LMARGIN", new_y="NEXT")
+        self.pdf.ln(1)
+
+    def text(self, text: str, size: int = 9, bold: bool = False) -> None:
+        self.pdf.set_font("DejaVu", "B" if bold else "", size)
+        self.pdf.multi_cell(0, size * 0.5, text, new_x="LMARGIN", new_y="NEXT")
+
+    def mono(self, text: str, size: int = 6) -> None:
+        self.pdf.set_font("DejaVuMono", "", size)
+        self.pdf.multi_cell(0, size * 0.45, text, new_x="LMARGIN", new_y="NEXT")
+
+    def table(self, rows: list[list[str]], widths: tuple | None = None, size: int = 8) -> None:
+        self.pdf.set_font("DejaVu", "", size)
+        with self.pdf.table(col_widths=widths, text_align="LEFT", line_height=size * 0.55,
+                            first_row_as_headings=True) as table:
+            for row in rows:
+                cells = table.row()
+                for cell in row:
+                    cells.cell(cell)
+        self.pdf.ln(2)
+
+    def images(self, items: list[tuple[np.ndarray, str]], width: float = 32) -> None:
+        if self.pdf.get_y() + width + 10 > self.pdf.h - 15:
+            self.pdf.add_page()
+        x0, y = self.pdf.l_margin, self.pdf.get_y()
+        self.pdf.set_font("DejaVu", "", 6)
+        for k, (image, caption) in enumerate(items):
+            x = x0 + k * (width + 3)
+            self.pdf.image(Image.fromarray(np.ascontiguousarray(image)), x=x, y=y, w=width, h=width)
+            self.pdf.set_xy(x, y + width + 0.5)
+            self.pdf.multi_cell(width, 2.8, caption, align="C", new_x="RIGHT", new_y="TOP")
+        self.pdf.set_xy(x0, y + width + 7)
+
+    def picture(self, buffer: io.BytesIO, width: float) -> None:
+        with Image.open(buffer) as image:
+            height = width * image.height / image.width
+            if self.pdf.get_y() + height > self.pdf.h - 15:
+                self.pdf.add_page()
+            self.pdf.image(image.copy(), x=self.pdf.l_margin, w=width, h=height)
+        self.pdf.ln(2)
+
+
+def write_pdf(expl, path) -> Path:
+    """The pair explanation `expl` (explainer.pipeline.PairExplanation) as report.pdf at `path`."""
+    from explainer.reports.canonical import dumps
+
+    record = json.loads(expl.to_json())  # the canonical (rounded) record: what report.json says, nothing else
+    d, c = record["decision"], record["counterfactual"]
+    quality, calibration = record.get("quality"), record.get("calibration") or {}
+    doc = _Document()
+    outcome = "match" if d["match"] else "no match"
+    doc.heading(f"facexplain: why {d['recognizer']} said “{outcome}”", 15)
+
+    doc.heading("Decision and strength of evidence")
+    kind = "Euclidean distance (lower = more alike)" if d["metric"] == "euclidean" else "cosine similarity (higher = more alike)"
+    doc.text(f"Decision: {outcome}. Score {d['similarity']:.4f} ({kind}); threshold {d['threshold']:.4f} "
+             f"({d.get('threshold_source', '')}).")
+    if d.get("log10_lr") is not None:
+        lr = 10 ** d["log10_lr"]
+        lr_words = f"{lr:,.0f}" if lr >= 10 else (f"1/{1 / lr:,.0f}" if lr <= 0.1 else f"{lr:.2f}")
+        doc.text(f"Likelihood ratio: log10 LR = {d['log10_lr']:+.2f} (LR ≈ {lr_words})", size=11, bold=True)
+        if d.get("lr_bounded"):
+            doc.text("This LR is at the calibration's ELUB bound: the most extreme value its data support.")
+        doc.text(f"Verbal equivalent: {d['verbal']}.")
+        propositions = d.get("propositions", {})
+        doc.text(f"Hp: {propositions.get('Hp', 'same person')}; Hd: {propositions.get('Hd', 'different people')}. "
+                 f"Scale: {calibration.get('verbal_scale', d.get('verbal_scale', ''))}.")
+    else:
+        doc.text("Likelihood ratio: not available for this recognizer (no calibration).", bold=True)
+    for warning in d.get("warnings", []):
+        doc.text(f"Warning: {warning}")
+    doc.pdf.ln(2)
+
+    if quality:
+        doc.heading("Image quality")
+        ranges = _calibration_ranges()
+        rows = [["flag", "probe", "reference", "calibration photos (range)"]]
+        for name in QUALITY_ROWS:
+            key = f"{name}_abs" if name in ("yaw", "pitch") else name
+            span = ranges.get(key)
+            span_text = (f"|{name}| {span[0]:.3g} to {span[1]:.3g}" if name in ("yaw", "pitch") else
+                         f"{span[0]:.3g} to {span[1]:.3g}") if isinstance(span, list) and len(span) == 2 and \
+                not isinstance(span[0], str) else (", ".join(span) if isinstance(span, list) else "–")
+            label = RANGED.get(name, name.replace("_", " "))
+            rows.append([label, _fmt(quality["probe"].get(name)), _fmt(quality["reference"].get(name)), span_text])
+        doc.table(rows, widths=(48, 28, 28, 50))
+
+    doc.heading("Counterfactual")
+    stability = record.get("stability", {})
+    doc.text(f"{stability.get('members_flipped', int(c['flipped']))} of {stability.get('members', 1)} seeded "
+             f"counterfactual members flipped the decision. The one shown: {c['attack']}, "
+             f"{'flipped' if c['flipped'] else 'NOT flipped'} at L∞ {c['linf_eps'] * 255:.3g}/255 "
+             f"(L2 {c['l2']:.3g}); new score {c['similarity']:.4f}. Recovery: {stability.get('refine_rule', '')}.")
+    images = getattr(expl, "images", {})
+    doc.images([(images[n], caption) for n, caption in IMAGES[:4] if n in images])
+    doc.images([(images[n], caption) for n, caption in IMAGES[4:] if n in images])
+
+    doc.heading("Attribute significance")
+    doc.picture(_significance_chart(record), 180)
+    doc.picture(_lbp_map(record, images.get("recovered_probe_attribute_crop")), 80)
+    named = [n for n in record["significant"] if record["groups"][n] != "lbp"]
+    doc.text("Significant (the whole 95 % interval of s_a above 1): " + (", ".join(named) if named else "none") + ".")
+    rows = [["attribute", "FISWG component", "group", "s_a", "95 % interval"]]
+    for name in record["ranking"]:
+        if record["groups"][name] == "lbp":
+            continue
+        flag = record["significance_flags"].get(name)
+        value = _fmt(record["significance"].get(name)) if flag in (None, "floored") else flag
+        interval = record["significance_interval"].get(name)
+        span = "–" if interval is None else f"[{_fmt(interval[0])}, {_fmt(interval[1])}]"
+        rows.append([name, fiswg_component(name), record["groups"][name], ("≥" if flag == "floored" else "") + value, span])
+    doc.table(rows, widths=(62, 42, 22, 20, 34), size=7)
+
+    doc.heading("Calibration of the likelihood ratio")
+    if calibration.get("available", bool(calibration)):
+        doc.table([["", ""], ["method", f"{calibration['method']} (NFI lir {calibration['lir_version']}), "
+                                        f"{calibration['bounding']} bounds {calibration['log10_lr_bounds']}"],
+                   ["data", f"{calibration['data']}: {calibration['n_genuine']} genuine, "
+                            f"{calibration['n_impostor']} impostor pairs, {calibration['n_people']} people"],
+                   ["validation", calibration["validation"]],
+                   ["Cllr (held out)", f"{calibration['cllr']:.4f}"], ["Cllr_min", f"{calibration['cllr_min']:.4f}"],
+                   ["LRs on the correct side of 1", f"{100 * calibration['correct_sign']:.2f} %"],
+                   ["refit by", calibration["command"]]], widths=(45, 135))
+        tippett = _tippett(d["recognizer"], d.get("log10_lr"))
+        if tippett is not None:
+            doc.picture(tippett, 110)
+    else:
+        doc.text(calibration.get("reason", "no calibration"))
+
+    doc.heading("Notes")
+    for note in record["notes"]:
+        doc.text(f"• {note}", size=8)
+    doc.heading("Provenance")
+    doc.mono(dumps(record["provenance"]))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc.pdf.output(str(path))
+    return path
+
+
+def _calibration_ranges() -> dict:
+    from explainer.evidence.likelihood_ratio import load_table
+
+    return load_table().get("photos", {}).get("ranges", {})

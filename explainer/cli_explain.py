@@ -132,10 +132,17 @@ def cmd_compare(args) -> int:
 def cmd_bench_stability(args) -> int:
     from explainer.bench.stability import run
 
+    from explainer.counterfactual import ATTACKS
+
     packs = [n.strip() for n in args.packs.split(",") if n.strip()]
     if any(known_pack(n) is None for n in packs):
         return 2
-    write_json(args.json, run(packs, n_pairs=args.pairs, workers=args.workers, one_draw=args.one_draw))
+    attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
+    if not attacks or set(attacks) - set(ATTACKS):
+        print(f"unknown attacks {sorted(set(attacks) - set(ATTACKS))}; known: {', '.join(ATTACKS)}", file=sys.stderr)
+        return 2
+    write_json(args.json, run(packs, n_pairs=args.pairs, attacks=attacks, workers=args.workers,
+                              one_draw=args.one_draw, members=args.members))
     return 0
 
 
@@ -197,6 +204,9 @@ def add_explain_commands(sub, bench) -> None:
     stability.add_argument("--pairs", type=int, default=None, metavar="N", help="the first N held-out pairs (default: 12)")
     stability.add_argument("--workers", type=int, default=1, metavar="W",
                            help="packs explained in parallel processes, one thread each (2 on a 2-core machine)")
+    stability.add_argument("--attacks", default="pgd,transfer", metavar="A,B", help="pgd, transfer or both (default)")
+    stability.add_argument("--members", type=int, default=None, metavar="M",
+                           help="ensemble members for every attack (default: explain's, 5 for pgd and 3 for transfer)")
     stability.add_argument("--one-draw", action="store_true",
                            help="the baseline: the pre-ensemble explanation (one counterfactual, 5 fixed refinement "
                                 "steps per face, no jitter)")

@@ -2,7 +2,7 @@
 
 Pairs: a fixed set of held-out ORL people (s31-s40, never seen by a pack's transformer), GENUINE pairs of
 one person and IMPOSTOR pairs of two. For each pair and each attack (pgd, transfer) the full
-explain_pair runs once; reported per attack:
+explain_pair runs once, from cold (no recovered face cached from another explanation); reported per attack:
   seconds_by_stage   mean seconds per pair of each pipeline stage (faces_and_decision, counterfactual,
                      recovery, attributes, significance) and in total, and the slowest pair
   flip_rate          fraction of pairs whose saved uint8 counterfactual flips the target's decision
@@ -61,6 +61,7 @@ def _attack_summary(runs: list[dict]) -> dict:
 
 def run(pack: str = "dlib-dcgan", analyze_images: int = 40) -> dict:
     from explainer.console import print_table
+    from explainer.explain import clear_recovery_cache
     from explainer.pipeline import MEMBERS, REFINE_CAP, analyze_model, explain_pair
 
     explain_pair(*pairs()[0][:2], pack=pack, members=1, jitters=1)  # warm-up: models load outside the figures
@@ -68,6 +69,7 @@ def run(pack: str = "dlib-dcgan", analyze_images: int = 40) -> dict:
     tops: dict[str, list[list[str]]] = {"pgd": [], "transfer": []}
     for probe, reference, kind in tqdm(pairs(), desc="bench explain", unit="pair", disable=None):
         for attack in runs:
+            clear_recovery_cache()  # every explanation from cold: what one user's first explanation of a pair costs
             explanation = explain_pair(probe, reference, pack=pack, attack=attack)
             c = explanation.counterfactual
             runs[attack].append({"pair": f"{os.path.basename(os.path.dirname(probe))}/{os.path.basename(probe)} vs "

@@ -72,10 +72,12 @@ def fraction(counts: list[tuple[int, int]]) -> dict:
     return {"kept": hit, "significant": total, "fraction": hit / total if total else None}
 
 
-def run(packs=PACKS, n_pairs: int | None = None, attacks=ATTACKS, workers: int = 1, one_draw: bool = False) -> dict:
+def run(packs=PACKS, n_pairs: int | None = None, attacks=ATTACKS, workers: int = 1, one_draw: bool = False,
+        members: int | None = None) -> dict:
     """Every pack's records (one process per pack when workers > 1: each runs on one thread, so two packs
     on two cores take the time of one), then the summary table. one_draw: the pre-ensemble baseline
-    (explain_pair's one_draw; its stricter rule is three times its fixed step count)."""
+    (explain_pair's one_draw; its stricter rule is three times its fixed step count). members: another
+    ensemble size than explain_pair's default, for every attack."""
     from explainer.console import print_table
 
     chosen = pairs(n_pairs)
@@ -83,19 +85,19 @@ def run(packs=PACKS, n_pairs: int | None = None, attacks=ATTACKS, workers: int =
         import multiprocessing
 
         with multiprocessing.get_context("spawn").Pool(min(workers, len(packs))) as pool:
-            parts = pool.starmap(pack_records, [(pack, chosen, tuple(attacks), one_draw) for pack in packs])
+            parts = pool.starmap(pack_records, [(pack, chosen, tuple(attacks), one_draw, members) for pack in packs])
     else:
-        parts = [pack_records(pack, chosen, tuple(attacks), one_draw) for pack in packs]
+        parts = [pack_records(pack, chosen, tuple(attacks), one_draw, members) for pack in packs]
     records = [r for part in parts for r in part]
     result = {"packs": list(packs), "attacks": list(attacks), "pairs": len(chosen), "cpu_count": os.cpu_count(),
-              "workers": workers, "one_draw": one_draw, "load_average": list(os.getloadavg()), "records": records,
+              "workers": workers, "one_draw": one_draw, "members": members, "load_average": list(os.getloadavg()), "records": records,
               "summary": _summary(records, packs, attacks)}
     _print(result, print_table)
     return result
 
 
 def pack_records(pack: str, chosen: list[tuple[str, str, str]], attacks: tuple[str, ...],
-                 one_draw: bool = False) -> list[dict]:
+                 one_draw: bool = False, members: int | None = None) -> list[dict]:
     """One pack's explanations of every pair: seed 0, seed 1 and the stricter rule, per attack."""
     from explainer.explain import ONE_DRAW_STEPS, REFINE_CAP, TOLERANCE, explain_pair
 
@@ -103,8 +105,8 @@ def pack_records(pack: str, chosen: list[tuple[str, str, str]], attacks: tuple[s
         default = {"one_draw": True, "refine_steps": ONE_DRAW_STEPS}
         strict = {"one_draw": True, "refine_steps": ONE_DRAW_STEPS * STRICTER}
     else:
-        default = {}
-        strict = {"refine_steps": REFINE_CAP * STRICTER, "tolerance": TOLERANCE / STRICTER}
+        default = {"members": members}
+        strict = {"members": members, "refine_steps": REFINE_CAP * STRICTER, "tolerance": TOLERANCE / STRICTER}
 
     records = []
     explain_pair(*chosen[0][:2], pack=pack, members=1, jitters=1)  # warm-up: models load outside the timings

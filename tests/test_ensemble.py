@@ -11,7 +11,7 @@ from explainer import assets, faces
 from explainer.bench.stability import fraction, named_top, overlap, summarise
 from explainer.counterfactual import pgd_counterfactual, pgd_counterfactuals
 from explainer.explain import member_seeds
-from explainer.measures.ensemble import MIN_FLOOR, ensemble_significance, resolution
+from explainer.measures.ensemble import MIN_FLOOR, ensemble_significance, presence, resolution
 from explainer.recognition.registry import load_recognizer
 from explainer.verification import prepare
 
@@ -41,9 +41,14 @@ def test_an_accessory_nobody_wears_cannot_swing_s_a():
     # glasses probability 0.01 / 0.02 on probe / reference and 0.04 on every member: the raw ratio would be 3
     s = ensemble_significance(np.full((2, 1), 0.01), np.full((2, 1), 0.02), np.full((2, 5, 1), 0.04), "categorical")
     assert s.value is None and s.flag == "undefined" and s.interval is None
+    # a pair measured on real recovered faces: 0.10 / 0.02 / 0.00 gave s_a 1.15 as raw probabilities
+    s = ensemble_significance(np.full((2, 1), 0.10), np.full((2, 1), 0.02), np.full((2, 5, 1), 0.0), "categorical")
+    assert s.value is None and s.flag == "undefined"
     # ... but a counterfactual that puts glasses on is read, as a lower bound over the resolution
     worn = ensemble_significance(np.full((2, 1), 0.01), np.full((2, 1), 0.02), np.full((2, 5, 1), 0.61), "categorical")
-    assert worn.flag == "floored" and worn.value == pytest.approx(0.6 / MIN_FLOOR["categorical"]) and worn.significant
+    assert worn.flag == "floored" and worn.significant
+    assert worn.value == pytest.approx(float(presence(0.61)) / MIN_FLOOR["categorical"])
+    assert presence(0.1) == 0.0 and presence(0.9) == 1.0 and presence(0.5) == pytest.approx(0.5)
 
 
 def test_resolution_grows_with_jitter_noise_and_the_interval_is_reproducible():

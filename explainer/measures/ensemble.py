@@ -8,6 +8,7 @@ Point estimate: the median over members. Interval: 95 % percentile bootstrap of 
 replicate resampling the members and, for every face, its jitter estimates (so the interval carries
 both the counterfactual's randomness and the estimator's own noise).
 
+Categorical attributes (class probabilities) are compared as presence (see `presence`).
 Resolution: a distance below `floor` (the estimator's jitter noise, or the kind's minimum) is no
 difference. When the probe-to-reference distance is below it the ratio is not formed: if the members
 did not move the attribute beyond it either, s_a is undefined (nothing resolvable moved); otherwise
@@ -27,6 +28,15 @@ N_BOOT = 1000
 # absolute floor for estimators that are exactly repeatable).
 MIN_FLOOR = {"categorical": 0.05, "continuous": 1e-9}
 NOISE_MULTIPLE = 2.0  # a difference must exceed this many standard deviations of jitter noise
+# Class probabilities are read as presence: below ABSENT a class is not there, above PRESENT it is, linear
+# between. A glasses classifier saying 0.10 on one face and 0.02 on another says "no glasses" twice; as raw
+# probabilities that 0.08 made glasses "significant" on pairs where nobody wears any.
+ABSENT, PRESENT = 0.2, 0.8
+
+
+def presence(probabilities: np.ndarray) -> np.ndarray:
+    """Class probabilities (any shape) mapped to presence in [0, 1]: 0 up to ABSENT, 1 from PRESENT."""
+    return np.clip((np.asarray(probabilities, np.float64) - ABSENT) / (PRESENT - ABSENT), 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -81,8 +91,11 @@ def _member_ratios(p: np.ndarray, r: np.ndarray, adv: np.ndarray, floor: float) 
 def ensemble_significance(probe: np.ndarray, reference: np.ndarray, members: np.ndarray, kind: str = "continuous",
                           n_boot: int = N_BOOT, seed: int = 0) -> EnsembleSignificance:
     """s_a of one attribute over an ensemble. probe, reference: jitter estimates [J, dim]; members: [J, M, dim]
-    (J jitters of each member's recovered face). All finite (invalid estimates are the caller's to flag)."""
+    (J jitters of each member's recovered face). All finite (invalid estimates are the caller's to flag).
+    Categorical estimates (class probabilities) are compared as `presence`."""
     probe, reference, members = (np.asarray(v, np.float64) for v in (probe, reference, members))
+    if kind == "categorical":
+        probe, reference, members = presence(probe), presence(reference), presence(members)
     assert probe.ndim == 2 and reference.shape == probe.shape, (probe.shape, reference.shape)
     assert members.ndim == 3 and members.shape[0] == probe.shape[0] and members.shape[2] == probe.shape[1], members.shape
     if not (np.isfinite(probe).all() and np.isfinite(reference).all() and np.isfinite(members).all()):

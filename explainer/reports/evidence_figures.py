@@ -68,22 +68,22 @@ def write_pngs(recognizer: str, out_dir, log10_lr: float | None = None) -> dict[
         axis.axvline(log10_lr, color="black", linewidth=1.2, label=f"this pair ({log10_lr:+.2f})")
     axis.set(xlabel="log10 LR", ylabel="proportion with log10 LR ≥ x", ylim=(0, 1.02),
              title=f"Tippett, {recognizer} ({data['method']}, held out)")
-    axis.legend(fontsize=8)
-    axis.grid(True, linestyle=":")
-    written["tippett"] = out / f"tippett_{recognizer}.png"
-    figure.tight_layout()
-    figure.savefig(written["tippett"], metadata={"Software": None})
-    plt.close(figure)
+    written["tippett"] = _finish(plt, figure, axis, out / f"tippett_{recognizer}.png")
 
     figure, axis = plt.subplots(figsize=(5.2, 3.6), dpi=110)
     for name, label, style in (("lr", "LRs (held out)", "-"), ("pav", "after PAV", "--"), ("reference", "LR = 1", ":")):
         axis.plot(ece["prior_log10_odds"], ece[name], style, color=COLOURS[name], label=label)
     axis.set(xlabel="prior log10 odds", ylabel="empirical cross-entropy (bits)", ylim=(0, None),
              title=f"ECE, {recognizer}: Cllr {data['cllr']:.3f}, Cllr_min {data['cllr_min']:.3f}")
+    written["ece"] = _finish(plt, figure, axis, out / f"ece_{recognizer}.png")
+    return written
+
+
+def _finish(plt, figure, axis, path):
+    """Legend, grid, tight layout, then the PNG (no software stamp: the same data gives the same bytes)."""
     axis.legend(fontsize=8)
     axis.grid(True, linestyle=":")
-    written["ece"] = out / f"ece_{recognizer}.png"
     figure.tight_layout()
-    figure.savefig(written["ece"], metadata={"Software": None})
+    figure.savefig(path, metadata={"Software": None})
     plt.close(figure)
-    return written
+    return path

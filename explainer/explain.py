@@ -144,8 +144,8 @@ def _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, s
 def _member_latents(pack, probe_latent: torch.Tensor, z_probe: torch.Tensor, z_members: torch.Tensor) -> torch.Tensor:
     """Each member's latent: the probe's recovered latent moved by T(z_adv) - T(z_p) (each through T alone:
     batched matrix products round differently, and a member must not depend on its batch-mates). Refining
-    members further toward z_adv was measured (bench stability): it made rankings depend on the seed
-    (median top-10 overlap 9.5 -> 7.5 on four pairs) for a small gain between attacks, at 10 s more per pair."""
+    members further toward z_adv was tried (10 steps, four dlib pairs): it made rankings depend on the seed
+    (median top-10 overlap 10 -> 7.5 on four pairs) for a small gain between attacks, and cost more time."""
     with torch.no_grad():
         base = pack.transformer(z_probe[None])
         return torch.cat([probe_latent[None] + pack.transformer(z[None]) - base for z in z_members])

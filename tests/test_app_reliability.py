@@ -218,17 +218,12 @@ def _start_app(state: Path, port: int, log: Path) -> subprocess.Popen:
 
 
 def _wait_up(url: str, process: subprocess.Popen, log: Path) -> None:
-    import httpx
+    from explainer.bench.app import BenchError, wait_ready
 
-    for _ in range(600):
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail("the app did not start: " + log.read_text()[-3000:])
+    try:
+        wait_ready(url, process, time.monotonic() + 300)
+    except BenchError as error:
+        pytest.fail(f"{error}: " + log.read_text()[-3000:])
 
 
 def test_app_killed_mid_explanation_restarts_clean_and_serves(tmp_path):

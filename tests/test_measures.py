@@ -8,7 +8,7 @@ import pytest
 from scipy import integrate, stats
 
 from explainer.measures import (entropy_miller_madow, linfoot, mutual_information, mutual_information_categorical,
-                                mutual_information_ksg, mutual_information_mixed, significance)
+                                mutual_information_ksg, mutual_information_mixed)
 
 
 def gaussian_pair(rho: float, n: int, dims: int = 1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -136,22 +136,6 @@ def test_bad_input_is_refused():
 def test_linfoot_is_bounded():
     assert linfoot(0.0) == 0.0 and linfoot(-0.1) == 0.0
     assert 0.99 < linfoot(5.0) < 1.0
-
-
-def test_significance_ratio_and_flags():
-    s = significance([0.0, 0.0], [3.0, 4.0], [0.0, 10.0])
-    assert s.value == pytest.approx(2.0) and s.flag is None and s.significant
-    assert significance(1.0, 3.0, 1.5).value == pytest.approx(0.25)
-    infinite = significance([1.0, 2.0], [1.0, 2.0], [1.0, 2.5])
-    assert infinite.value == math.inf and infinite.flag == "infinite" and infinite.significant
-    undefined = significance([1.0], [1.0], [1.0])
-    assert undefined.value is None and undefined.flag == "undefined" and not undefined.significant
-    categorical = significance([2.0], [1.0], [2.0], kind="categorical")
-    assert categorical.value == 0.0
-    with pytest.raises(ValueError, match="shape"):
-        significance([1.0, 2.0], [1.0], [1.0])
-    with pytest.raises(ValueError, match="NaN"):
-        significance([np.nan], [1.0], [1.0])
 
 
 def test_resolution_hides_differences_far_below_it():

@@ -89,7 +89,8 @@ def _peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def _wait_ready(url: str, process: subprocess.Popen, deadline: float) -> None:
+def wait_ready(url: str, process: subprocess.Popen, deadline: float) -> None:
+    """Return once `url` answers 200; BenchError if the app exits first or `deadline` (monotonic) passes."""
     import httpx
 
     while time.monotonic() < deadline:
@@ -157,7 +158,7 @@ def run(clients: int = 16, timeout_s: float = 900.0, queue_size: int | None = No
         url = f"http://127.0.0.1:{port}/"
         try:
             started = time.monotonic()
-            _wait_ready(url, process, min(deadline, started + 300))
+            wait_ready(url, process, min(deadline, started + 300))
             startup_s = time.monotonic() - started
             attacks = ["pgd" if k % 2 == 0 else "transfer" for k in range(clients)]
             # All clients are let go at once, as a burst of users would be.

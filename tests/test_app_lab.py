@@ -1,0 +1,131 @@
+"""The app as a lab runs it: launched in-process with a users file (sign-in) and its audit log, driven by
+gradio_client; and the same app without those settings, unchanged. One explanation runs here (CPU, ~6 s)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from explainer import assets
+from explainer.lab.audit import verify
+from explainer.lab.config import Lab
+from explainer.lab.users import Users
+
+PASSWORD = "correct horse battery"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _photo(path: Path, photo: int) -> Path:
+    """A held-out ORL face as a PNG of the user's own (a marker pixel: no example's bytes)."""
+    pixels = np.array(Image.open(assets.path("orl") / "s36" / f"{photo}.pgm").convert("RGB"))
+    pixels[0, 0] = (19, 1, 2)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def lab_app(app_module, tmp_path_factory):
+    """The app with FACEXPLAIN_USERS_FILE set (and no FACEXPLAIN_AUDIT_LOG: the log goes beside the users
+    file), built and launched as app.py does; yields (url, lab)."""
+    from explainer.app.handlers import Handlers
+
+    folder = tmp_path_factory.mktemp("lab")
+    users = Users(folder / "users.json")
+    users.add("alice", PASSWORD)
+    users.save()
+    lab = Lab.from_env({"FACEXPLAIN_USERS_FILE": str(folder / "users.json")})
+    handlers = Handlers(work_dir=folder / "reports", settings=app_module.SETTINGS, audit=lab.audit)
+    demo = app_module.build_demo(handlers)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True,
+                **app_module.launch_options(demo, lab))
+    yield demo.local_url, lab
+    demo.close()
+
+
+def _lines(lab) -> list[dict]:
+    return [json.loads(line) for line in lab.audit.path.read_bytes().splitlines()]
+
+
+def test_without_the_settings_the_app_is_open_and_logs_nothing(app_url, app_module):
+    import httpx
+
+    assert app_module.LAB.users is None and app_module.LAB.audit is None  # the tests run without the settings
+    assert app_module.demo.handlers.audit is None and app_module.launch_options()["auth"] is None
+    assert httpx.get(f"{app_url}config").status_code == 200
+
+
+def test_the_pages_and_the_api_need_sign_in(lab_app, tmp_path):
+    import httpx
+    from gradio_client import Client
+
+    url, lab = lab_app
+    assert lab.audit.path.parent == lab.users.path.parent  # sign-in on: always logged
+    assert httpx.get(f"{url}config").status_code == 401
+    assert httpx.post(f"{url}gradio_api/call/explain", json={"data": [None, None]}).status_code == 401
+    assert httpx.post(f"{url}gradio_api/upload", files={"files": ("p.png", b"x", "image/png")}).status_code == 401
+    with pytest.raises(Exception):
+        Client(url, verbose=False, download_files=str(tmp_path))
+    refusals = []
+    for name, password in (("alice", "wrong password"), ("mallory", PASSWORD)):
+        response = httpx.post(f"{url}login", data={"username": name, "password": password})
+        refusals.append((response.status_code, response.text))
+    # A wrong password and an unknown name read the same: nothing says which part was wrong.
+    assert refusals[0] == refusals[1] and refusals[0][0] == 400
+    assert "password" not in refusals[0][1].lower() and "user" not in refusals[0][1].lower()
+    with pytest.raises(Exception):
+        Client(url, auth=("alice", "wrong password"), verbose=False, download_files=str(tmp_path))
+
+
+def test_a_signed_in_explanation_is_logged_with_user_case_and_input_hashes(lab_app, tmp_path):
+    from gradio_client import Client, handle_file
+    from pypdf import PdfReader
+
+    url, lab = lab_app
+    probe, reference = _photo(tmp_path / "IMG_suspect.png", 2), _photo(tmp_path / "IMG_known.png", 6)
+    client = Client(url, auth=("alice", PASSWORD), verbose=False, download_files=str(tmp_path / "d"))
+    result = client.predict(handle_file(str(probe)), handle_file(str(reference)), case="2026-0117",
+                            api_name="/explain")
+    details, report_json, report_html, report_pdf = result[1], result[-6], result[-5], result[-1]
+    report = json.loads(Path(report_json).read_text())
+    assert report["case"] == "2026-0117" and "2026-0117" in Path(report_html).read_text()
+    assert "Case: 2026-0117" in "".join(page.extract_text() for page in PdfReader(report_pdf).pages)
+
+    (line,) = _lines(lab)
+    assert (line["user"], line["case"], line["endpoint"], line["outcome"]) == ("alice", "2026-0117", "explain", "ok")
+    assert line["inputs_sha256"] == {"probe": _sha256(probe), "reference": _sha256(reference)}
+    assert "IMG_" not in lab.audit.path.read_text()  # no file name from the client's disk
+    ((pack, decision),) = line["decisions"].items()
+    assert pack == line["packs"][pack]["name"] and line["packs"][pack]["transformer_sha256"]
+    assert decision["match"] == details["decision"]["match"]
+    assert decision["similarity"] == pytest.approx(details["decision"]["similarity"])
+    assert decision["log10_lr"] == pytest.approx(details["decision"]["log10_lr"])
+    assert (line["parameters"]["attack"], line["parameters"]["seed"]) == ("pgd", 0)
+    # The files the client received are the files the line names.
+    assert line["reports_sha256"]["report.json"] == _sha256(report_json)
+    assert line["reports_sha256"]["report.pdf"] == _sha256(report_pdf)
+
+    # A refused case number is an analysis that ended in an error: logged too, the uploads still go.
+    with pytest.raises(Exception, match="letters, digits, spaces"):
+        client.predict(handle_file(str(probe)), handle_file(str(reference)), case="../../etc", api_name="/explain")
+    second = _lines(lab)[1]
+    assert (second["user"], second["case"], second["outcome"]) == ("alice", None, "error: InvalidCase")
+    assert second["inputs_sha256"]["probe"] == _sha256(probe)
+    assert not [p for p in Path(os.environ["GRADIO_TEMP_DIR"]).rglob("*")
+                if p.is_file() and _sha256(p) in (_sha256(probe), _sha256(reference))]
+    verdict = verify(lab.audit.path)
+    assert verdict.intact and verdict.lines == 2

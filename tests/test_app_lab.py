@@ -1,5 +1,7 @@
-"""The app as a lab runs it: launched in-process with a users file (sign-in) and its audit log, driven by
-gradio_client; and the same app without those settings, unchanged. One explanation runs here (CPU, ~6 s)."""
+"""A lab deployment with real explanations: the app launched in-process with a users file (sign-in) and its
+audit log, driven by gradio_client; the same app without those settings, unchanged; and the command line's
+`explain --case` under FACEXPLAIN_AUDIT_LOG. Both explanations are of one pair (the second reuses the
+first's recovered faces)."""
 from __future__ import annotations
 
 import hashlib
@@ -129,3 +131,26 @@ def test_a_signed_in_explanation_is_logged_with_user_case_and_input_hashes(lab_a
                 if p.is_file() and _sha256(p) in (_sha256(probe), _sha256(reference))]
     verdict = verify(lab.audit.path)
     assert verdict.intact and verdict.lines == 2
+
+
+def test_cli_explain_with_a_case_writes_it_and_is_logged(tmp_path, monkeypatch, capsys):
+    from explainer import cli
+    from explainer.lab.records import os_user
+
+    log = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("FACEXPLAIN_AUDIT_LOG", str(log))
+    monkeypatch.delenv("FACEXPLAIN_USERS_FILE", raising=False)
+    probe, reference = _photo(tmp_path / "IMG_suspect.png", 2), _photo(tmp_path / "IMG_known.png", 6)
+    out = tmp_path / "out"
+    assert cli.main(["explain", str(probe), str(reference), "--out", str(out), "--case", "2026-0117", "--pdf"]) == 0
+    assert json.loads((out / "report.json").read_text())["case"] == "2026-0117"
+    (line,) = [json.loads(x) for x in log.read_bytes().splitlines()]
+    assert (line["endpoint"], line["user"], line["case"], line["outcome"]) == ("cli explain", os_user(), "2026-0117", "ok")
+    assert line["inputs_sha256"] == {"probe": _sha256(probe), "reference": _sha256(reference)}
+    assert line["reports_sha256"] == {name: _sha256(out / name) for name in ("report.json", "report.html", "report.pdf")}
+    assert verify(log).intact
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:  # a bad case number stops at the argument, before any work
+        cli.main(["explain", str(probe), str(reference), "--out", str(out), "--case", "2026/0117"])
+    assert stopped.value.code == 2 and "write 2026-0117 rather than 2026/0117" in capsys.readouterr().err
+    assert len(log.read_bytes().splitlines()) == 1

@@ -39,6 +39,16 @@ def test_case_numbers_are_plain_text_never_paths():
     assert case_number("1" * 64) == "1" * 64
 
 
+def test_a_report_names_its_case_only_when_there_is_one():
+    from explainer.results import PairExplanation
+
+    bare = PairExplanation(decision={"match": True}, counterfactual={}, significance={}, groups={}, images={},
+                           notes=[], provenance={})
+    assert "case" not in json.loads(bare.to_json())  # without a case: the same bytes as before cases existed
+    bare.case = "2026-0117"
+    assert json.loads(bare.to_json())["case"] == "2026-0117"
+
+
 # -- the users file ----------------------------------------------------------------------------------
 def test_users_file_keeps_argon2_hashes_only_and_checks_passwords(tmp_path):
     path = tmp_path / "lab" / "users.json"

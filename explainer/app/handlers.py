@@ -279,11 +279,11 @@ class Handlers:
         return [gr.validate(True, "")] * arguments
 
     def admit_explain(self, probe: Upload, reference: Upload, pack: str = DEFAULT_PACK, attack: str = "pgd",
-                      seed: float = 0, case: str | None = "") -> list[dict]:
+                      seed: float = 0, case: str | None = None) -> list[dict]:
         return self._admit([probe, reference], 6)
 
     def admit_compare(self, pack_a: str, pack_b: str, source: str = "orl", probe: Upload | None = None,
-                      reference: Upload | None = None, case: str | None = "") -> list[dict]:
+                      reference: Upload | None = None, case: str | None = None) -> list[dict]:
         # Only a comparison on the pair uses (and then deletes) the uploads.
         return self._admit([probe, reference] if source == "pair" else [], 6)
 
@@ -296,7 +296,7 @@ class Handlers:
         self._typical_s = 0.8 * self._typical_s + 0.2 * (time.monotonic() - started)
 
     def explain(self, probe: Upload, reference: Upload, pack: str = DEFAULT_PACK, attack: str = "pgd",
-                seed: float = 0, case: str | None = "", request: gr.Request = None, progress=gr.Progress()) -> tuple:
+                seed: float = 0, case: str | None = None, request: gr.Request = None, progress=gr.Progress()) -> tuple:
         """Outputs: decision (Markdown), summary (JSON), the EXPLAIN_IMAGES, s_a figure, LBP heat map,
         JSON report, HTML report; then the evidence accordion: LR and quality (Markdown), Tippett and ECE
         plots, PDF report. `case`: the case number, in the reports and the audit line; `request`: Gradio's
@@ -331,7 +331,7 @@ class Handlers:
                 evidence_markdown(expl), *evidence_figures(expl), str(saved["report.pdf"]))
 
     def compare(self, pack_a: str, pack_b: str, source: str = "orl", probe: Upload | None = None,
-                reference: Upload | None = None, case: str | None = "", request: gr.Request = None,
+                reference: Upload | None = None, case: str | None = None, request: gr.Request = None,
                 progress=gr.Progress()) -> tuple:
         """Outputs: a short reading of the differences (Markdown), the figure, recovered faces per model
         (a gallery of (image, caption)). Over a data set the result is cached; the uploads are only used,

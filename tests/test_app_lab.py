@@ -154,3 +154,39 @@ def test_cli_explain_with_a_case_writes_it_and_is_logged(tmp_path, monkeypatch, 
         cli.main(["explain", str(probe), str(reference), "--out", str(out), "--case", "2026/0117"])
     assert stopped.value.code == 2 and "write 2026-0117 rather than 2026/0117" in capsys.readouterr().err
     assert len(log.read_bytes().splitlines()) == 1
+
+
+def test_comparisons_are_logged_with_their_packs_and_data(app_module, tmp_path, monkeypatch):
+    """The compare handler, called directly on a stand-in comparison: its line names both packs with their
+    weight hashes and the data set's; a refused request is logged as an error."""
+    import gradio as gr
+
+    from explainer import pipeline
+    from explainer.app import comparisons, handlers as handlers_module
+    from explainer.lab.audit import AuditLog
+
+    def report(pack: str):
+        return pipeline.ModelReport(
+            pack=pack, data="orl", n_images=12, n_faces=12, notes=[],
+            provenance={"pack": {"name": pack, "transformer_sha256": {"t.pt": pack * 2}},
+                        "data": {"name": "orl", "files_sha256": "d" * 64}},
+            mi={"age": {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6, "normalised": 0.25,
+                        "normalisation": "Linfoot"}},
+            groups={"age": "demographic"}, kinds={"age": "continuous"})
+
+    packs = ("dlib-dcgan", "mobilefacenet-dcgan")
+    stand_in = pipeline.ModelComparison(list(packs), "orl", {p: report(p) for p in packs})
+    monkeypatch.setattr(comparisons, "comparison", lambda *a, **k: stand_in)
+    monkeypatch.setattr(handlers_module, "_photos_gallery", lambda data: ())
+    monkeypatch.setattr(handlers_module, "_recovered_gallery", lambda pack, data: ())
+    log = AuditLog(tmp_path / "audit.jsonl")
+    handlers = handlers_module.Handlers(upload_folder=tmp_path / "up", work_dir=tmp_path / "work", audit=log)
+    handlers.compare(*packs, "orl", case="C-7")
+    with pytest.raises(gr.Error):
+        handlers.compare(packs[0], packs[0], "orl")
+    done, refused = [json.loads(x) for x in log.path.read_bytes().splitlines()]
+    assert (done["endpoint"], done["case"], done["outcome"], done["user"]) == ("compare", "C-7", "ok", None)
+    assert {p: done["packs"][p]["transformer_sha256"]["t.pt"] for p in packs} == {p: p * 2 for p in packs}
+    assert done["parameters"] == {"packs": list(packs), "source": "orl", "data_sha256": "d" * 64}
+    assert done["inputs_sha256"] == {}  # over a data set: no uploads
+    assert refused["outcome"] == "error: FacexplainError" and verify(log.path).intact

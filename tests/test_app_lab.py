@@ -74,13 +74,14 @@ def test_without_the_settings_the_app_is_open_and_logs_nothing(app_url, app_modu
 def test_the_pages_and_the_api_need_sign_in(lab_app, tmp_path):
     import httpx
     from gradio_client import Client
+    from gradio_client.exceptions import AuthenticationError
 
     url, lab = lab_app
     assert lab.audit.path.parent == lab.users.path.parent  # sign-in on: always logged
     assert httpx.get(f"{url}config").status_code == 401
     assert httpx.post(f"{url}gradio_api/call/explain", json={"data": [None, None]}).status_code == 401
     assert httpx.post(f"{url}gradio_api/upload", files={"files": ("p.png", b"x", "image/png")}).status_code == 401
-    with pytest.raises(Exception):
+    with pytest.raises(AuthenticationError, match="credentials were not provided"):
         Client(url, verbose=False, download_files=str(tmp_path))
     refusals = []
     for name, password in (("alice", "wrong password"), ("mallory", PASSWORD)):
@@ -89,7 +90,7 @@ def test_the_pages_and_the_api_need_sign_in(lab_app, tmp_path):
     # A wrong password and an unknown name read the same: nothing says which part was wrong.
     assert refusals[0] == refusals[1] and refusals[0][0] == 400
     assert "password" not in refusals[0][1].lower() and "user" not in refusals[0][1].lower()
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="Could not login"):
         Client(url, auth=("alice", "wrong password"), verbose=False, download_files=str(tmp_path))
 
 
@@ -162,7 +163,8 @@ def test_comparisons_are_logged_with_their_packs_and_data(app_module, tmp_path, 
     import gradio as gr
 
     from explainer import pipeline
-    from explainer.app import comparisons, handlers as handlers_module
+    from explainer.app import comparisons
+    from explainer.app import handlers as handlers_module
     from explainer.lab.audit import AuditLog
 
     def report(pack: str):

@@ -99,7 +99,7 @@ def test_a_missing_or_malformed_users_file_is_refused_plainly(tmp_path, content,
 def test_app_start_stops_with_a_plain_message_on_a_bad_users_file(tmp_path):
     env = {**os.environ, "FACEXPLAIN_USERS_FILE": str(tmp_path / "nobody.json"), "FACEXPLAIN_APP_STATE": str(tmp_path)}
     result = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=120, check=False)
     assert result.returncode == 1
     assert "facexplain cannot start: The users file" in result.stderr and "does not exist" in result.stderr
     assert "Traceback" not in result.stderr
@@ -252,9 +252,8 @@ def test_audited_records_the_outcome_and_inputs_by_hash_only(tmp_path):
                             parameters={"pack": "p" * 1000})
     with audited(log, record):
         record.case = "C-1"
-    with pytest.raises(InvalidCase):
-        with audited(log, AnalysisRecord("explain", user="bob")):
-            case_number("../x")
+    with pytest.raises(InvalidCase), audited(log, AnalysisRecord("explain", user="bob")):
+        case_number("../x")
     first, second = map(json.loads, (tmp_path / "audit.jsonl").read_bytes().splitlines())
     assert first["outcome"] == "ok" and first["user"] == "alice" and first["case"] == "C-1"
     assert first["inputs_sha256"] == {"probe": hashlib.sha256(photo.read_bytes()).hexdigest()}

@@ -14,12 +14,18 @@ import signal
 
 from explainer.app.settings import AppSettings
 from explainer.app.workspace import Workspace
+from explainer.errors import FacexplainError
+from explainer.lab.config import Lab
 
 # Privacy first: no analytics, no version check, no Hub calls (set before gradio is imported).
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SETTINGS = AppSettings.from_env()
+try:  # sign-in and the audit trail of a lab deployment (off unless FACEXPLAIN_USERS_FILE / _AUDIT_LOG say)
+    LAB = Lab.from_env()
+except FacexplainError as error:
+    raise SystemExit(f"facexplain cannot start: {error}") from None
 # This run's folder; opening it deletes what crashed runs left (their uploads included).
 WORKSPACE = Workspace(SETTINGS.state_dir)
 atexit.register(WORKSPACE.close)
@@ -59,7 +65,8 @@ def _photo_input(label: str, elem_id: str) -> gr.Image:
 
 def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTINGS) -> gr.Blocks:
     pairs = example_pairs()
-    handlers = handlers or Handlers(keep_digests=digests(pairs), work_dir=WORKSPACE.reports, settings=settings)
+    handlers = handlers or Handlers(keep_digests=digests(pairs), work_dir=WORKSPACE.reports, settings=settings,
+                                    audit=LAB.audit)
     atexit.register(handlers.close)
     with gr.Blocks(title="facexplain", analytics_enabled=False, delete_cache=settings.delete_cache) as demo:
         gr.Markdown("# facexplain\nWhy did a face-recognition model say *match* or *no match*? Recovered "
@@ -74,6 +81,9 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
                 seed = gr.Number(0, precision=0, label="Seed", elem_id="seed", minimum=0,
                                  info="Draws every random choice (each counterfactual member's random start or "
                                       "dropout masks, the bootstrap). The same photos and seed give the same report.")
+                case = gr.Textbox("", label="Case (optional)", max_lines=1, max_length=64, elem_id="case",
+                                  placeholder="e.g. 2026-0117", info="Written into the reports (and the audit "
+                                  "trail, where the lab keeps one). Letters, digits, space and - _ . : #")
             run = gr.Button("Explain", variant="primary", elem_id="explain-button")
             gr.Examples([[str(p.probe), str(p.reference)] for p in pairs], inputs=[probe, reference],
                         example_labels=[p.label for p in pairs], label="Example pairs (held-out people)",
@@ -102,7 +112,7 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
                 report_pdf = gr.File(label="Report (PDF)", elem_id="report-pdf")
             with gr.Accordion("Decision as data", open=False):
                 details = gr.JSON(elem_id="details")
-        run.click(handlers.explain, inputs=[probe, reference, pack, attack, seed],
+        run.click(handlers.explain, inputs=[probe, reference, pack, attack, seed, case],
                   outputs=[decision, details, *[images[n] for n in EXPLAIN_IMAGES], significance, heatmap,
                            report_json, report_html, evidence, tippett, ece, report_pdf],
                   api_name="explain", preprocess=False, concurrency_id="models", validator=handlers.admit_explain)
@@ -122,7 +132,7 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
             mi_plot = gr.Plot(label="Mutual information per attribute", elem_id="mi-plot")
             recovered = gr.Gallery(label="Photos, then the faces each model recovers from them", format="png", columns=4,
                                    elem_id="compare-gallery")
-        compare_run.click(handlers.compare, inputs=[pack_a, pack_b, source, probe, reference],
+        compare_run.click(handlers.compare, inputs=[pack_a, pack_b, source, probe, reference, case],
                           outputs=[reading, mi_plot, recovered], api_name="compare", preprocess=False,
                           concurrency_id="models", validator=handlers.admit_compare)
 
@@ -141,13 +151,15 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
     return demo
 
 
-def launch_options(blocks: gr.Blocks | None = None) -> dict:
-    """How the app is served: private by default (used by __main__ and by the tests)."""
-    blocks = blocks or demo
+def launch_options(blocks: gr.Blocks | None = None, lab: Lab | None = None) -> dict:
+    """How the app is served: private by default (used by __main__ and by the tests); with a users file,
+    only to those who sign in (the pages and the API alike)."""
+    blocks, lab = blocks or demo, lab or LAB
     # UploadClaims: the upload route tells the ledger of each stored file (shared uploads stay while needed).
     return dict(enable_monitoring=False, max_file_size=SETTINGS.max_file_bytes, share=False, ssr_mode=False,
                 mcp_server=False, pwa=False, show_error=False, footer_links=["api"], css=CSS,
-                app_kwargs={"middleware": [Middleware(UploadClaims, ledger=blocks.handlers.uploads)]})
+                app_kwargs={"middleware": [Middleware(UploadClaims, ledger=blocks.handlers.uploads)]},
+                auth=lab.auth, auth_message="Sign in with your lab account." if lab.auth else None)
 
 
 def _fetch_assets_on_spaces() -> None:
@@ -166,4 +178,6 @@ demo = build_demo()
 if __name__ == "__main__":
     # SIGTERM (docker stop, the bench) shuts down like Ctrl-C, so the run folder and its uploads go too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if LAB.users or LAB.audit:
+        print(LAB.describe(), flush=True)
     demo.launch(**launch_options())  # 127.0.0.1:7860 unless GRADIO_SERVER_NAME/PORT say otherwise

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from explainer.cli_explain import add_explain_commands, known_pack
+from explainer.cli_lab import add_lab_commands
 from explainer.console import print_table, write_json
 from explainer.errors import FacexplainError
 
@@ -314,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("--json", metavar="OUT", help="write the identification as JSON")
     identify.set_defaults(func=cmd_checkpoint_identify)
     add_explain_commands(sub, bench)
+    add_lab_commands(sub)
     return parser
 
 

@@ -22,24 +22,44 @@ def known_pack(name: str | None) -> str | None:
     return name
 
 
+def _case_argument(text: str) -> str | None:
+    import argparse
+
+    from explainer.lab.case import InvalidCase, case_number
+
+    try:
+        return case_number(text)
+    except InvalidCase as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def cmd_explain(args) -> int:
     from explainer.pipeline import REFINE_CAP, explain_pair
 
     name = known_pack(args.pack)
     if name is None:
         return 2
-    progress = TqdmProgress("explain")
-    try:
-        explanation = explain_pair(args.probe, args.reference, pack=name, attack=args.attack, seed=args.seed,
-                                   progress=progress, surrogate=args.surrogate, members=args.members,
-                                   refine_steps=REFINE_CAP if args.refine_steps is None else args.refine_steps)
-    finally:
-        progress.close()
-    written = explanation.save(args.out)
-    if args.pdf:
-        from explainer.reports.pdf import write_pdf
+    from explainer.lab.config import audit_log_from_env
+    from explainer.lab.records import AnalysisRecord, audited, input_sha256, os_user
 
-        written["report.pdf"] = write_pdf(explanation, Path(args.out) / "report.pdf")
+    record = AnalysisRecord("cli explain", user=os_user(), case=args.case,
+                            inputs={"probe": input_sha256(args.probe), "reference": input_sha256(args.reference)},
+                            parameters={"pack": name, "attack": args.attack, "seed": args.seed})
+    progress = TqdmProgress("explain")
+    with audited(audit_log_from_env(), record):  # a line in the audit log when FACEXPLAIN_AUDIT_LOG is set
+        try:
+            explanation = explain_pair(args.probe, args.reference, pack=name, attack=args.attack, seed=args.seed,
+                                       progress=progress, surrogate=args.surrogate, members=args.members,
+                                       refine_steps=REFINE_CAP if args.refine_steps is None else args.refine_steps)
+        finally:
+            progress.close()
+        explanation.case = args.case
+        written = explanation.save(args.out)
+        if args.pdf:
+            from explainer.reports.pdf import write_pdf
+
+            written["report.pdf"] = write_pdf(explanation, Path(args.out) / "report.pdf")
+        record.explained(explanation, written)
     d, c, st = explanation.decision, explanation.counterfactual, explanation.stability
     print(f"decision: {'match' if d['match'] else 'no match'} ({d['recognizer']} {d['metric']} {d['similarity']:.4f}, "
           f"threshold {d['threshold']:.4f})")
@@ -173,6 +193,9 @@ def add_explain_commands(sub, bench) -> None:
                          help="step cap of the recovery's convergence rule (default 40; 0: feed-forward faces)")
     explain.add_argument("--out", required=True, metavar="DIR", help="writes report.json, report.html, PNGs")
     explain.add_argument("--pdf", action="store_true", help="also write report.pdf (LR, quality flags, FISWG table)")
+    explain.add_argument("--case", type=_case_argument, default=None, metavar="CASE",
+                         help="case number, written into the reports and the audit line (letters, digits, space "
+                              "and - _ . : #, at most 64)")
     explain.set_defaults(func=cmd_explain)
 
     analyze = sub.add_parser("analyze", help="mutual information I(a; â) per attribute for a pack")

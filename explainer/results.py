@@ -26,6 +26,7 @@ class PairExplanation:
     stability: dict = field(default_factory=dict)  # members, refine rule, agreement between members
     evidence: dict = field(default_factory=dict)  # report.json's "quality" {probe, reference} and "calibration"
     seconds: dict[str, float] = field(default_factory=dict)  # stage timings; never in report.json
+    case: str | None = None  # the investigator's case number (explainer.lab.case), in report.json when given
 
     @property
     def ranking(self) -> list[str]:
@@ -62,7 +63,7 @@ class PairExplanation:
                 "groups": self.groups, "kinds": self.kinds, "ranking": self.ranking, "significant": self.significant,
                 "unresolved": self.unresolved, "stability": self.stability, "notes": self.notes,
                 "provenance": self.provenance, "images": {name: f"{name}.png" for name in sorted(self.images)},
-                **self.evidence}
+                **self.evidence, **({"case": self.case} if self.case is not None else {})}
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, rounded floats): identical bytes for identical inputs and seed."""

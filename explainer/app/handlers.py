@@ -29,6 +29,9 @@ from explainer.app.limits import checked, cpu_limit
 from explainer.app.settings import AppSettings
 from explainer.app.uploads import Upload, UploadLedger, read_photo, upload_path
 from explainer.errors import FaceTooSmallError, FacexplainError, NoFaceError
+from explainer.lab.audit import AuditLog
+from explainer.lab.case import case_number
+from explainer.lab.records import AnalysisRecord, audited, input_sha256
 from explainer.packs import DEFAULT_PACK, PACKS
 from explainer.reports.pdf import write_pdf
 
@@ -55,7 +58,8 @@ GALLERY_SIZE = 4  # faces of the data set shown recovered by each model on the c
 REPORT_TTL_S = 600
 _ERROR_TITLES = {"NoFaceError": "No face found", "FaceTooSmallError": "Face too small",
                  "ImageError": "Photo unreadable or too large", "UploadMissing": "Photo no longer on the server",
-                 "CpuTimeExceeded": "Took too long"}
+                 "CpuTimeExceeded": "Took too long", "InvalidCase": "Case number not accepted",
+                 "AuditError": "Audit trail unavailable"}
 
 
 def _stage_reporter(progress, start: float = 0.0, span: float = 1.0, prefix: str = ""):
@@ -246,7 +250,8 @@ class Handlers:
     keep_digests: sha256 of the example photos, which are public and must survive a request;
     work_dir: where report files are written for download;
     settings: the app's limits (queue, CPU time, pixels);
-    waiting: how many requests wait in the app's queue now (app.py reads Gradio's; none in direct calls).
+    waiting: how many requests wait in the app's queue now (app.py reads Gradio's; none in direct calls);
+    audit: the lab's audit log (explainer.lab), one line per analysis; None: no audit trail.
     """
 
     upload_folder: Path = field(default_factory=lambda: Path(gr.utils.get_upload_folder()))
@@ -254,6 +259,7 @@ class Handlers:
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="facexplain-app-")))
     settings: AppSettings = field(default_factory=AppSettings)
     waiting: Callable[[], int] = lambda: 0
+    audit: AuditLog | None = None
 
     def __post_init__(self) -> None:
         self.uploads = UploadLedger(self.upload_folder, self.keep_digests, self.settings.upload_max_age_s)
@@ -273,30 +279,42 @@ class Handlers:
         return [gr.validate(True, "")] * arguments
 
     def admit_explain(self, probe: Upload, reference: Upload, pack: str = DEFAULT_PACK, attack: str = "pgd",
-                      seed: float = 0) -> list[dict]:
-        return self._admit([probe, reference], 5)
+                      seed: float = 0, case: str | None = None) -> list[dict]:
+        return self._admit([probe, reference], 6)
 
     def admit_compare(self, pack_a: str, pack_b: str, source: str = "orl", probe: Upload | None = None,
-                      reference: Upload | None = None) -> list[dict]:
+                      reference: Upload | None = None, case: str | None = None) -> list[dict]:
         # Only a comparison on the pair uses (and then deletes) the uploads.
-        return self._admit([probe, reference] if source == "pair" else [], 5)
+        return self._admit([probe, reference] if source == "pair" else [], 6)
+
+    def _record(self, endpoint: str, request, photos: dict[str, Upload | None], parameters: dict) -> AnalysisRecord:
+        """The audit line of this request, begun before anything can fail (inputs hashed only when logging)."""
+        inputs = {role: input_sha256(value) for role, value in photos.items()} if self.audit is not None else {}
+        return AnalysisRecord(endpoint, user=getattr(request, "username", None), inputs=inputs, parameters=parameters)
 
     def _timed(self, started: float) -> None:
         self._typical_s = 0.8 * self._typical_s + 0.2 * (time.monotonic() - started)
 
     def explain(self, probe: Upload, reference: Upload, pack: str = DEFAULT_PACK, attack: str = "pgd",
-                seed: float = 0, progress=gr.Progress()) -> tuple:
+                seed: float = 0, case: str | None = None, request: gr.Request = None, progress=gr.Progress()) -> tuple:
         """Outputs: decision (Markdown), summary (JSON), the EXPLAIN_IMAGES, s_a figure, LBP heat map,
         JSON report, HTML report; then the evidence accordion: LR and quality (Markdown), Tippett and ECE
-        plots, PDF report."""
+        plots, PDF report. `case`: the case number, in the reports and the audit line; `request`: Gradio's
+        (who signed in)."""
         photos, started, limit = {}, time.monotonic(), self.settings.max_pixels
         try:
-            photos["probe photo"], probe_source = _photo(probe, "probe photo", limit)
-            photos["reference photo"], reference_source = _photo(reference, "reference photo", limit)
-            with cpu_limit(self.settings.cpu_seconds, "This explanation") as check:
-                expl = pipeline.explain_pair(probe_source, reference_source, pack=pack, attack=attack,
-                                             seed=int(seed or 0), progress=checked(_stage_reporter(progress), check))
-            saved = self._save_report(expl)
+            record = self._record("explain", request, {"probe": probe, "reference": reference},
+                                  {"pack": pack, "attack": attack, "seed": seed})
+            with audited(self.audit, record):
+                record.case = case_number(case)
+                photos["probe photo"], probe_source = _photo(probe, "probe photo", limit)
+                photos["reference photo"], reference_source = _photo(reference, "reference photo", limit)
+                with cpu_limit(self.settings.cpu_seconds, "This explanation") as check:
+                    expl = pipeline.explain_pair(probe_source, reference_source, pack=pack, attack=attack,
+                                                 seed=int(seed or 0), progress=checked(_stage_reporter(progress), check))
+                expl.case = record.case
+                saved = self._save_report(expl)
+                record.explained(expl, saved)
             self._timed(started)
         except (NoFaceError, FaceTooSmallError) as error:
             raise _plain_error(_which_photo(error, photos)) from error
@@ -313,28 +331,38 @@ class Handlers:
                 evidence_markdown(expl), *evidence_figures(expl), str(saved["report.pdf"]))
 
     def compare(self, pack_a: str, pack_b: str, source: str = "orl", probe: Upload | None = None,
-                reference: Upload | None = None, progress=gr.Progress()) -> tuple:
+                reference: Upload | None = None, case: str | None = None, request: gr.Request = None,
+                progress=gr.Progress()) -> tuple:
         """Outputs: a short reading of the differences (Markdown), the figure, recovered faces per model
         (a gallery of (image, caption)). Over a data set the result is cached; the uploads are only used,
         and then deleted, when `source` is "pair"."""
+        on_pair = source == "pair"
         try:
-            if pack_a == pack_b:
-                raise FacexplainError("Choose two different packs to compare.")
-            if source not in COMPARE_SOURCES:
-                raise FacexplainError(f"Unknown source {source!r}; choose one of {', '.join(COMPARE_SOURCES)}.")
-            if source == "pair":
-                try:
-                    return self._compare_on_pair(pack_a, pack_b, probe, reference, progress)
-                finally:
-                    self.uploads.release([probe, reference])
-            comparison = comparisons.comparison((pack_a, pack_b), source, progress=_stage_reporter(progress, 0.0, 0.9))
-            progress(0.95, desc="recovered faces")
-            gallery = [*_photos_gallery(source), *_recovered_gallery(pack_a, source), *_recovered_gallery(pack_b, source)]
+            record = self._record("compare", request, {"probe": probe, "reference": reference} if on_pair else {},
+                                  {"packs": [pack_a, pack_b], "source": source})
+            with audited(self.audit, record):
+                record.case = case_number(case)
+                if pack_a == pack_b:
+                    raise FacexplainError("Choose two different packs to compare.")
+                if source not in COMPARE_SOURCES:
+                    raise FacexplainError(f"Unknown source {source!r}; choose one of {', '.join(COMPARE_SOURCES)}.")
+                if on_pair:
+                    return self._compare_on_pair(pack_a, pack_b, probe, reference, progress, record)
+                comparison = comparisons.comparison((pack_a, pack_b), source,
+                                                    progress=_stage_reporter(progress, 0.0, 0.9))
+                record.compared(comparison)
+                progress(0.95, desc="recovered faces")
+                gallery = [*_photos_gallery(source), *_recovered_gallery(pack_a, source),
+                           *_recovered_gallery(pack_b, source)]
         except FacexplainError as error:
             raise _plain_error(error) from error
+        finally:
+            if on_pair:  # whatever happened, the uploads go (unless another request still needs them)
+                self.uploads.release([probe, reference])
         return read_differences(comparison), reports.comparison_figure(comparison), gallery
 
-    def _compare_on_pair(self, pack_a: str, pack_b: str, probe: Upload, reference: Upload, progress) -> tuple:
+    def _compare_on_pair(self, pack_a: str, pack_b: str, probe: Upload, reference: Upload, progress,
+                         record: AnalysisRecord) -> tuple:
         photos, limit = {}, self.settings.max_pixels
         photos["probe photo"], probe_source = _photo(probe, "probe photo", limit)
         photos["reference photo"], reference_source = _photo(reference, "reference photo", limit)
@@ -345,6 +373,7 @@ class Handlers:
                     explanations[pack] = pipeline.explain_pair(
                         probe_source, reference_source, pack=pack,
                         progress=checked(_stage_reporter(progress, k / 2, 1 / 2, prefix=f"{pack}: "), check))
+                record.explained(explanations[pack])
         except (NoFaceError, FaceTooSmallError) as error:
             raise _which_photo(error, photos) from error
         gallery = [(expl.images[name], f"{pack}: {EXPLAIN_IMAGES[name].lower()}") for pack, expl in explanations.items()

@@ -68,7 +68,8 @@ def write_html(expl, path) -> Path:
     d, c, st = expl.decision, expl.counterfactual, expl.stability
     decision = "match" if d["match"] else "no match"
     kind = "distance, lower = more alike" if d["metric"] == "euclidean" else "cosine, higher = more alike"
-    summary = _table([
+    case = [["case", expl.case]] if getattr(expl, "case", None) else []
+    summary = _table(case + [
         ["decision", f"{decision} ({d['recognizer']}: {d['similarity']:.4f}, {kind}; threshold {d['threshold']:.4f})"],
         ["counterfactual ensemble", f"{st.get('members_flipped', int(c['flipped']))} of {st.get('members', 1)} members "
                                     f"flipped the decision; recovery: {st.get('refine_rule', '')}"],

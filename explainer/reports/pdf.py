@@ -191,6 +191,8 @@ def write_pdf(expl, path) -> Path:
     doc = _Document()
     outcome = "match" if d["match"] else "no match"
     doc.heading(f"facexplain: why {d['recognizer']} said “{outcome}”", 15)
+    if record.get("case"):
+        doc.text(f"Case: {record['case']}", size=11, bold=True)
 
     doc.heading("Decision and strength of evidence")
     kind = "Euclidean distance (lower = more alike)" if d["metric"] == "euclidean" else "cosine similarity (higher = more alike)"

@@ -85,8 +85,8 @@ def cmd_analyze(args) -> int:
         return 2
     progress = TqdmProgress(f"analyze {name}") if shards.is_main() else None
     try:
-        report = analyze_model(name, data=args.data, seed=args.seed, progress=progress,
-                               refine_steps=args.refine_steps, n_boot=args.n_boot, chunk=CHUNK if args.chunk is None else args.chunk)
+        report = analyze_model(name, data=args.data, seed=args.seed, progress=progress, refine_steps=args.refine_steps,
+                               n_boot=args.n_boot, chunk=CHUNK if args.chunk is None else args.chunk)
     finally:
         if progress is not None:
             progress.close()
@@ -117,7 +117,8 @@ def cmd_compare(args) -> int:
     progress = TqdmProgress("compare") if shards.is_main() else None
     try:
         comparison = compare_models(names, data=args.data, seed=args.seed, progress=progress,
-                                    refine_steps=args.refine_steps, n_boot=args.n_boot, chunk=CHUNK if args.chunk is None else args.chunk)
+                                    refine_steps=args.refine_steps, n_boot=args.n_boot,
+                                    chunk=CHUNK if args.chunk is None else args.chunk)
     finally:
         if progress is not None:
             progress.close()

@@ -201,8 +201,7 @@ def analyze_model(pack, data="orl", seed: int = 0, progress: Progress = None, *,
     """
     start = time.perf_counter()
     pack = resolve_pack(pack)
-    with shards.session():
-        photos = _process(data, [pack], refine_steps, chunk, progress, (0.0, 0.85))
+    photos = _process(data, [pack], refine_steps, chunk, progress, (0.0, 0.85))
     if not shards.is_main():
         return None
     report = _analyze(pack, photos, _data_name(data), seed, refine_steps, n_boot, chunk, progress, (0.85, 1.0))
@@ -218,8 +217,7 @@ def compare_models(packs: Sequence, data="orl", seed: int = 0, progress: Progres
     packs = [resolve_pack(p) for p in packs]
     if len(packs) < 2:
         raise ExplanationError("compare needs at least two packs")
-    with shards.session():
-        photos = _process(data, packs, refine_steps, chunk, progress, (0.0, 0.85))
+    photos = _process(data, packs, refine_steps, chunk, progress, (0.0, 0.85))
     if not shards.is_main():
         return None
     reports = {}

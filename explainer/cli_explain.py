@@ -167,8 +167,21 @@ def cmd_bench_explain(args) -> int:
     return 0
 
 
+def cmd_bench_analyze(args) -> int:
+    from explainer.analysis import CHUNK
+    from explainer.bench.analyze import run
+
+    args.pack = known_pack(args.pack)
+    if args.pack is None:
+        return 2
+    result = run(args.pack, images=args.images, chunk=CHUNK if args.chunk is None else args.chunk)
+    if result is not None:  # rank 0 (or a single process) reports
+        write_json(args.json, result)
+    return 0
+
+
 def add_explain_commands(sub, bench) -> None:
-    """The explain / analyze / compare subcommands and `bench explain`."""
+    """The explain / analyze / compare subcommands, `bench explain` and `bench analyze`."""
     explain = sub.add_parser("explain", help="why a recognizer matched (or not) two photos: counterfactual + s_a")
     explain.add_argument("probe")
     explain.add_argument("reference")
@@ -214,6 +227,13 @@ def add_explain_commands(sub, bench) -> None:
     bench_explain.add_argument("--json", metavar="FILE")
     bench_explain.add_argument("--analyze-images", type=int, default=40, metavar="N")
     bench_explain.set_defaults(func=cmd_bench_explain)
+
+    bench_analyze = bench.add_parser("analyze", help="analyze end to end in photos/s (held-out ORL photos)")
+    bench_analyze.add_argument("--pack", metavar="P")
+    bench_analyze.add_argument("--json", metavar="FILE")
+    bench_analyze.add_argument("--images", type=int, default=40, metavar="N")
+    bench_analyze.add_argument("--chunk", type=int, default=None, metavar="N")
+    bench_analyze.set_defaults(func=cmd_bench_analyze)
     stability = bench.add_parser("stability", help="top-10 overlap of explanations across seeds, recovery rules, attacks")
     stability.add_argument("--packs", default="dlib-dcgan,mobilefacenet-dcgan", metavar="P,Q")
     stability.add_argument("--pairs", type=int, default=None, metavar="N", help="the first N held-out pairs (default: 12)")

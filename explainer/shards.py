@@ -11,7 +11,7 @@ Processes talk over gloo (CPU), whatever devices they use.
 """
 from __future__ import annotations
 
-import contextlib
+import atexit
 import os
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -34,18 +34,18 @@ def is_main() -> bool:
     return rank() == 0
 
 
-@contextlib.contextmanager
-def session():
-    """Join torchrun's process group for the duration (a no-op in a single process); leave it after,
-    unless someone else had joined it before us."""
-    joined = world_size() > 1 and not dist.is_initialized()
-    if joined:
+def join() -> None:
+    """Join torchrun's process group, once per process (a no-op in a single process). The group stays
+    until the process exits: gloo cannot rejoin a group it has left, so a second analysis in the same
+    process (a warm-up, then the run) must find it still there."""
+    if world_size() > 1 and not dist.is_initialized():
         dist.init_process_group("gloo", rank=rank(), world_size=world_size())
-    try:
-        yield
-    finally:
-        if joined:
-            dist.destroy_process_group()
+        atexit.register(_leave)
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def mine(n_units: int) -> list[int]:
@@ -56,6 +56,7 @@ def mine(n_units: int) -> list[int]:
 def map_units(units: Sequence, work: Callable[[int, object], T]) -> list[T]:
     """work(k, units[k]) for this rank's units, then every rank's results gathered in unit order
     (on every rank). In a single process: work over all units, in order."""
+    join()
     results = {k: work(k, units[k]) for k in mine(len(units))}
     if world_size() > 1:
         gathered: list[dict[int, T] | None] = [None] * world_size()

@@ -34,7 +34,7 @@ MIN_MI_SAMPLES = 12  # fewer jointly valid faces than this: no MI estimate for t
 RESOLUTION = 0.05
 # Photos per unit of work: each chunk is detected, estimated and recovered as one batch, the same way in
 # any process, so results do not depend on how many processes share the work (explainer.shards).
-CHUNK = 32
+CHUNK = 8  # small enough to balance ranks (40 photos: 5 units), large enough to batch the networks
 
 
 @dataclass

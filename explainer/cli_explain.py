@@ -208,7 +208,7 @@ def add_explain_commands(sub, bench) -> None:
     analyze.add_argument("--refine-steps", type=int, default=0, metavar="N")
     analyze.add_argument("--n-boot", type=int, default=200, metavar="B")
     analyze.add_argument("--chunk", type=int, default=None, metavar="N",
-                         help="photos per unit of work shared out under torchrun (default: analysis.CHUNK, 32)")
+                         help="photos per unit of work shared out under torchrun (default: analysis.CHUNK, 8)")
     analyze.set_defaults(func=cmd_analyze)
 
     compare = sub.add_parser("compare", help="mutual information of two or more packs on the same photos")
@@ -219,7 +219,7 @@ def add_explain_commands(sub, bench) -> None:
     compare.add_argument("--refine-steps", type=int, default=0, metavar="N")
     compare.add_argument("--n-boot", type=int, default=200, metavar="B")
     compare.add_argument("--chunk", type=int, default=None, metavar="N",
-                         help="photos per unit of work shared out under torchrun (default: analysis.CHUNK, 32)")
+                         help="photos per unit of work shared out under torchrun (default: analysis.CHUNK, 8)")
     compare.set_defaults(func=cmd_compare)
 
     bench_explain = bench.add_parser("explain", help="explanation latency by stage, flip rates, analyze throughput")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explainer import faces
+from explainer import faces, shards
 from explainer.datasets import DATA_SETS, DataError, data_paths
 from explainer.errors import FacexplainError
 from explainer.explain import ExplanationError, attributes_provenance, resolve_pack
@@ -32,34 +32,37 @@ MIN_MI_SAMPLES = 12  # fewer jointly valid faces than this: no MI estimate for t
 # recovered faces that are all but identical (a randomised recognizer's: 0.2 % pixel spread) still
 # "keep" an attribute through variations a hundred times below a visible change.
 RESOLUTION = 0.05
+# Photos per unit of work: each chunk is detected, estimated and recovered as one batch, the same way in
+# any process, so results do not depend on how many processes share the work (explainer.shards).
+CHUNK = 8  # small enough to balance ranks (40 photos: 5 units), large enough to batch the networks
 
 
 @dataclass
 class _Photos:
-    """The usable photos of a data set: their ATTRIBUTE_CROP attributes and landmarks, computed once."""
+    """The usable photos of a data set, in path order: their ATTRIBUTE_CROP attributes and, per pack,
+    the attributes of the faces recovered from them."""
 
     paths: list[Path]
-    images: list[np.ndarray]
-    landmarks: list
     attributes: dict[str, tuple[np.ndarray, np.ndarray]]
+    recovered: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
     skipped: list[str]
     n_images: int
     digest: str
 
 
-def _load_photos(data, progress: Progress, span: tuple[float, float]) -> _Photos:
-    import hashlib
+@dataclass
+class _Chunk:
+    """What one unit of work (a chunk of photos) yields."""
 
-    from explainer import attributes
+    paths: list[Path]
+    skipped: list[str]
+    attributes: dict[str, tuple[np.ndarray, np.ndarray]]
+    recovered: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
 
-    try:
-        paths = data_paths(data) if isinstance(data, str) else [Path(p) for p in data]
-    except DataError as error:
-        raise ExplanationError(str(error)) from None
+
+def _faces(paths: list[Path]) -> tuple[list[np.ndarray], list, list[Path], list[str]]:
     images, landmarks, kept, skipped = [], [], [], []
-    digest = hashlib.sha256()
-    for k, path in enumerate(paths):
-        digest.update(faces.sha256_of(path).encode())
+    for path in paths:
         try:
             image = faces.load_image(path)
             face = faces.find_face(image)
@@ -69,14 +72,70 @@ def _load_photos(data, progress: Progress, span: tuple[float, float]) -> _Photos
         images.append(image)
         landmarks.append(face.landmarks)
         kept.append(path)
-        report_progress(progress, span[0] + (span[1] - span[0]) * 0.5 * (k + 1) / len(paths), "faces")
-    if len(images) < MIN_MI_SAMPLES:
-        raise ExplanationError(f"only {len(images)} of {len(paths)} photos have a usable face; "
+    return images, landmarks, kept, skipped
+
+
+def _recovered_attributes(pack, images: list[np.ndarray], landmarks: list, refine_steps: int) -> dict:
+    from explainer import attributes
+
+    recognizer = pack.recognizer
+    crops = faces.to_tensor(np.stack([faces.align(i, lm, recognizer.crop) for i, lm in zip(images, landmarks)]))
+    with torch.no_grad():
+        embeddings = torch.cat([recognizer(crops[k:k + 32]) for k in range(0, len(crops), 32)])
+    recovery = pack.recover(embeddings, RefineSettings(steps=refine_steps) if refine_steps > 0 else None)
+    return attributes.estimate_all(attributes.crops_from_decoder(recovery.images, pack.decoder))
+
+
+def _concatenate(parts: list[dict[str, tuple[np.ndarray, np.ndarray]]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {name: (np.concatenate([p[name][0] for p in parts]), np.concatenate([p[name][1] for p in parts]))
+            for name in parts[0]}
+
+
+def _process(data, packs: list, refine_steps: int, chunk: int, progress: Progress,
+             span: tuple[float, float]) -> _Photos:
+    """Every photo of `data`: find the face, estimate its attributes, recover it with each pack and
+    estimate the recovered face's. Chunks of `chunk` photos are the units shards.map_units spreads over
+    torchrun's processes; each chunk is processed the same way in any process, so the gathered result
+    is the single-process one, bit for bit."""
+    import hashlib
+
+    from explainer import attributes
+
+    if chunk < 1:
+        raise ExplanationError(f"chunk must be at least 1 photo, got {chunk}")
+    try:
+        paths = data_paths(data) if isinstance(data, str) else [Path(p) for p in data]
+    except DataError as error:
+        raise ExplanationError(str(error)) from None
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(faces.sha256_of(path).encode())
+    chunks = [paths[k:k + chunk] for k in range(0, len(paths), chunk)]
+    mine = shards.mine(len(chunks))
+
+    def work(index: int, chunk_paths: list[Path]) -> _Chunk:
+        with single_thread():
+            images, landmarks, kept, skipped = _faces(chunk_paths)
+            if not images:
+                return _Chunk(kept, skipped, {}, {})
+            crops = np.stack([faces.align(i, lm, attributes.ATTRIBUTE_CROP) for i, lm in zip(images, landmarks)])
+            found = attributes.estimate_all(faces.to_tensor(crops))
+            recovered = {pack.name: _recovered_attributes(pack, images, landmarks, refine_steps) for pack in packs}
+        done = mine.index(index) + 1
+        report_progress(progress, span[0] + (span[1] - span[0]) * done / len(mine), "photos and recoveries")
+        return _Chunk(kept, skipped, found, recovered)
+
+    parts = shards.map_units(chunks, work)
+    used = [part for part in parts if part.paths]
+    n_faces = sum(len(part.paths) for part in used)
+    if n_faces < MIN_MI_SAMPLES:
+        raise ExplanationError(f"only {n_faces} of {len(paths)} photos have a usable face; "
                                f"mutual information needs at least {MIN_MI_SAMPLES}")
-    crops = faces.to_tensor(np.stack([faces.align(i, lm, attributes.ATTRIBUTE_CROP) for i, lm in zip(images, landmarks)]))
-    values = attributes.estimate_all(crops)
-    report_progress(progress, span[1], "photo attributes")
-    return _Photos(kept, images, landmarks, values, skipped, len(paths), digest.hexdigest())
+    return _Photos(paths=[p for part in used for p in part.paths],
+                   attributes=_concatenate([part.attributes for part in used]),
+                   recovered={pack.name: _concatenate([part.recovered[pack.name] for part in used]) for pack in packs},
+                   skipped=[s for part in parts for s in part.skipped], n_images=len(paths),
+                   digest=digest.hexdigest())
 
 
 def _codes(values: np.ndarray) -> np.ndarray:
@@ -84,21 +143,12 @@ def _codes(values: np.ndarray) -> np.ndarray:
     return values.argmax(axis=1) if values.shape[1] > 1 else (values[:, 0] >= 0.5).astype(np.int64)
 
 
-def _analyze(pack, photos: _Photos, data_name: str, seed: int, refine_steps: int, n_boot: int,
+def _analyze(pack, photos: _Photos, data_name: str, seed: int, refine_steps: int, n_boot: int, chunk: int,
              progress: Progress, span: tuple[float, float]) -> ModelReport:
     from explainer import attributes
 
     start = time.perf_counter()
-    recognizer = pack.recognizer
-    with single_thread():
-        crops = faces.to_tensor(np.stack([faces.align(i, lm, recognizer.crop) for i, lm in zip(photos.images, photos.landmarks)]))
-        with torch.no_grad():
-            embeddings = torch.cat([recognizer(crops[k:k + 32]) for k in range(0, len(crops), 32)])
-        recovery = pack.recover(embeddings, RefineSettings(steps=refine_steps) if refine_steps > 0 else None)
-        report_progress(progress, span[0] + 0.4 * (span[1] - span[0]), f"{pack.name}: recovery")
-        recovered = attributes.estimate_all(attributes.crops_from_decoder(recovery.images, pack.decoder))
-    report_progress(progress, span[0] + 0.7 * (span[1] - span[0]), f"{pack.name}: attributes")
-
+    recovered = photos.recovered[pack.name]
     mi, groups, kinds, notes = {}, {}, {}, []
     estimators = attributes.estimators()
     for index, estimator in enumerate(estimators):
@@ -118,19 +168,19 @@ def _analyze(pack, photos: _Photos, data_name: str, seed: int, refine_steps: int
         estimate: MIEstimate = mutual_information(a, a_hat, estimator.kind, n_boot=n_boot, seed=seed,
                                                   resolution=resolution)
         mi[name] = estimate.as_dict()
-        report_progress(progress, span[0] + (0.7 + 0.3 * (index + 1) / len(estimators)) * (span[1] - span[0]),
-                f"{pack.name}: mutual information")
+        report_progress(progress, span[0] + (index + 1) / len(estimators) * (span[1] - span[0]),
+                        f"{pack.name}: mutual information")
     if photos.skipped:
         notes.append(f"{len(photos.skipped)} photos without a usable face were left out: " + "; ".join(photos.skipped))
     provenance = {"data": {"name": data_name, "files_sha256": photos.digest, "n_images": photos.n_images},
                   "attributes": attributes_provenance(groups),
                   "pack": pack_provenance(pack),
-                  "parameters": {"seed": seed, "refine_steps": refine_steps, "n_boot": n_boot, "k": 3,
+                  "parameters": {"seed": seed, "refine_steps": refine_steps, "n_boot": n_boot, "k": 3, "chunk": chunk,
                                  "resolution": f"{RESOLUTION} x the attribute's std over the photos",
                                  "confidence": 0.95, "min_samples": MIN_MI_SAMPLES,
                                  "categorical_labels": "argmax of class probabilities (threshold 0.5 for one)"},
                   "versions": library_versions()}
-    return ModelReport(pack=pack.name, data=data_name, n_images=photos.n_images, n_faces=len(photos.images), mi=mi,
+    return ModelReport(pack=pack.name, data=data_name, n_images=photos.n_images, n_faces=len(photos.paths), mi=mi,
                        groups=groups, kinds=kinds, notes=notes, provenance=provenance,
                        seconds={"analyze": time.perf_counter() - start})
 
@@ -142,34 +192,39 @@ def _data_name(data) -> str:
 
 
 def analyze_model(pack, data="orl", seed: int = 0, progress: Progress = None, *, refine_steps: int = 0,
-                  n_boot: int = 200) -> ModelReport:
+                  n_boot: int = 200, chunk: int = CHUNK) -> ModelReport | None:
     """I(a; â) per attribute of `pack` over the photos of `data` (a data set name or a folder).
 
     refine_steps=0 (default): feed-forward recovery G(T(z)), the paper's model-level setting and cheap
-    enough for hundreds of photos.
+    enough for hundreds of photos. Under torchrun the photos are shared out over the processes
+    (explainer.shards); rank 0 returns the report, the other ranks None.
     """
     start = time.perf_counter()
     pack = resolve_pack(pack)
-    with single_thread():
-        photos = _load_photos(data, progress, (0.0, 0.4))
-    report = _analyze(pack, photos, _data_name(data), seed, refine_steps, n_boot, progress, (0.4, 1.0))
-    report.seconds = {"total": time.perf_counter() - start, "images_per_second": photos.n_images / (time.perf_counter() - start)}
+    photos = _process(data, [pack], refine_steps, chunk, progress, (0.0, 0.85))
+    if not shards.is_main():
+        return None
+    report = _analyze(pack, photos, _data_name(data), seed, refine_steps, n_boot, chunk, progress, (0.85, 1.0))
+    elapsed = time.perf_counter() - start
+    report.seconds = {"total": elapsed, "images_per_second": photos.n_images / elapsed}
     return report
 
 
 def compare_models(packs: Sequence, data="orl", seed: int = 0, progress: Progress = None, *, refine_steps: int = 0,
-                   n_boot: int = 200) -> ModelComparison:
-    """analyze_model for each pack on the same photos (their attributes estimated once)."""
+                   n_boot: int = 200, chunk: int = CHUNK) -> ModelComparison | None:
+    """analyze_model for each pack on the same photos (their attributes estimated once). Under torchrun,
+    rank 0 returns the comparison and the other ranks None."""
     packs = [resolve_pack(p) for p in packs]
     if len(packs) < 2:
         raise ExplanationError("compare needs at least two packs")
-    with single_thread():
-        photos = _load_photos(data, progress, (0.0, 0.3))
+    photos = _process(data, packs, refine_steps, chunk, progress, (0.0, 0.85))
+    if not shards.is_main():
+        return None
     reports = {}
-    share = 0.7 / len(packs)
+    share = 0.15 / len(packs)
     for k, pack in enumerate(packs):
-        span = (0.3 + k * share, 0.3 + (k + 1) * share)
-        reports[pack.name] = _analyze(pack, photos, _data_name(data), seed, refine_steps, n_boot, progress, span)
+        span = (0.85 + k * share, 0.85 + (k + 1) * share)
+        reports[pack.name] = _analyze(pack, photos, _data_name(data), seed, refine_steps, n_boot, chunk, progress, span)
     return ModelComparison([p.name for p in packs], _data_name(data), reports)
 
 

@@ -96,17 +96,22 @@ def _print_mi(report) -> None:
 
 
 def cmd_analyze(args) -> int:
+    from explainer import shards
+    from explainer.analysis import CHUNK
     from explainer.pipeline import analyze_model
 
     name = known_pack(args.pack)
     if name is None:
         return 2
-    progress = TqdmProgress(f"analyze {name}")
+    progress = TqdmProgress(f"analyze {name}") if shards.is_main() else None
     try:
-        report = analyze_model(name, data=args.data, seed=args.seed, progress=progress,
-                               refine_steps=args.refine_steps, n_boot=args.n_boot)
+        report = analyze_model(name, data=args.data, seed=args.seed, progress=progress, refine_steps=args.refine_steps,
+                               n_boot=args.n_boot, chunk=CHUNK if args.chunk is None else args.chunk)
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
+    if report is None:  # a torchrun rank other than 0: its share is in rank 0's report
+        return 0
     _print_mi(report)
     print(f"{report.n_faces} of {report.n_images} photos used; LBP cells in the JSON")
     if args.json:
@@ -121,18 +126,24 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from explainer import shards
+    from explainer.analysis import CHUNK
     from explainer.pipeline import compare_models
     from explainer.reports import comparison_figure, write_comparison_html
 
     names = [n.strip() for n in args.packs.split(",") if n.strip()]
     if any(known_pack(n) is None for n in names):
         return 2
-    progress = TqdmProgress("compare")
+    progress = TqdmProgress("compare") if shards.is_main() else None
     try:
         comparison = compare_models(names, data=args.data, seed=args.seed, progress=progress,
-                                    refine_steps=args.refine_steps, n_boot=args.n_boot)
+                                    refine_steps=args.refine_steps, n_boot=args.n_boot,
+                                    chunk=CHUNK if args.chunk is None else args.chunk)
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
+    if comparison is None:  # a torchrun rank other than 0
+        return 0
     rows = []
     for row in comparison.table():
         if row["group"] == "lbp":
@@ -176,8 +187,21 @@ def cmd_bench_explain(args) -> int:
     return 0
 
 
+def cmd_bench_analyze(args) -> int:
+    from explainer.analysis import CHUNK
+    from explainer.bench.analyze import run
+
+    args.pack = known_pack(args.pack)
+    if args.pack is None:
+        return 2
+    result = run(args.pack, images=args.images, chunk=CHUNK if args.chunk is None else args.chunk)
+    if result is not None:  # rank 0 (or a single process) reports
+        write_json(args.json, result)
+    return 0
+
+
 def add_explain_commands(sub, bench) -> None:
-    """The explain / analyze / compare subcommands and `bench explain`."""
+    """The explain / analyze / compare subcommands, `bench explain` and `bench analyze`."""
     explain = sub.add_parser("explain", help="why a recognizer matched (or not) two photos: counterfactual + s_a")
     explain.add_argument("probe")
     explain.add_argument("reference")
@@ -206,6 +230,8 @@ def add_explain_commands(sub, bench) -> None:
     analyze.add_argument("--seed", type=int, default=0)
     analyze.add_argument("--refine-steps", type=int, default=0, metavar="N")
     analyze.add_argument("--n-boot", type=int, default=200, metavar="B")
+    analyze.add_argument("--chunk", type=int, default=None, metavar="N",
+                         help="photos per unit of work shared out under torchrun (default: analysis.CHUNK, 8)")
     analyze.set_defaults(func=cmd_analyze)
 
     compare = sub.add_parser("compare", help="mutual information of two or more packs on the same photos")
@@ -215,6 +241,8 @@ def add_explain_commands(sub, bench) -> None:
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--refine-steps", type=int, default=0, metavar="N")
     compare.add_argument("--n-boot", type=int, default=200, metavar="B")
+    compare.add_argument("--chunk", type=int, default=None, metavar="N",
+                         help="photos per unit of work shared out under torchrun (default: analysis.CHUNK, 8)")
     compare.set_defaults(func=cmd_compare)
 
     bench_explain = bench.add_parser("explain", help="explanation latency by stage, flip rates, analyze throughput")
@@ -222,6 +250,13 @@ def add_explain_commands(sub, bench) -> None:
     bench_explain.add_argument("--json", metavar="FILE")
     bench_explain.add_argument("--analyze-images", type=int, default=40, metavar="N")
     bench_explain.set_defaults(func=cmd_bench_explain)
+
+    bench_analyze = bench.add_parser("analyze", help="analyze end to end in photos/s (held-out ORL photos)")
+    bench_analyze.add_argument("--pack", metavar="P")
+    bench_analyze.add_argument("--json", metavar="FILE")
+    bench_analyze.add_argument("--images", type=int, default=40, metavar="N")
+    bench_analyze.add_argument("--chunk", type=int, default=None, metavar="N")
+    bench_analyze.set_defaults(func=cmd_bench_analyze)
     stability = bench.add_parser("stability", help="top-10 overlap of explanations across seeds, recovery rules, attacks")
     stability.add_argument("--packs", default="dlib-dcgan,mobilefacenet-dcgan", metavar="P,Q")
     stability.add_argument("--pairs", type=int, default=None, metavar="N", help="the first N held-out pairs (default: 12)")

@@ -34,24 +34,27 @@ def decoder_crops() -> torch.Tensor:
     return crops_from_decoder(images, decoder)
 
 
-def test_contract_82_estimators_in_stable_order():
+def test_contract_84_estimators_in_stable_order():
     all_estimators = estimators()
     names = [e.name for e in all_estimators]
-    assert len(all_estimators) == 82 and len(set(names)) == 82
+    assert len(all_estimators) == 84 and len(set(names)) == 84
     assert tuple(names[:9]) == CORE == ("shape", "expression", "head_pose", "skin_color", "hair_color", "age",
                                         "glasses", "hat", "earrings")
     assert tuple(names[9:33]) == CUSTOM_NAMES and len(CUSTOM_NAMES) == 24
-    assert names[33:] == [f"lbp_r{r}_c{c}" for r in range(7) for c in range(7)]
+    assert names[33:82] == [f"lbp_r{r}_c{c}" for r in range(7) for c in range(7)]
+    assert names[82:] == ["shape_2d", "expression_3dmm"]
     dims = {e.name: e.dim for e in all_estimators}
-    assert dims["shape"] == load_basis().dim >= 3
+    assert (dims["shape"], dims["expression_3dmm"]) == (40, 10)  # BFM shape and expression coefficients
+    assert dims["shape_2d"] == load_basis().dim >= 3
     assert (dims["expression"], dims["head_pose"], dims["skin_color"], dims["hair_color"], dims["age"]) == (7, 3, 9, 9, 1)
     assert all(dims[n] == 1 for n in ("glasses", "hat", "earrings", *RATIOS, "skin_tone_ita"))
-    assert all(dims[n] == BINS == 10 for n in names[33:])
+    assert all(dims[n] == BINS == 10 for n in names[33:82])
     for e in all_estimators:
         assert e.group in GROUPS and e.kind in KINDS and e.description
     groups = {e.name: e.group for e in all_estimators}
     assert {groups[n] for n in ("glasses", "hat", "earrings")} == {"accessory"}
-    assert {groups[n] for n in CUSTOM_NAMES} == {"custom"} and {groups[n] for n in names[33:]} == {"lbp"}
+    assert {groups[n] for n in CUSTOM_NAMES} == {"custom"} and {groups[n] for n in names[33:82]} == {"lbp"}
+    assert (groups["shape"], groups["shape_2d"], groups["expression_3dmm"]) == ("structure", "custom", "structure")
 
 
 def test_shape_basis_is_small_and_explains_most_variance():
@@ -96,7 +99,7 @@ def test_estimates_are_deterministic(real_crops, real_results):
 def test_no_face_is_flagged_invalid_never_zero():
     blank = torch.cat([torch.zeros(1, 3, 128, 128), torch.full((1, 3, 128, 128), 0.5),
                        torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))])
-    results = estimate_all(blank, list(CORE) + ["eye_openness", "iris_color_lab"])
+    results = estimate_all(blank, list(CORE) + ["eye_openness", "iris_color_lab", "shape_2d", "expression_3dmm"])
     for name, (values, valid) in results.items():
         assert not valid.any(), name
         assert np.isnan(values).all(), name
@@ -117,8 +120,8 @@ def test_recovered_frame_path_runs_and_is_differentiable(decoder_crops):
     outside = (decoder_crops == 0).all(1).float().mean()
     assert outside < 0.02
     results = estimate_all(decoder_crops)
-    assert len(results) == 82
-    for name in ("expression", "head_pose", "age", "glasses", "lbp_r3_c3"):
+    assert len(results) == 84
+    for name in ("shape", "expression_3dmm", "expression", "head_pose", "age", "glasses", "lbp_r3_c3"):
         assert results[name][1].mean() >= 0.5, name
     decoder = load_decoder("dcgan-digiface")
     latents = decoder.sample_latents(1, torch.Generator().manual_seed(1)).requires_grad_(True)

@@ -26,7 +26,8 @@ def test_attributes_json_for_photos(tmp_path):
             assert all(isinstance(v, float) for v in entry[e.name]["value"])
         else:
             assert all(v is None for v in entry[e.name]["value"])
-    assert entry["age"]["valid"] and entry["shape"]["valid"]
+    assert entry["age"]["valid"] and entry["shape"]["valid"] and entry["expression_3dmm"]["valid"]
+    assert len(entry["shape"]["value"]) == 40 and len(entry["expression_3dmm"]["value"]) == 10  # BFM coefficients
 
 
 def test_attributes_json_for_recovered_faces(tmp_path):
@@ -41,7 +42,7 @@ def test_attributes_json_for_recovered_faces(tmp_path):
     out = tmp_path / "recovered.json"
     assert main(["attributes", str(path), "--recovered", "--pack", "dlib-dcgan", "--json", str(out)]) == 0
     entry = json.loads(out.read_text())["images"][str(path)]
-    assert len(entry) == 82 and entry["lbp_r3_c3"]["valid"]
+    assert len(entry) == 84 and entry["lbp_r3_c3"]["valid"]
 
     odd = tmp_path / "odd.png"
     Image.fromarray(np.zeros((100, 90, 3), np.uint8)).save(odd)

@@ -147,3 +147,20 @@ def test_resolution_hides_differences_far_below_it():
     assert blurred.ci_low <= 0.0 <= blurred.ci_high
     strong = mutual_information(a, a + 0.3 * rng.standard_normal(400), "continuous", n_boot=50, resolution=0.05)
     assert strong.value > 0.8
+
+
+def test_knn_distance_matrices_give_the_k_d_tree_terms_exactly(monkeypatch):
+    """Small samples use full distance matrices, large ones k-d trees: the same terms, bit for bit."""
+    from explainer.measures import knn
+
+    rng = np.random.default_rng(7)
+    for n, dim in ((40, 1), (60, 9), (120, 40)):
+        x = rng.standard_normal((n, dim))
+        x[:6] = np.round(x[:6])  # ties, broken only by the jitter
+        y = x[:, :3] + 0.5 * rng.standard_normal((n, 3))
+        labels = rng.integers(0, 3, n)
+        monkeypatch.setattr(knn, "BRUTE_FORCE_MAX", 10_000)
+        matrix = knn.ksg_terms(x, y), knn.mixed_terms(x, labels)
+        monkeypatch.setattr(knn, "BRUTE_FORCE_MAX", 0)
+        tree = knn.ksg_terms(x, y), knn.mixed_terms(x, labels)
+        assert np.array_equal(matrix[0], tree[0]) and np.array_equal(matrix[1], tree[1])

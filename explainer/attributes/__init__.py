@@ -1,5 +1,6 @@
-"""Attribute estimation on aligned faces: the paper's nine, 24 custom landmark/colour attributes and
-49 LBP texture cells, on real photos and on recovered faces alike.
+"""Attribute estimation on aligned faces: the paper's nine (shape as 3DMM coefficients), 24 custom
+landmark/colour attributes, 49 LBP texture cells and two second views (shape_2d, expression_3dmm), on
+real photos and on recovered faces alike.
 
     crops = crops_from_photos(["a.jpg"])            # or crops_from_decoder(images, decoder)
     results = estimate_all(crops)                   # {name: (values [B, dim], valid [B])}

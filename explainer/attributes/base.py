@@ -59,6 +59,13 @@ class FaceBatch:
         return crop_landmarks(self.pixels)
 
     @cached_property
+    def dlib5(self) -> np.ndarray:
+        """dlib's five points on each crop [B, 5, 2], from the fixed face box (landmarks.dlib5_on_crops)."""
+        from explainer.attributes.landmarks import dlib5_on_crops
+
+        return dlib5_on_crops(self.pixels)
+
+    @cached_property
     def face_present(self) -> np.ndarray:
         """bool [B]: is there a face where the frame puts one? Believable landmarks say yes; where they
         are not (a profile, an odd recovered face), the UltraFace detector is asked, and must find a face

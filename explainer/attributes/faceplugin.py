@@ -1,4 +1,5 @@
-"""Head pose, expression and age from faceplugin's ONNX networks (npm faceplugin-face-recognition-js).
+"""Head pose, expression and SSR-Net age (one of age.py's two models) from faceplugin's ONNX networks
+(npm faceplugin-face-recognition-js).
 
 Pre- and post-processing follow the package's lib/fr_pose.js, fr_expression.js and fr_age.js, which run
 each network on a region derived from the UltraFace detector's box. In ATTRIBUTE_CROP that box is fixed
@@ -11,16 +12,14 @@ each network on a region derived from the UltraFace detector's box. In ATTRIBUTE
 - age: the box scaled 1.4x about its centre, 64x64 RGB, ImageNet mean/std; SSR-Net's three stages
   merged as fr_age.js mergeAge does, in years.
 
-The nets were exported with batch size 1, so faces run one at a time (a few ms each).
+The nets were exported with batch size 1; nets.py runs them batched (bit-identical per face).
 """
 from __future__ import annotations
-
-from functools import lru_cache
 
 import cv2
 import numpy as np
 
-from explainer import assets
+from explainer.attributes.nets import run
 from explainer.faces.align import warp
 from explainer.faces.detect import ULTRAFACE_TO_HOG
 from explainer.attributes.base import AttributeEstimator, FaceBatch
@@ -43,18 +42,6 @@ def ultraface_box(hog_box: Box) -> Box:
 
 # The detector box of a face in ATTRIBUTE_CROP.
 CROP_DETECTOR_BOX = ultraface_box(FACE_BOX)
-
-
-@lru_cache(maxsize=None)
-def session(net: str):
-    """onnxruntime session of faceplugin's fr_{net}.onnx, one thread (deterministic, frugal)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # fr_age.onnx lists its weights as inputs: harmless warnings
-    return ort.InferenceSession(str(assets.path(f"faceplugin-{net}")), options, providers=["CPUExecutionProvider"])
 
 
 def region(image: np.ndarray, box: Box, size: int) -> np.ndarray:
@@ -87,12 +74,13 @@ def pose_box(detector_box: Box) -> Box:
     return (x0 - grow_x, y0 - grow_y, x1 + grow_x, y1 + grow_y)
 
 
-def head_pose(image: np.ndarray, detector_box: Box = CROP_DETECTOR_BOX) -> np.ndarray:
-    """(yaw, pitch, roll) in degrees of the face in `detector_box` of a uint8 RGB image."""
-    tensor = _imagenet(region(image, pose_box(detector_box), 224))
-    heads = session("pose").run(["output", "617", "618"], {"input": tensor})
+def head_poses(images: np.ndarray, detector_box: Box = CROP_DETECTOR_BOX) -> np.ndarray:
+    """(yaw, pitch, roll) in degrees [B, 3] of the face in `detector_box` of each uint8 RGB image."""
+    tensor = np.stack([_imagenet(region(image, pose_box(detector_box), 224))[0] for image in images]) \
+        if len(images) else np.zeros((0, 3, 224, 224), np.float32)
+    heads = run("faceplugin-pose", tensor, ["output", "617", "618"])
     bins = np.arange(66, dtype=np.float64)
-    return np.array([(_softmax(h[0].astype(np.float64)) * bins).sum() * 3 - 99 for h in heads])
+    return np.stack([(_softmax(h.astype(np.float64)) * bins).sum(-1) * 3 - 99 for h in heads], axis=1)
 
 
 # -- expression ------------------------------------------------------------------------------------
@@ -106,16 +94,16 @@ def expression_box(detector_box: Box) -> Box:
     return (x0, y0, x0 + 1.2 * (x1 - x0), y0 + 1.2 * (y1 - y0))
 
 
-def expression(image: np.ndarray, detector_box: Box = CROP_DETECTOR_BOX) -> np.ndarray:
-    """Probabilities of the 7 EXPRESSIONS for the face in `detector_box` of a uint8 RGB image."""
-    patch = region(image, expression_box(detector_box), 224)
-    tensor = np.ascontiguousarray((patch.astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
-    logits = session("expression").run(["output"], {"input": tensor})[0][0].astype(np.float64)
-    return _softmax(logits)
+def expressions(images: np.ndarray, detector_box: Box = CROP_DETECTOR_BOX) -> np.ndarray:
+    """Probabilities [B, 7] of the EXPRESSIONS for the face in `detector_box` of each uint8 RGB image."""
+    patches = [region(image, expression_box(detector_box), 224) for image in images]
+    tensor = np.stack([(patch.astype(np.float32) / 255.0).transpose(2, 0, 1) for patch in patches]) \
+        if patches else np.zeros((0, 3, 224, 224), np.float32)
+    return _softmax(run("faceplugin-expression", tensor, ["output"])[0].astype(np.float64))
 
 
 # -- age -------------------------------------------------------------------------------------------
-AGE_SCALES = (1.0, 1.1, 1.2, 1.3, 1.4)  # box scales averaged by age_averaged
+AGE_SCALES = (1.0, 1.1, 1.2, 1.3, 1.4)  # box scales averaged by ages_averaged
 _AGE_OUTPUTS = ("prob_stage_1", "prob_stage_2", "prob_stage_3", "stage1_delta_k", "stage2_delta_k",
                 "stage3_delta_k", "index_offset_stage1", "index_offset_stage2", "index_offset_stage3")
 
@@ -125,13 +113,6 @@ def age_box(detector_box: Box, scale: float = 1.4) -> Box:
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     half_w, half_h = (x1 - x0) * scale / 2, (y1 - y0) * scale / 2
     return (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
-
-
-def age(image: np.ndarray, detector_box: Box = CROP_DETECTOR_BOX) -> float:
-    """Age in years of the face in `detector_box` of a uint8 RGB image (SSR-Net)."""
-    tensor = _imagenet(region(image, age_box(detector_box), 64))
-    out = [o.astype(np.float64).ravel() for o in session("age").run(list(_AGE_OUTPUTS), {"input": tensor})]
-    return _merge_age(*out)
 
 
 def _merge_age(p1, p2, p3, d1, d2, d3, o1, o2, o3, stages: int = 3, lambda_local: float = 1.0,
@@ -148,18 +129,23 @@ def _merge_age(p1, p2, p3, d1, d2, d3, o1, o2, o3, stages: int = 3, lambda_local
     return float((a + b + c) * v)
 
 
-def age_averaged(image: np.ndarray, detector_box: Box = CROP_DETECTOR_BOX) -> float:
-    """`age` averaged over box scales 1.0-1.4 and a mirror image (10 runs of a 64 px net). SSR-Net moves by
-    several years when its box shifts by a few pixels; on ORL (20 people x 4 photos) averaging raises the
-    share of age variance that is between people, not between photos of one person, from 0.77 to 0.82."""
-    mirrored = np.ascontiguousarray(image[:, ::-1])
-    estimates = []
-    for scale in AGE_SCALES:
-        for picture in (image, mirrored):
-            tensor = _imagenet(region(picture, age_box(detector_box, scale), 64))
-            outputs = session("age").run(list(_AGE_OUTPUTS), {"input": tensor})
-            estimates.append(_merge_age(*[o.astype(np.float64).ravel() for o in outputs]))
-    return float(np.mean(estimates))
+def ages_averaged(images: np.ndarray, detector_box: Box = CROP_DETECTOR_BOX) -> np.ndarray:
+    """Age in years [B] of each face: SSR-Net averaged over box scales 1.0-1.4 and a mirror image (10 runs
+    of a 64 px net, all in one batch). SSR-Net moves by several years when its box shifts by a few
+    pixels; on ORL (20 people x 4 photos) averaging raises the share of age variance that is between
+    people, not between photos of one person, from 0.77 to 0.82."""
+    patches = []
+    for image in images:
+        mirrored = np.ascontiguousarray(image[:, ::-1])
+        for scale in AGE_SCALES:
+            for picture in (image, mirrored):
+                patches.append(_imagenet(region(picture, age_box(detector_box, scale), 64))[0])
+    if not patches:
+        return np.zeros(0)
+    outputs = [o.astype(np.float64).reshape(len(patches), -1)
+               for o in run("faceplugin-age", np.stack(patches), list(_AGE_OUTPUTS))]
+    estimates = np.array([_merge_age(*[o[k] for o in outputs]) for k in range(len(patches))])
+    return estimates.reshape(len(images), -1).mean(1)
 
 
 # -- estimators ------------------------------------------------------------------------------------
@@ -168,7 +154,7 @@ def age_averaged(image: np.ndarray, detector_box: Box = CROP_DETECTOR_BOX) -> fl
 MAX_OUTSIDE = 0.5
 
 
-def _face_in_view(batch: FaceBatch) -> np.ndarray:
+def face_in_view(batch: FaceBatch) -> np.ndarray:
     x0, y0, x1, y1 = (int(round(v)) for v in FACE_BOX)
     window = batch.outside[:, max(y0, 0):y1, max(x0, 0):x1]
     return (window.mean((1, 2)) <= MAX_OUTSIDE) & batch.face_present
@@ -183,10 +169,9 @@ class HeadPose(AttributeEstimator):
                    "line is level, so roll is the head's tilt beyond the eyes' (small)")
 
     def _estimate(self, batch: FaceBatch):
-        valid = _face_in_view(batch)
+        valid = face_in_view(batch)
         values = np.full((len(batch), 3), np.nan)
-        for index in np.flatnonzero(valid):
-            values[index] = head_pose(batch.pixels[index])
+        values[valid] = head_poses(batch.pixels[valid])
         # The bins span -99..+99 degrees; an expectation at the ends means the net saw no face it knows.
         valid &= np.all(np.abs(np.nan_to_num(values, nan=99.0)) < 90.0, axis=1)
         return values, valid
@@ -200,24 +185,7 @@ class Expression(AttributeEstimator):
     description = "probabilities of " + ", ".join(EXPRESSIONS) + " (faceplugin fr_expression)"
 
     def _estimate(self, batch: FaceBatch):
-        valid = _face_in_view(batch)
+        valid = face_in_view(batch)
         values = np.full((len(batch), self.dim), np.nan)
-        for index in np.flatnonzero(valid):
-            values[index] = expression(batch.pixels[index])
-        return values, valid
-
-
-class Age(AttributeEstimator):
-    name = "age"
-    group = "structure"
-    kind = "continuous"
-    dim = 1
-    description = "apparent age in years (faceplugin fr_age, SSR-Net), averaged over 5 box scales and a mirror image"
-
-    def _estimate(self, batch: FaceBatch):
-        valid = _face_in_view(batch)
-        values = np.full((len(batch), 1), np.nan)
-        for index in np.flatnonzero(valid):
-            values[index, 0] = age_averaged(batch.pixels[index])
-        valid &= (values[:, 0] >= 0) & (values[:, 0] <= 101)  # SSR-Net's range (V = 101)
+        values[valid] = expressions(batch.pixels[valid])
         return values, valid

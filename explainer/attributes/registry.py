@@ -14,9 +14,11 @@ from explainer.attributes.accessories import accessory_estimators
 from explainer.attributes.base import AttributeEstimator, FaceBatch
 from explainer.attributes.colour import HairColour, SkinColour
 from explainer.attributes.custom import custom_estimators
-from explainer.attributes.faceplugin import Age, Expression, HeadPose
+from explainer.attributes.age import Age
+from explainer.attributes.faceplugin import Expression, HeadPose
 from explainer.attributes.lbp import lbp_estimators
 from explainer.attributes.shape import ShapeEstimator
+from explainer.attributes.tddfa import MorphableExpression, MorphableShape
 from explainer.registry import Registry, UnknownName
 
 CORE = ("shape", "expression", "head_pose", "skin_color", "hair_color", "age", "glasses", "hat", "earrings")
@@ -25,14 +27,20 @@ CORE = ("shape", "expression", "head_pose", "skin_color", "hair_color", "age", "
 def core_estimators() -> list[AttributeEstimator]:
     """The paper's nine, in CORE order."""
     accessories = {e.name: e for e in accessory_estimators()}
-    return [ShapeEstimator(), Expression(), HeadPose(), SkinColour(), HairColour(), Age(),
+    return [MorphableShape(), Expression(), HeadPose(), SkinColour(), HairColour(), Age(),
             accessories["glasses"], accessories["hat"], accessories["earrings"]]
+
+
+def second_opinions() -> list[AttributeEstimator]:
+    """`shape_2d` (the landmark PCA that was `shape`) and `expression_3dmm` (beside the categorical one)."""
+    return [ShapeEstimator(), MorphableExpression()]
 
 
 FAMILIES: Registry = Registry("attribute family", {
     "core": core_estimators,  # the paper's nine
     "custom": custom_estimators,  # landmark and colour measurements
     "lbp": lbp_estimators,  # 7x7 LBP texture cells
+    "second": second_opinions,  # other views of core attributes: 2-D landmark shape, 3DMM expression
 })
 
 
@@ -45,7 +53,8 @@ def _all() -> tuple[AttributeEstimator, ...]:
 
 
 def estimators() -> list[AttributeEstimator]:
-    """The paper's nine, then the 24 custom attributes, then the 49 LBP cells (lbp_r{row}_c{col})."""
+    """The paper's nine, then the 24 custom attributes, the 49 LBP cells (lbp_r{row}_c{col}), then
+    shape_2d and expression_3dmm."""
     return list(_all())
 
 
@@ -56,8 +65,8 @@ def n_attributes() -> int:
 
 def estimate_all(crops: torch.Tensor | np.ndarray, names=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every estimator (or those in `names`) on one batch of ATTRIBUTE_CROP crops: {name: (values
-    [B, dim], valid [B])} in estimators() order. Landmarks, colour conversion, LBP codes and accessory
-    features are computed once for the batch."""
+    [B, dim], valid [B])} in estimators() order. Landmarks, colour conversion, LBP codes, accessory
+    features and the 3DMM fit are computed once for the batch."""
     batch = FaceBatch(crops)
     chosen = [e for e in _all() if names is None or e.name in set(names)]
     if names is not None and len(chosen) != len(set(names)):

@@ -1,6 +1,7 @@
-"""`shape`: face-shape coefficients from 68 landmarks, on a PCA basis fitted by our own code.
+"""`shape_2d`: face-shape coefficients from 68 landmarks, on a PCA basis fitted by our own code.
 
-No 3D morphable model is available offline, so shape is 2D: the 68 crop landmarks are Procrustes-
+The paper's `shape` is 3DMM coefficients (tddfa.py); this 2D version, which was `shape` before a 3DMM
+regressor was found offline, stays as a custom attribute. The 68 crop landmarks are Procrustes-
 normalised (centred, scaled to unit size, rotated onto the mean shape: similarity removed, so only
 shape remains) and projected on the principal components of training faces. Coefficients are whitened
 (divided by each component's standard deviation), so every dimension is in "standard deviations of the
@@ -127,8 +128,8 @@ def save_basis(basis: ShapeBasis, path: Path = BASIS_PATH) -> None:
 
 
 class ShapeEstimator(AttributeEstimator):
-    name = "shape"
-    group = "structure"
+    name = "shape_2d"
+    group = "custom"
     kind = "continuous"
     description = "whitened PCA coefficients of the Procrustes-normalised 68 landmarks"
 

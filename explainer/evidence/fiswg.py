@@ -49,6 +49,8 @@ FISWG = {
     "skin_tone_ita": "skin",
     "hair_color_lab": "hair",
     "iris_color_lab": "eyes",
+    "shape_2d": "face/head outline",
+    "expression_3dmm": "expression (condition)",
 }
 _LBP = re.compile(r"^lbp_r\d+_c\d+$")
 

@@ -14,6 +14,10 @@ Both are means of per-point terms; the terms themselves are returned too, so a b
 them (resampling the points instead would create exact duplicates, distance-0 neighbours that inflate
 any k-NN estimate). Each variable is scaled to unit standard deviation per column, and a deterministic
 jitter of 1e-10 breaks ties (Kraskov et al. recommend a low-intensity noise for discrete-valued data).
+
+Up to BRUTE_FORCE_MAX points, distances come from full max-norm distance matrices instead of k-d trees:
+the same numbers (|difference| maxed over columns, the same strict and inclusive counts), several times
+faster for the small samples a bootstrap draws, where building three trees per estimate dominated.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from scipy.spatial import cKDTree
 from scipy.special import digamma
 
 JITTER = 1e-10
+BRUTE_FORCE_MAX = 1000  # points; an [N, N] float64 matrix per variable (8 MB at the limit)
 
 
 def _prepare(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -36,6 +41,14 @@ def _prepare(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     scale[scale == 0] = 1.0  # a constant column carries no information; leave it constant
     values = (values - values.mean(axis=0)) / scale
     return values + JITTER * rng.standard_normal(values.shape)
+
+
+def _distances(points: np.ndarray) -> np.ndarray:
+    """[N, N] max-norm distances between the rows of `points` [N, dim]."""
+    out = np.abs(points[:, None, 0] - points[None, :, 0])
+    for column in range(1, points.shape[1]):
+        np.maximum(out, np.abs(points[:, None, column] - points[None, :, column]), out=out)
+    return out
 
 
 def _count_within(points: np.ndarray, radius: np.ndarray) -> np.ndarray:
@@ -54,6 +67,12 @@ def ksg_terms(x: np.ndarray, y: np.ndarray, k: int = 3, seed: int = 0) -> np.nda
         raise ValueError(f"x and y need the same number of samples, got {n} and {len(y)}")
     if n <= k:
         raise ValueError(f"KSG with k={k} needs more than {k} samples, got {n}")
+    if n <= BRUTE_FORCE_MAX:
+        d_x, d_y = _distances(x), _distances(y)
+        radius = np.partition(np.maximum(d_x, d_y), k, axis=1)[:, k]  # position 0: the point itself
+        n_x = (d_x < radius[:, None]).sum(1) - 1
+        n_y = (d_y < radius[:, None]).sum(1) - 1
+        return digamma(k) + digamma(n) - digamma(n_x + 1) - digamma(n_y + 1)
     joint = np.hstack([x, y])
     distances, _ = cKDTree(joint).query(joint, k=k + 1, p=np.inf)  # neighbour 0 is the point itself
     radius = distances[:, k]
@@ -81,13 +100,20 @@ def mixed_terms(x: np.ndarray, labels: np.ndarray, k: int = 3, seed: int = 0) ->
     x, labels = x[keep], labels[keep]
     radius = np.empty(len(x))
     class_size = np.empty(len(x))
+    matrix = _distances(x) if len(x) <= BRUTE_FORCE_MAX else None
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        distances, _ = cKDTree(x[members]).query(x[members], k=k + 1, p=np.inf)
-        radius[members] = distances[:, k]
+        if matrix is not None:
+            radius[members] = np.partition(matrix[np.ix_(members, members)], k, axis=1)[:, k]
+        else:
+            distances, _ = cKDTree(x[members]).query(x[members], k=k + 1, p=np.inf)
+            radius[members] = distances[:, k]
         class_size[members] = len(members)
     # Points of any class within the radius (inclusive, as Ross counts the k neighbours themselves).
-    m = cKDTree(x).query_ball_point(x, radius, p=np.inf, return_length=True) - 1
+    if matrix is not None:
+        m = (matrix <= radius[:, None]).sum(1) - 1
+    else:
+        m = cKDTree(x).query_ball_point(x, radius, p=np.inf, return_length=True) - 1
     return digamma(len(x)) - digamma(class_size) + digamma(k) - digamma(m)
 
 

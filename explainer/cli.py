@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from explainer.cli_explain import add_explain_commands, known_pack
+from explainer.cli_packs import add_pack_commands
 from explainer.console import print_table, write_json
 from explainer.errors import FacexplainError
 
@@ -185,12 +186,12 @@ def cmd_attributes(args) -> int:
     from explainer.attributes import crops_from_decoder, crops_from_photos, estimate_all
 
     if args.recovered:
-        from explainer.packs import PACKS, load_decoder
+        from explainer.packs import load_pack
 
         name = known_pack(args.pack)
         if name is None:
             return 2
-        decoder = load_decoder(PACKS[name].decoder)
+        decoder = load_pack(name).decoder  # a pack on disk may carry the paper's decoder
         crops = crops_from_decoder(_recovered_tensor(args.images, decoder), decoder)
     else:
         crops = crops_from_photos(args.images)
@@ -314,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("--json", metavar="OUT", help="write the identification as JSON")
     identify.set_defaults(func=cmd_checkpoint_identify)
     add_explain_commands(sub, bench)
+    add_pack_commands(sub)
     return parser
 
 

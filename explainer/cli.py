@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,10 @@ def cmd_assets_fetch(args) -> int:
 
     done = fetch(args.only, force=args.force)
     converted = convert_all(force=args.force) if not args.only else []
+    if os.environ.get("FACEXPLAIN_INSIGHTFACE") and not args.only:  # opt-in, needs internet
+        from explainer.pack_create import insightface_setting
+
+        done += insightface_setting(os.environ["FACEXPLAIN_INSIGHTFACE"])
     if not done and not converted:
         print("all assets present; nothing to do")
     return 0

@@ -289,3 +289,21 @@ def create_insightface_pack(model: str, *, root: str | Path = "~/.insightface", 
     log(f"licence: {INSIGHTFACE_LICENCE}")
     return create_pack(f"insightface-{model.replace('_', '-')}", path, crop="arcface112", metric="cosine",
                        config=config, log=log)
+
+
+def insightface_setting(models: str, log=print) -> list[str]:
+    """The opt-in setting FACEXPLAIN_INSIGHTFACE=buffalo_l,buffalo_s (read by `facexplain assets fetch`):
+    make each pack not made yet; offline, one plain message and no failure. Returns the packs made."""
+    made = []
+    for model in filter(None, (m.strip() for m in models.split(","))):
+        name = f"insightface-{model.replace('_', '-')}"
+        manifest = read_manifest(name)
+        if manifest is not None and manifest.status == READY:
+            continue
+        try:
+            create_insightface_pack(model, log=log)
+        except InsightfaceUnavailable as reason:
+            log(f"FACEXPLAIN_INSIGHTFACE: {name} not made: {reason}")
+            continue
+        made.append(name)
+    return made

@@ -50,6 +50,8 @@ PACKS: Registry[PackSpec] = Registry("pack", {p.name: p for p in [
              "dlib ResNet-29 (ResNet-class) with the DigiFace DCGAN decoder (default)"),
     PackSpec("mobilefacenet-dcgan", "mobilefacenet", "dcgan-digiface", "offline-mobilefacenet",
              "MobileFaceNet with the DigiFace DCGAN decoder"),
+    PackSpec("faceplugin-dcgan", "faceplugin-r", "dcgan-digiface", "offline-faceplugin",
+             "faceplugin-r (512-D cosine, ArcFace-style) with the DigiFace DCGAN decoder"),
 ]})
 DEFAULT_PACK = "dlib-dcgan"
 

@@ -24,7 +24,6 @@ from explainer.registry import UnknownName
 from explainer.user_recognizers import RecognizerFileError
 from pack_helpers import conv_onnx, faceplugin_onnx
 
-ORL = None
 
 
 @pytest.fixture()
@@ -84,6 +83,21 @@ def test_pack_from_an_onnx_file_is_listed_loaded_and_explains(packs_home, capsys
     report = json.loads((out / "report.json").read_text())
     assert report["decision"]["recognizer"] == "onnx-mine" and report["decision"]["match"] is True
     assert report["provenance"]["pack"]["files_sha256"]["recognizer.onnx"] == made.files_sha256["recognizer.onnx"]
+
+    # Interrupted after calibration: the same command resumes (no new calibration, training continues from
+    # its checkpoint, which already holds both steps).
+    steps_before = (folder / "train" / "stats.jsonl").read_text()
+    interrupted = read_manifest("onnx-mine")
+    interrupted.status = "training"
+    from explainer.pack_store import write_manifest
+
+    write_manifest(interrupted)
+    (folder / "transformer.pt").unlink()
+    said = []
+    create_pack("onnx-mine", onnx_file, config="cpu-tiny", log=said.append)
+    assert said[0] == "resuming pack 'onnx-mine' (stage: training)" and not any("calibrated" in s for s in said)
+    assert read_manifest("onnx-mine").status == READY and (folder / "transformer.pt").is_file()
+    assert (folder / "train" / "stats.jsonl").read_text() == steps_before
 
     # The same name again is refused, and so is a built-in pack's name.
     with pytest.raises(PackExists, match="exists already"):

@@ -124,7 +124,7 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
             with gr.Row():
                 names = list(PACKS)
                 pack_a = gr.Dropdown(pack_choices(), value=names[0], label="Model A", elem_id="pack-a")
-                pack_b = gr.Dropdown(pack_choices(), value=names[-1], label="Model B", elem_id="pack-b")
+                pack_b = gr.Dropdown(pack_choices(), value=names[1], label="Model B", elem_id="pack-b")
                 source = gr.Radio([(label, key) for key, label in COMPARE_SOURCES.items()],
                                   value=next(iter(COMPARE_SOURCES)), label="Over", elem_id="compare-source")
             compare_run = gr.Button("Compare", variant="primary", elem_id="compare-button")

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from explainer.cli_explain import add_explain_commands, known_pack
 from explainer.cli_lab import add_lab_commands
+from explainer.cli_packs import add_pack_commands
 from explainer.console import print_table, write_json
 from explainer.errors import FacexplainError
 
@@ -18,6 +20,10 @@ def cmd_assets_fetch(args) -> int:
 
     done = fetch(args.only, force=args.force)
     converted = convert_all(force=args.force) if not args.only else []
+    if os.environ.get("FACEXPLAIN_INSIGHTFACE") and not args.only:  # opt-in, needs internet
+        from explainer.pack_create import insightface_setting
+
+        done += insightface_setting(os.environ["FACEXPLAIN_INSIGHTFACE"])
     if not done and not converted:
         print("all assets present; nothing to do")
     return 0
@@ -186,12 +192,12 @@ def cmd_attributes(args) -> int:
     from explainer.attributes import crops_from_decoder, crops_from_photos, estimate_all
 
     if args.recovered:
-        from explainer.packs import PACKS, load_decoder
+        from explainer.packs import load_pack
 
         name = known_pack(args.pack)
         if name is None:
             return 2
-        decoder = load_decoder(PACKS[name].decoder)
+        decoder = load_pack(name).decoder  # a pack on disk may carry the paper's decoder
         crops = crops_from_decoder(_recovered_tensor(args.images, decoder), decoder)
     else:
         crops = crops_from_photos(args.images)
@@ -316,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     identify.set_defaults(func=cmd_checkpoint_identify)
     add_explain_commands(sub, bench)
     add_lab_commands(sub)
+    add_pack_commands(sub)
     return parser
 
 

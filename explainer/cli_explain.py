@@ -10,12 +10,12 @@ from explainer.console import TqdmProgress, print_table, write_json
 
 def known_pack(name: str | None) -> str | None:
     """`name` (or the default pack) if it is a pack; else None, after saying which packs there are."""
-    from explainer.packs import DEFAULT_PACK, PACKS  # here, not at start-up: it imports torch
+    from explainer.packs import DEFAULT_PACK, pack_spec  # here, not at start-up: it imports torch
     from explainer.registry import UnknownName
 
     name = name or DEFAULT_PACK
     try:
-        PACKS[name]
+        pack_spec(name)  # built-in or on disk
     except UnknownName as err:
         print(err, file=sys.stderr)
         return None

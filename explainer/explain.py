@@ -116,7 +116,7 @@ def _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, s
     from explainer.counterfactual import DEFAULT_SURROGATES, pgd_counterfactuals, transfer_counterfactuals
     from explainer.counterfactual.pgd import BISECTION_ROUNDS, DEFAULT_SCHEDULE, STEPS_PER_BUDGET
     from explainer.counterfactual.transfer import DROPOUT, MOMENTUM, SCALE_ROUNDS, TRANSFER_SCHEDULE, TRANSFER_STEPS
-    from explainer.recognition.registry import load_recognizer
+    from explainer.recognition.registry import default_surrogate, load_recognizer
 
     recognizer = pack.recognizer
     if attack == "pgd":
@@ -124,9 +124,8 @@ def _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, s
                           bisection_rounds=BISECTION_ROUNDS,
                           random_start="none" if seeds == [None] else "uniform within the first budget")
         return pgd_counterfactuals(recognizer, crops["probe"], z_reference, currently_matches=matches, seeds=seeds), None
-    surrogate_name = surrogate or DEFAULT_SURROGATES.get(recognizer.name)
-    if surrogate_name is None:
-        raise ExplanationError(f"no default surrogate for {recognizer.name}; pass surrogate=...")
+    # A user's recognizer (a pack on disk) has no entry: default_surrogate gives it one.
+    surrogate_name = surrogate or DEFAULT_SURROGATES.get(recognizer.name) or default_surrogate(recognizer.name)
     surrogate_model = load_recognizer(surrogate_name)
     image, face = photos["reference"]
     with torch.no_grad():

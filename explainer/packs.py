@@ -35,9 +35,12 @@ class PackSpec:
     decoder: str
     training_config: str  # the `python -m training transformer --config NAME` that produces it
     description: str
+    directory: Path | None = None  # a pack on disk (explainer.pack_store); None: built in
 
     @property
     def transformer_path(self) -> Path:
+        if self.directory is not None:
+            return self.directory / "transformer.pt"
         return TRANSFORMERS_DIR / f"{self.name}.pt"
 
 
@@ -47,8 +50,34 @@ PACKS: Registry[PackSpec] = Registry("pack", {p.name: p for p in [
              "dlib ResNet-29 (ResNet-class) with the DigiFace DCGAN decoder (default)"),
     PackSpec("mobilefacenet-dcgan", "mobilefacenet", "dcgan-digiface", "offline-mobilefacenet",
              "MobileFaceNet with the DigiFace DCGAN decoder"),
+    PackSpec("faceplugin-dcgan", "faceplugin-r", "dcgan-digiface", "offline-faceplugin",
+             "faceplugin-r (512-D cosine, ArcFace-style) with the DigiFace DCGAN decoder"),
 ]})
 DEFAULT_PACK = "dlib-dcgan"
+
+
+# -- built-in and on-disk packs together ------------------------------------------------------------
+
+def pack_names() -> list[str]:
+    """Every pack there is: the built-in ones, then the ready packs on disk (explainer.pack_store)."""
+    from explainer.pack_store import user_packs
+
+    return list(PACKS) + [m.name for m in user_packs() if m.name not in PACKS]
+
+
+def pack_spec(name: str) -> PackSpec:
+    """The spec of a built-in or on-disk pack; UnknownName (listing every pack) for other names."""
+    from explainer.pack_store import READY, pack_dir, read_manifest
+    from explainer.registry import UnknownName
+
+    if name in PACKS:
+        return PACKS[name]
+    manifest = read_manifest(name) if name else None
+    if manifest is None or manifest.status != READY:
+        raise UnknownName("pack", name, pack_names())
+    directory = pack_dir(name)
+    return PackSpec(name, str(directory / manifest.recognizer), manifest.decoder, manifest.training_config,
+                    manifest.description, directory)
 
 
 def save_transformer(path: Path, transformer: LatentTransformer, card: dict) -> None:
@@ -92,13 +121,40 @@ class Pack:
 @functools.lru_cache(maxsize=None)
 def load_pack(name: str = DEFAULT_PACK) -> Pack:
     """A named pack, loaded once per process."""
-    spec = PACKS[name]  # UnknownName lists the registered packs
+    if name not in PACKS:
+        return _load_disk_pack(name)
+    spec = PACKS[name]
     if not spec.transformer_path.is_file():
         raise PackMissing(f"pack {name!r} has no trained transformer at {spec.transformer_path}; train it with "
                           f"`python -m training transformer --config {spec.training_config}`")
     decoder = load_decoder(spec.decoder)
     transformer, card = load_transformer(spec.transformer_path, decoder.mean_latent)
     return Pack(name, load_recognizer(spec.recognizer), decoder, transformer, card, spec)
+
+
+def _load_disk_pack(name: str) -> Pack:
+    """A ready pack from $FACEXPLAIN_PACKS/NAME (explainer.pack_store): the user's recognizer (its file's
+    sha256 checked), and our transformer with its decoder, or the paper's own mapper and decoder."""
+    from explainer.pack_store import read_manifest
+    from explainer.user_recognizers import load_user_recognizer
+
+    spec = pack_spec(name)  # UnknownName lists every pack
+    manifest = read_manifest(name)
+    recognizer = load_user_recognizer(Path(spec.recognizer).resolve())
+    card = {"manifest": manifest.as_json(), "card_file": str(spec.directory / manifest.card)}
+    if manifest.kind == "paper":
+        from explainer.generation.paper import load_paper_checkpoints
+
+        transformer, decoder = load_paper_checkpoints(manifest.paper_directory, backbone=manifest.paper_backbone)
+        transformer.eval().requires_grad_(False)
+    else:
+        if not spec.transformer_path.is_file():
+            raise PackMissing(f"pack {name!r} has no transformer at {spec.transformer_path}; make it again with "
+                              f"`facexplain pack create {name} ...`")
+        decoder = load_decoder(spec.decoder)
+        transformer, training_card = load_transformer(spec.transformer_path, decoder.mean_latent)
+        card["training"] = training_card
+    return Pack(name, recognizer, decoder, transformer, card, spec)
 
 
 def load_paper_pack(directory: str | Path, backbone: str = "r50") -> Pack:

@@ -72,6 +72,8 @@ def tiny_decoder_run(tmp_path_factory, tiny_face_folder, single_thread) -> Path:
 
 
 # -- the app (tests/test_app*.py): one in-process server per session -----------------------------------
+USER_PACK = "test-user-pack"  # made on disk before the app starts (tests/pack_helpers.ready_pack)
+
 def _free_port() -> int:
     import socket
 
@@ -89,6 +91,11 @@ def app_module(tmp_path_factory):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio"))
+    # A user's pack on disk, which both tabs must offer beside the built-in ones.
+    os.environ["FACEXPLAIN_PACKS"] = str(tmp_path_factory.mktemp("packs"))
+    from pack_helpers import ready_pack
+
+    ready_pack(USER_PACK)
     import app
 
     return app

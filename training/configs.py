@@ -32,7 +32,7 @@ class LossWeights:
 @dataclass(frozen=True)
 class TransformerTrainConfig:
     name: str
-    recognizer: str  # registry name of F
+    recognizer: str  # registry name of F, or a user's recognizer.json (explainer.user_recognizers)
     decoder: str  # decoder name (explainer.generation.registry.DECODERS) or a StyleGAN2 checkpoint file
     steps: int  # optimiser steps
     batch_real: int  # real training faces per step
@@ -79,6 +79,8 @@ TRANSFORMER_CONFIGS: dict[str, TransformerTrainConfig] = {c.name: c for c in [
     TransformerTrainConfig("offline-dlib", "dlib-resnet", **{**_OFFLINE, "steps": 1500},
                            weights=LossWeights(landmarks=8.0)),
     TransformerTrainConfig("offline-mobilefacenet", "mobilefacenet", **_OFFLINE),
+    # The third committed pack (faceplugin-dcgan): the same recipe for faceplugin-r (512-D, cosine).
+    TransformerTrainConfig("offline-faceplugin", "faceplugin-r", **_OFFLINE),
     # The paper (Sec. IV-A): CelebA, batch 16, Adam lr 0.01, 20 epochs, Eq. 11 weights, LPIPS, L_guide
     # from the auxiliary encoder. `--data` (CelebA aligned into G's frame: python -m training align),
     # `--decoder` (a g_ema file) and `--guide_encoder` are the user's; `--recognizer` any registry name.

@@ -39,7 +39,9 @@ class RealFaces:
 def real_faces(recognizer: Recognizer, decoder: Decoder, max_faces: int | None = None) -> RealFaces:
     """Embeddings and decoder-frame targets of the training photos (and mirrors), cached on disk."""
     samples = training_samples()[:max_faces]
-    cache = home() / "cache" / f"train-real-{recognizer.name}-{decoder.name}-{len(samples)}.pt"
+    # A user's recognizer carries its weights' hash: a pack made again on other weights is not served stale faces.
+    digest = "".join(f"-{sha[:12]}" for sha in getattr(recognizer, "weights_sha256", {}).values())
+    cache = home() / "cache" / f"train-real-{recognizer.name}{digest}-{decoder.name}-{len(samples)}.pt"
     if cache.is_file():
         data = torch.load(cache, weights_only=True)
         return RealFaces(data["embeddings"], data["targets"], data["identities"])

@@ -31,7 +31,7 @@ from explainer.generation.crop import crop_to
 from explainer.generation.frame import face_mask
 from explainer.generation.guide_encoder import load_guide_encoder
 from explainer.packs import save_transformer
-from explainer.recognition.registry import load_recognizer
+from explainer.user_recognizers import load_any_recognizer
 from training import distributed, losses
 from training.configs import TransformerTrainConfig
 from training.data import ImageFolder, real_faces, synthetic_bank
@@ -56,7 +56,7 @@ def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distr
     if not offline and not config.data:
         raise ValueError("no training images: pass --data DIR (photos aligned to the decoder's frame, "
                          "`python -m training align`) or --data offline")
-    recognizer = load_recognizer(config.recognizer)
+    recognizer = load_any_recognizer(config.recognizer)  # a registry name or a user's recognizer.json
     decoder = resolve_decoder(config.decoder, config.mean_latent)
     # The offline pool and the sample bank are drawn once on the CPU, then moved with the models.
     real = real_faces(recognizer, decoder, config.max_real_faces) if offline else None

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from explainer.assets import ASSETS
-from explainer.packs import PACKS, TRANSFORMERS_DIR
+from explainer.packs import TRANSFORMERS_DIR, pack_names, pack_spec
 
 METHOD = """\
 ### What facexplain does
@@ -40,8 +40,10 @@ It explains one face-recognition model's decision in attributes a person underst
 def model_cards() -> str:
     """Every pack's model card (Markdown, committed beside its transformer), under a heading per pack."""
     parts = []
-    for name, spec in PACKS.items():
-        card = TRANSFORMERS_DIR / f"{name}.md"
+    for name in pack_names():
+        spec = pack_spec(name)
+        # A pack on disk keeps its card in its own folder.
+        card = spec.directory / "card.md" if spec.directory is not None else TRANSFORMERS_DIR / f"{name}.md"
         text = card.read_text() if card.is_file() else "*(no model card found)*"
         # Demote the card's headings so they sit under this pack's heading.
         text = "\n".join("##" + line if line.startswith("#") else line for line in text.splitlines())

@@ -32,7 +32,7 @@ from explainer.errors import FaceTooSmallError, FacexplainError, NoFaceError
 from explainer.lab.audit import AuditLog
 from explainer.lab.case import case_number
 from explainer.lab.records import AnalysisRecord, audited, input_sha256
-from explainer.packs import DEFAULT_PACK, PACKS
+from explainer.packs import DEFAULT_PACK
 from explainer.reports.pdf import write_pdf
 
 ATTACKS = {"pgd": "PGD (white-box, on this model)", "transfer": "Transfer (crafted on another model)"}
@@ -432,7 +432,10 @@ def _recovered_gallery(pack_name: str, data: str) -> tuple[tuple[np.ndarray, str
 
 
 def pack_choices() -> list[tuple[str, str]]:
-    return [(f"{name}: {spec.description}", name) for name, spec in PACKS.items()]
+    """The built-in packs, then the user's packs on disk (`facexplain pack create`), as dropdown choices."""
+    from explainer.packs import pack_names, pack_spec
+
+    return [(f"{name}: {pack_spec(name).description}", name) for name in pack_names()]
 
 
 def attack_choices() -> list[tuple[str, str]]:

@@ -10,8 +10,7 @@ import torch
 
 from explainer import datasets
 from explainer.errors import FacexplainError
-from explainer.recognition.reference import REFERENCES
-from explainer.recognition.registry import RECOGNIZERS, load_recognizer
+from explainer.recognition.registry import RECOGNIZERS, load_recognizer, reference_runtime
 from explainer.verification import prepare
 
 
@@ -34,9 +33,9 @@ def run(models: list[str] | None = None) -> dict:
 
     prepared = real_faces()
     report = {"models": {}}
-    for name in models or list(RECOGNIZERS):
+    for name in models or [n for n, entry in RECOGNIZERS.items() if entry.reference]:
         model = load_recognizer(name)
-        reference, runtime = REFERENCES[name]
+        reference, runtime = reference_runtime(name)
         crops = np.stack([faces.align(p.image, p.face.landmarks, model.crop) for p in prepared])
         with torch.inference_mode():
             ours = model(faces.to_tensor(crops)).numpy()

@@ -71,6 +71,7 @@ RANDOM_FACE_SEED = 1
 # MobileFaceNet's 192-D Euclidean models, trained on other data with other crops), and the same for both
 # packs so their cross-model figures compare.
 JUDGE = "faceplugin-r"
+OTHER_JUDGE = "mobilefacenet"  # for packs whose own recognizer is faceplugin-r
 REDETECT_UPSAMPLE = 4  # 64 -> 256 px: the HOG detector wants faces of 40+ pixels
 GRID_FACES = 10
 GRID_SCALE = 2  # grid cells drawn at 128 px (nearest neighbour: no invented detail)
@@ -214,6 +215,8 @@ def decoder_bank(pack_name: str, recognizer: Recognizer, decoder: Decoder, n: in
     # Guard against a bank of another recognizer / decoder / latent draw under the same name.
     fingerprint = hashlib.sha256(latents.numpy().tobytes()).hexdigest()[:16]
     meta = {"recognizer": recognizer.name, "decoder": decoder.name, "latents_sha256": fingerprint}
+    if hasattr(recognizer, "weights_sha256"):  # a user's recognizer: a pack made again on other weights
+        meta["weights"] = sorted(recognizer.weights_sha256.values())
     if path.is_file():
         cached = torch.load(path, map_location="cpu", weights_only=True)
         if cached.get("meta") == meta and cached["embeddings"].shape == (n, recognizer.embedding_dim):
@@ -287,7 +290,7 @@ def _cross_model(judge_name: str, decoder: Decoder, images: torch.Tensor, held_o
 
 def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, out_dir: str | Path | None = None,
         *, orl_subjects: tuple[int, ...] = datasets.ORL_TEST, max_per_person: int = 10,
-        max_portraits: int | None = None, judge: str = JUDGE, cache_dir: str | Path | None = None) -> dict:
+        max_portraits: int | None = None, judge: str | None = None, cache_dir: str | Path | None = None) -> dict:
     """The recovery benchmark of `pack` (default: the default pack); see the module docstring.
 
     The keyword-only arguments shrink the face set for quick checks; the defaults are the benchmark.
@@ -296,6 +299,7 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, o
 
     loaded = load_pack(pack or DEFAULT_PACK)
     recognizer, decoder, recoverer = loaded.recognizer, loaded.decoder, loaded.recoverer
+    judge = judge or (JUDGE if recognizer.name != JUDGE else OTHER_JUDGE)
     if judge == recognizer.name:
         raise ValueError(f"the judge must be a recognizer other than the pack's own ({recognizer.name})")
     held_out = held_out_faces(orl_subjects, max_per_person, max_portraits)

@@ -28,9 +28,11 @@ from explainer.faces.align import similarity_transform, to_tensor
 from explainer.faces.landmarks import Landmarks
 from explainer.generation.crop import warp_affine
 from explainer.recognition.base import Recognizer
+from explainer.recognition.registry import RECOGNIZERS
 
-# Surrogate per target: another offline recognizer, of another architecture where there is one.
-DEFAULT_SURROGATES = {"dlib-resnet": "mobilefacenet", "mobilefacenet": "dlib-resnet", "faceplugin-r": "dlib-resnet"}
+# Surrogate per target: another offline recognizer, of another architecture where there is one (each
+# recognizer's registry entry declares it).
+DEFAULT_SURROGATES = {name: entry.surrogate for name, entry in RECOGNIZERS.items() if entry.surrogate}
 TRANSFER_SCHEDULE = (4, 8, 16, 32)  # coarser than PGD's: each budget costs full surrogate runs
 MOMENTUM = 1.0  # MI-FGSM momentum, which also improves transfer
 TRANSFER_STEPS = 10

@@ -75,11 +75,3 @@ def onnxruntime_faceplugin(crops: np.ndarray) -> np.ndarray:
     x = ((crops.astype(np.float32) - 127.0) / 128.0).transpose(0, 3, 1, 2)
     name = session.get_inputs()[0].name
     return np.concatenate([session.run(None, {name: x[k:k + 1]})[0] for k in range(len(x))])
-
-
-# Recognizer name -> reference runtime, and what that runtime is, for reports.
-REFERENCES = {
-    "dlib-resnet": (dlib_descriptors, "dlib C++ compute_face_descriptor"),
-    "mobilefacenet": (litert_mobilefacenet, "LiteRT interpreter"),
-    "faceplugin-r": (onnxruntime_faceplugin, "onnxruntime"),
-}

@@ -21,6 +21,11 @@ from explainer.registry import Registry
 
 @dataclass(frozen=True)
 class RecognizerEntry:
+    """Everything facexplain needs to know about a built-in recognizer; the rest of the code reads it here.
+
+    The calibrated threshold is looked up by `name` in calibration.json / calibration_lr.json, which
+    `facexplain bench verify --calibrate` writes for every entry."""
+
     name: str
     asset: str
     description: str
@@ -28,6 +33,27 @@ class RecognizerEntry:
     convert: Callable[[Path], dict] | None
     # Converted dict (or the upstream file's path when `convert` is None) -> Recognizer.
     build: Callable[[object], Recognizer]
+    crop: str = "arcface112"  # a name in CROPS; load_recognizer checks the built model agrees
+    metric: str = "cosine"  # "cosine" | "euclidean"; checked likewise
+    surrogate: str | None = None  # the recognizer transfer counterfactuals are crafted on (another architecture)
+    # "module:function" of the reference runtime (uint8 crops [N, S, S, 3] -> embeddings) and what it is,
+    # for `facexplain bench equivalence`; None: no reference runtime.
+    reference: tuple[str, str] | None = None
+
+
+# Named crops, for entries and for users' recognizers (`facexplain pack create --crop NAME`).
+CROP_NAMES = ("arcface112", "dlib150")
+
+
+def crop_spec(name: str):
+    """The CropSpec named `name` (one of CROP_NAMES)."""
+    if name == "arcface112":
+        from explainer.recognition.base import ARCFACE_112
+        return ARCFACE_112
+    if name == "dlib150":
+        from explainer.recognition.dlib_resnet import DLIB_CHIP_150
+        return DLIB_CHIP_150
+    raise ValueError(f"unknown crop {name!r}; known: {', '.join(CROP_NAMES)}")
 
 
 def _dlib_convert(path: Path) -> dict:
@@ -58,12 +84,35 @@ def _faceplugin_build(path: Path) -> Recognizer:
 # The extension point for a new recognizer: an entry here (conversion + build), nothing else.
 RECOGNIZERS: Registry[RecognizerEntry] = Registry("recognizer", {e.name: e for e in [
     RecognizerEntry("dlib-resnet", "dlib-resnet", "dlib ResNet-29 (ResNet-class), 128-D, Euclidean",
-                    _dlib_convert, _dlib_build),
+                    _dlib_convert, _dlib_build, crop="dlib150", metric="euclidean", surrogate="mobilefacenet",
+                    reference=("explainer.recognition.reference:dlib_descriptors", "dlib C++ compute_face_descriptor")),
     RecognizerEntry("mobilefacenet", "mobilefacenet-tflite", "MobileFaceNet (TFLite port), 192-D, Euclidean",
-                    _mobilefacenet_convert, _mobilefacenet_build),
+                    _mobilefacenet_convert, _mobilefacenet_build, crop="arcface112", metric="euclidean",
+                    surrogate="dlib-resnet",
+                    reference=("explainer.recognition.reference:litert_mobilefacenet", "LiteRT interpreter")),
     RecognizerEntry("faceplugin-r", "faceplugin-feature", "faceplugin fr_feature (ONNX port), 512-D, cosine",
-                    None, _faceplugin_build),
+                    None, _faceplugin_build, crop="arcface112", metric="cosine", surrogate="dlib-resnet",
+                    reference=("explainer.recognition.reference:onnxruntime_faceplugin", "onnxruntime")),
 ]})
+
+
+def default_surrogate(name: str) -> str:
+    """The surrogate for transfer counterfactuals against recognizer `name`: its entry's, and for a
+    user's recognizer dlib's ResNet (an architecture no user's ArcFace-style model shares)."""
+    entry = RECOGNIZERS.get(name)
+    return entry.surrogate if entry is not None and entry.surrogate else "dlib-resnet"
+
+
+def reference_runtime(name: str) -> tuple[Callable, str]:
+    """(function, description) of recognizer `name`'s reference runtime; KeyError when it has none."""
+    import importlib
+
+    entry = _entry(name)
+    if entry.reference is None:
+        raise KeyError(f"recognizer {name!r} declares no reference runtime")
+    target, description = entry.reference
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function), description
 
 
 def _entry(name: str) -> RecognizerEntry:
@@ -105,13 +154,17 @@ def convert_all(force: bool = False, log=print) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def load_recognizer(name: str) -> Recognizer:
-    """The named recognizer in eval mode, frozen, with its calibrated threshold; loaded once per process."""
+    """The named recognizer in eval mode, frozen, with its calibrated threshold; loaded once per process.
+    (Users' recognizers, from files: explainer.user_recognizers.)"""
     entry = _entry(name)
     if entry.convert is None:
         model = entry.build(assets.path(entry.asset))
     else:
         convert(name)
         model = entry.build(torch.load(converted_path(name), map_location="cpu", weights_only=True))
+    if (model.crop, model.metric.name) != (crop_spec(entry.crop), entry.metric):
+        raise ValueError(f"recognizer {name!r}: its entry declares crop {entry.crop} and metric {entry.metric}, "
+                         f"the model built has {model.crop} and {model.metric.name}")
     calibrated = load_calibrated(name)
     if calibrated is not None:
         model.threshold = calibrated

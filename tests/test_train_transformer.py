@@ -113,3 +113,12 @@ def test_init_fine_tunes_a_trained_transformer(folder_run, folder_args, tmp_path
         assert torch.equal(tuned[key], value), key
     record = json.loads((out / "stats.jsonl").read_text().splitlines()[-1])
     assert record["realism"] > 0
+
+
+def test_fine_tuning_configs_ask_for_init(tmp_path):
+    from training.configs import get_config
+
+    config = get_config("offline-dlib-lpips")
+    assert (config.perceptual, config.weights.realism, config.init) == ("lpips", 2.0, "")
+    with pytest.raises(ValueError, match="pass --init"):
+        main(["transformer", "--config", "offline-dlib-lpips", "--out", str(tmp_path / "t")])

@@ -84,6 +84,12 @@ TRANSFORMER_CONFIGS: dict[str, TransformerTrainConfig] = {c.name: c for c in [
     TransformerTrainConfig("offline-dlib", "dlib-resnet", **{**_OFFLINE, "steps": 1500},
                            weights=LossWeights(landmarks=8.0)),
     TransformerTrainConfig("offline-mobilefacenet", "mobilefacenet", **_OFFLINE),
+    # Recovery v2: the two recipes above fine-tuned with the real LPIPS (lpips-alexnet asset) at the paper's
+    # weight and the latent realism term; --init names the transformer to start from (the v1 pack's).
+    TransformerTrainConfig("offline-dlib-lpips", "dlib-resnet", **{**_OFFLINE, "steps": 800, "lr": 5e-4},
+                           weights=LossWeights(landmarks=8.0, realism=2.0), perceptual="lpips", init=""),
+    TransformerTrainConfig("offline-mobilefacenet-lpips", "mobilefacenet", **{**_OFFLINE, "steps": 800, "lr": 5e-4},
+                           weights=LossWeights(realism=2.0), perceptual="lpips", init=""),
     # The paper (Sec. IV-A): CelebA, batch 16, Adam lr 0.01, 20 epochs, Eq. 11 weights, LPIPS, L_guide
     # from the auxiliary encoder. `--data` (CelebA aligned into G's frame: python -m training align),
     # `--decoder` (a g_ema file) and `--guide_encoder` are the user's; `--recognizer` any registry name.

@@ -51,6 +51,8 @@ def train(config: TransformerTrainConfig, out_dir: Path, log=print, inspect=None
 
 
 def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distributed, log, inspect) -> Path:
+    if config.init == "":
+        raise ValueError(f"config {config.name} fine-tunes a trained transformer: pass --init FILE (a transformer.pt)")
     device = run.device
     torch.manual_seed(config.seed)
     offline = config.data == "offline"

@@ -45,15 +45,20 @@ from explainer.packs import DEFAULT_PACK, PACKS  # noqa: E402
 
 # Small recovered faces (64 px) are shown enlarged with visible pixels: enlarging must not look like
 # detail the model never had.
+# Recovered faces are capped at 3x their 64 px: larger, the blur of the decoder's faces would look
+# like a display artefact rather than what the recovery has (no sharpening either).
 CSS = """
 .face-output img { width: 100%; height: 100%; min-height: 200px; object-fit: contain; image-rendering: pixelated; }
+.recovered-face img { max-width: 192px; max-height: 192px; min-height: 0; margin: auto; }
 """
+RECOVERED_IMAGES = ("recovered_probe", "recovered_reference", "recovered_counterfactual")
 
 
-def _image(label: str, elem_id: str) -> gr.Image:
+def _image(label: str, elem_id: str, recovered: bool = False) -> gr.Image:
     # PNG: lossless, so a counterfactual's few-levels perturbation survives (webp would destroy it).
+    classes = ["face-output", "recovered-face"] if recovered else ["face-output"]
     return gr.Image(label=label, format="png", type="numpy", interactive=False, elem_id=elem_id,
-                    elem_classes=["face-output"], height=240, buttons=["download", "fullscreen"])
+                    elem_classes=classes, height=240, buttons=["download", "fullscreen"])
 
 
 def _photo_input(label: str, elem_id: str) -> gr.Image:
@@ -97,7 +102,7 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
                 gr.Markdown(f"### {title}")
                 with gr.Row():
                     for name in names:
-                        images[name] = _image(EXPLAIN_IMAGES[name], name.replace("_", "-"))
+                        images[name] = _image(EXPLAIN_IMAGES[name], name.replace("_", "-"), name in RECOVERED_IMAGES)
             with gr.Row():
                 significance = gr.Plot(label="Attribute significance s_a", elem_id="significance-plot")
                 heatmap = gr.Plot(label="LBP texture significance over the face", elem_id="lbp-plot")

@@ -63,6 +63,7 @@ def test_report_contract(report):
         assert block["type1"] <= block["type1_upstream"]  # the calibrated threshold is the stricter one
         assert block["mean_similarity"] > 0 and block["seconds_per_face"] >= 0
         assert -100 < block["luminance_bias"] < 100
+        assert 0 < block["lpips"] < 1 and block["sharpness_ratio"] > 0
     assert report["baselines"]["nearest_decoder_sample"]["n_bank"] == 32
     redetected = report["refined_redetected"]
     assert _in_unit(redetected["detection_rate"]) and redetected["n_detected"] <= n
@@ -70,6 +71,15 @@ def test_report_contract(report):
         assert _in_unit(redetected[key])
     cross = report["cross_model"]
     assert cross["judge"] == "faceplugin-r" and _in_unit(cross["type1"]) and _in_unit(cross["rank1"])
+    # the sharpness reference is the random-face samples themselves
+    assert report["baselines"]["random_face"]["sharpness_ratio"] == pytest.approx(1.0)
+    assert report["photos_sharpness_ratio"] > 0
+    judges = {entry["judge"]: entry for entry in report["judges"]}
+    assert set(judges) == {"faceplugin-r", "mobilefacenet"}  # the other pack's recognizer judges dlib's faces
+    for entry in judges.values():
+        for kind in ("feedforward", "refined"):
+            assert _in_unit(entry[kind]["type1"]) and _in_unit(entry[kind]["rank1"])
+    assert judges["faceplugin-r"]["refined"]["type1"] == cross["type1"]
     assert report["real_reference"]["rank1"] > 0.5  # real photos of 3 people identify one another
     assert Image.open(report["grid"]).size[1] == 3 * 64 * bench_recover.GRID_SCALE + 2 * 2
 

@@ -82,8 +82,43 @@ def test_epochs_set_the_length(folder_args, tmp_path):
 
 
 def test_lpips_without_backbone_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no AlexNet weights here
-    with pytest.raises(losses.LPIPSUnavailable, match="alexnet-owt-7be5be79.pth.*--perceptual_fallback"):
+    monkeypatch.setenv("FACEXPLAIN_HOME", str(tmp_path))  # no lpips-alexnet asset here
+    with pytest.raises(losses.LPIPSUnavailable, match="lpips-alexnet.*--perceptual_fallback"):
         losses.perceptual_distance("lpips")
     kind, distance = losses.perceptual_distance("lpips", fallback="edge")
     assert kind == "edge" and distance is losses.edge_structure_distance
+
+
+def test_latent_realism_tells_prior_samples_from_a_collapse():
+    prior = torch.randn(4096, 1, 100, generator=torch.Generator().manual_seed(0))
+    mean, std = prior.mean(0), prior.std(0)
+    samples = torch.randn(64, 1, 100, generator=torch.Generator().manual_seed(1))
+    on_prior = float(losses.latent_realism(samples, mean, std))
+    assert on_prior < 0.1  # sampling noise only: about 1 / 64 + 1 / 128
+    collapsed = 0.3 * samples + 0.5  # the transformer's failure: small spread, off-centre
+    assert float(losses.latent_realism(collapsed, mean, std)) > 5 * on_prior
+    with pytest.raises(ValueError, match="at least 2"):
+        losses.latent_realism(samples[:1], mean, std)
+
+
+def test_init_fine_tunes_a_trained_transformer(folder_run, folder_args, tmp_path):
+    """--init starts from a transformer.pt's weights; the realism term is trained and logged."""
+    out = tmp_path / "tuned"
+    args = [*folder_args, "--epochs", "none", "--steps", "1", "--init", str(folder_run / "transformer.pt"),
+            "--weights.realism", "1", "--lr", "0"]
+    assert main(["transformer", "--out", str(out), *args]) == 0
+    start = torch.load(folder_run / "transformer.pt", weights_only=True)["state_dict"]
+    tuned = torch.load(out / "transformer.pt", weights_only=True)["state_dict"]
+    for key, value in start.items():  # lr 0: the weights are the initial ones, exactly
+        assert torch.equal(tuned[key], value), key
+    record = json.loads((out / "stats.jsonl").read_text().splitlines()[-1])
+    assert record["realism"] > 0
+
+
+def test_fine_tuning_configs_ask_for_init(tmp_path):
+    from training.configs import get_config
+
+    config = get_config("offline-dlib-lpips")
+    assert (config.perceptual, config.weights.realism, config.init) == ("lpips", 2.0, "")
+    with pytest.raises(ValueError, match="pass --init"):
+        main(["transformer", "--config", "offline-dlib-lpips", "--out", str(tmp_path / "t")])

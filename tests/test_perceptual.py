@@ -79,6 +79,18 @@ def test_gradients_reach_the_image():
     assert a.grad is not None and a.grad.abs().sum() > 0
 
 
+def test_gradients_reach_the_image_after_a_first_call_in_inference_mode():
+    # The recovery bench may be the first to load LPIPS, inside torch.inference_mode(); the cached model
+    # must still serve differentiable calls afterwards.
+    perceptual.load_lpips.cache_clear()
+    a, b = _pair()
+    with torch.inference_mode():
+        perceptual.lpips_distance(a, b)
+    a.requires_grad_(True)
+    perceptual.lpips_distance(a, b).sum().backward()
+    assert a.grad is not None and a.grad.abs().sum() > 0
+
+
 def test_the_trainer_uses_the_real_lpips():
     from training import losses
 

@@ -99,8 +99,11 @@ def convert(net: str = "alex", force: bool = False) -> Path:
 @functools.lru_cache(maxsize=None)
 def load_lpips(net: str = "alex") -> torch.nn.Module:
     """LPIPS v0.1 with its ImageNet backbone, frozen, in eval mode; loaded once per process."""
-    model = _empty_lpips(net)
-    model.load_state_dict(torch.load(convert(net), map_location="cpu", weights_only=True), strict=True)
+    # Built outside inference mode even when first asked for inside it (the recovery bench): the cached
+    # model's tensors must stay usable by later differentiable calls (training, refinement).
+    with torch.inference_mode(False):
+        model = _empty_lpips(net)
+        model.load_state_dict(torch.load(convert(net), map_location="cpu", weights_only=True), strict=True)
     return model.eval().requires_grad_(False)
 
 

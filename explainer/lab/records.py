@@ -7,7 +7,6 @@ never pixels, and never a file name, since a name from the client's disk can its
 from __future__ import annotations
 
 import getpass
-import hashlib
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,18 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import explainer
+from explainer.assets.fetch import sha256_file
 from explainer.lab.audit import AuditLog
 
 # What an audit line keeps of a decision (report.json has the rest).
 DECISION_FIELDS = ("match", "similarity", "threshold", "metric", "recognizer", "log10_lr", "verbal")
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def input_sha256(value) -> str | None:
@@ -38,7 +30,7 @@ def input_sha256(value) -> str | None:
         return None
     if isinstance(value, (str, Path)):
         path = Path(value)
-        return _file_sha256(path) if path.is_file() else None
+        return sha256_file(path) if path.is_file() else None
     from explainer.faces import sha256_of  # an array or a PIL image
 
     return sha256_of(value)
@@ -82,7 +74,7 @@ class AnalysisRecord:
         self.decisions[name] = {k: explanation.decision.get(k) for k in DECISION_FIELDS}
         for key, path in (files or {}).items():
             if str(key).startswith("report."):
-                self.reports[key] = _file_sha256(Path(path))
+                self.reports[key] = sha256_file(Path(path))
 
     def compared(self, comparison) -> None:
         """Packs and their weight hashes from a ModelComparison over a data set (and the data's hash)."""

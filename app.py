@@ -14,7 +14,7 @@ import signal
 
 from explainer.app.settings import AppSettings
 from explainer.app.workspace import Workspace
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 from explainer.lab.config import Lab
 
 # Privacy first: no analytics, no version check, no Hub calls (set before gradio is imported).
@@ -37,11 +37,9 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from explainer.app import about  # noqa: E402
 from explainer.app.examples import digests, example_pairs  # noqa: E402
-from explainer.app.handlers import (  # noqa: E402
-    COMPARE_SOURCES, EXPLAIN_IMAGES, Handlers, attack_choices, pack_choices)
+from explainer.app.handlers import COMPARE_SOURCES, EXPLAIN_IMAGES, Handlers, attack_choices, pack_choices  # noqa: E402
 from explainer.app.uploads import UploadClaims  # noqa: E402
-from explainer.packs import DEFAULT_PACK, PACKS  # noqa: E402
-
+from explainer.packs.catalogue import DEFAULT_PACK, PACKS  # noqa: E402
 
 # Small recovered faces (64 px) are shown enlarged with visible pixels: enlarging must not look like
 # detail the model never had.

@@ -55,7 +55,7 @@ def tiny_face_folder(tmp_path_factory, real_photos) -> Path:
 def single_thread():
     """One intra-op thread for the tiny trainers: on a shared 2-core machine, OpenMP's spinning threads
     made each tiny step ~50x slower."""
-    from explainer.runtime import single_thread as one_thread
+    from explainer.core.runtime import single_thread as one_thread
 
     with one_thread():
         yield

@@ -44,9 +44,9 @@ def ready_pack(name: str) -> Path:
 
     from explainer.generation.registry import load_decoder
     from explainer.generation.transformer import LatentTransformer, TransformerConfig
-    from explainer.pack_store import READY, PackManifest, pack_dir, write_manifest
-    from explainer.packs import save_transformer
-    from explainer.user_recognizers import describe_file, write_spec
+    from explainer.packs.catalogue import save_transformer
+    from explainer.packs.store import READY, PackManifest, pack_dir, write_manifest
+    from explainer.packs.user_recognizers import describe_file, write_spec
 
     directory = pack_dir(name)
     directory.mkdir(parents=True, exist_ok=True)

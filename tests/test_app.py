@@ -16,9 +16,9 @@ from PIL import Image
 from explainer import assets
 from explainer.app.examples import digests, example_pairs
 from explainer.app.uploads import discard, read_photo
-from explainer.errors import ImageError
-from explainer.packs import PACKS
-from explainer.verification import verify_pair
+from explainer.core.errors import ImageError
+from explainer.evidence.verification import verify_pair
+from explainer.packs.catalogue import PACKS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -162,9 +162,9 @@ def test_comparisons_are_logged_with_their_packs_and_data(app_module, tmp_path, 
     weight hashes and the data set's; a refused request is logged as an error."""
     import gradio as gr
 
-    from explainer import pipeline
     from explainer.app import comparisons
     from explainer.app import handlers as handlers_module
+    from explainer.jobs import pipeline
     from explainer.lab.audit import AuditLog
 
     def report(pack: str):

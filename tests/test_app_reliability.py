@@ -21,7 +21,7 @@ from PIL import Image
 from explainer import assets
 from explainer.app.settings import AppSettings
 from explainer.app.uploads import UploadLedger, read_photo
-from explainer.errors import ImageError
+from explainer.core.errors import ImageError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -287,8 +287,8 @@ def test_start_sweeps_only_dead_runs(tmp_path):
 
 # -- the comparison cache: a damaged entry is recomputed, never served ---------------------------------
 def test_corrupted_comparison_cache_is_recomputed(tmp_path, monkeypatch):
-    from explainer import pipeline
     from explainer.app import comparisons
+    from explainer.jobs import pipeline
 
     report = pipeline.ModelReport(
         pack="dlib-dcgan", data="orl", n_images=12, n_faces=12, notes=[], provenance={},

@@ -5,13 +5,21 @@ import numpy as np
 import pytest
 import torch
 
-from explainer.attributes import (ATTRIBUTE_CROP, CORE, GROUPS, KINDS, crops_from_decoder, crops_from_photos,
-                                  estimate_all, estimators)
+from explainer.attributes import (
+    ATTRIBUTE_CROP,
+    CORE,
+    GROUPS,
+    KINDS,
+    crops_from_decoder,
+    crops_from_photos,
+    estimate_all,
+    estimators,
+)
 from explainer.attributes.custom import CUSTOM_NAMES, MIRRORED_PAIRS, RATIOS
 from explainer.attributes.landmarks import crop_landmarks, mirror_points
 from explainer.attributes.lbp import BINS
 from explainer.attributes.shape import load_basis
-from explainer.errors import NoFaceError
+from explainer.core.errors import NoFaceError
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +34,7 @@ def real_results(real_crops):
 
 @pytest.fixture(scope="module")
 def decoder_crops() -> torch.Tensor:
-    from explainer.packs import load_decoder
+    from explainer.packs.catalogue import load_decoder
 
     decoder = load_decoder("dcgan-digiface")
     with torch.no_grad():
@@ -113,7 +121,7 @@ def test_crops_from_photos_raises_on_no_face():
 
 
 def test_recovered_frame_path_runs_and_is_differentiable(decoder_crops):
-    from explainer.packs import load_decoder
+    from explainer.packs.catalogue import load_decoder
 
     assert tuple(decoder_crops.shape) == (6, 3, 128, 128)
     # ATTRIBUTE_CROP is the DCGAN's own field of view: almost nothing falls outside the decoder's frame

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from explainer import datasets
+from explainer.assets import datasets
 from explainer.attributes import crops_from_photos, estimate_all
 from explainer.attributes.accessories import ACCESSORIES, balanced_accuracy, is_test, read_labels, sample_key
 

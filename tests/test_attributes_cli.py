@@ -31,7 +31,7 @@ def test_attributes_json_for_photos(tmp_path):
 
 
 def test_attributes_json_for_recovered_faces(tmp_path):
-    from explainer.packs import load_decoder
+    from explainer.packs.catalogue import load_decoder
 
     decoder = load_decoder("dcgan-digiface")
     with torch.no_grad():

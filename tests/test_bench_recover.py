@@ -9,10 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from explainer import datasets, packs
-from explainer.bench import recover as bench_recover
+from explainer.assets import datasets
 from explainer.cli import main
 from explainer.generation import LatentTransformer, TransformerConfig
+from explainer.packs import catalogue as packs
+from explainer.packs import recovery_fidelity as bench_recover
 
 PACK = "dlib-dcgan"
 SUBJECTS = datasets.ORL_TEST[:3]

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from compat_manifests import layout_manifests, manifest, random_state
+
 from explainer import cli
-from explainer.checkpoints import NotACheckpoint, identify, identify_object, load_checkpoint
 from explainer.generation.paper import FACE_BACKBONE_FILES, GENERATOR_FILE, MAPPER_FILES, MEAN_WPLUS_FILE
 from explainer.generation.stylegan2 import CheckpointError, read_checkpoint
-from explainer.packs import load_paper_pack
+from explainer.packs.catalogue import load_paper_pack
+from explainer.packs.checkpoints import NotACheckpoint, identify, identify_object, load_checkpoint
 from explainer.recognition.arcface_trained import UNCALIBRATED_ARCFACE
 from explainer.recognition.base import ARCFACE_112
 from explainer.recognition.iresnet import IResNet

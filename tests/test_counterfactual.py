@@ -11,11 +11,17 @@ import torchattacks
 from PIL import Image
 
 from explainer import assets, faces
-from explainer.counterfactual import (DecisionGoal, EmbeddingPGD, FeatureDropout, pgd_counterfactual, quantise,
-                                      transfer_counterfactual)
+from explainer.counterfactual import (
+    DecisionGoal,
+    EmbeddingPGD,
+    FeatureDropout,
+    pgd_counterfactual,
+    quantise,
+    transfer_counterfactual,
+)
 from explainer.counterfactual.transfer import SurrogateView, crop_to_crop
+from explainer.evidence.verification import prepare
 from explainer.recognition.registry import load_recognizer
-from explainer.verification import prepare
 
 
 @pytest.fixture(scope="module")

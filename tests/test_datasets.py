@@ -1,7 +1,7 @@
 """Offline data sets: counts, identity labels, identity-disjoint splits and verification pairs."""
 from __future__ import annotations
 
-from explainer import datasets
+from explainer.assets import datasets
 
 
 def test_orl_counts_and_pairs():

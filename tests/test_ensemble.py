@@ -10,10 +10,10 @@ import torch
 from explainer import assets, faces
 from explainer.bench.stability import fraction, named_top, overlap, summarise
 from explainer.counterfactual import pgd_counterfactual, pgd_counterfactuals
-from explainer.explain import member_seeds
+from explainer.evidence.verification import prepare
+from explainer.jobs.explain import member_seeds
 from explainer.measures.ensemble import MIN_FLOOR, ensemble_significance, presence, resolution
 from explainer.recognition.registry import load_recognizer
-from explainer.verification import prepare
 
 
 def _noisy(centre, jitters: int, members: int | None = None, sd: float = 0.01, seed: int = 0) -> np.ndarray:

@@ -130,7 +130,7 @@ def test_committed_calibration_meets_the_targets(name):
 
 
 def test_decision_evidence_of_real_pairs():
-    from explainer.verification import verify_pair
+    from explainer.evidence.verification import verify_pair
 
     genuine, impostor = (verify_pair(orl("s31/1.pgm"), orl(other), models=["dlib-resnet"])[0]
                          for other in ("s31/6.pgm", "s32/1.pgm"))
@@ -235,7 +235,7 @@ def test_report_json_carries_the_evidence(cli_report):
 
 
 def test_pdf_text_has_the_lr_and_is_deterministic(cli_report, tmp_path):
-    from explainer.pipeline import explain_pair
+    from explainer.jobs.pipeline import explain_pair
     from explainer.reports.pdf import write_pdf
 
     report = json.loads((cli_report / "report.json").read_text())

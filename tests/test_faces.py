@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from explainer import assets, faces
-from explainer.errors import FaceTooSmallError, ImageError, NoFaceError
+from explainer.core.errors import FaceTooSmallError, ImageError, NoFaceError
 from explainer.faces import image_io
 from explainer.faces.detect import HOG, ULTRAFACE, hog_faces, ultraface_faces
 from explainer.recognition.base import ARCFACE_112, CropSpec

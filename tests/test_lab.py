@@ -40,7 +40,7 @@ def test_case_numbers_are_plain_text_never_paths():
 
 
 def test_a_report_names_its_case_only_when_there_is_one():
-    from explainer.results import PairExplanation
+    from explainer.jobs.results import PairExplanation
 
     bare = PairExplanation(decision={"match": True}, counterfactual={}, significance={}, groups={}, images={},
                            notes=[], provenance={})

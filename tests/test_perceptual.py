@@ -100,7 +100,7 @@ def test_the_trainer_uses_the_real_lpips():
 
 
 def test_sharpness_and_lpips_figures_of_the_recovery_bench():
-    from explainer.bench.face_quality import laplacian_variance, mean_lpips, sharpness_ratio
+    from explainer.generation.face_quality import laplacian_variance, mean_lpips, sharpness_ratio
 
     a, b = _pair()
     blurred = torch.nn.functional.avg_pool2d(a, 3, stride=1, padding=1)

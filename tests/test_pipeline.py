@@ -8,13 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from explainer import assets, attributes, datasets
-from explainer.cli import main
-from explainer.errors import NoFaceError
-from explainer.measures import entropy_miller_madow, mutual_information
-from explainer.analysis import _codes
+from explainer import assets, attributes
+from explainer.assets import datasets
 from explainer.bench.stability import named_top
-from explainer.pipeline import ExplanationError, analyze_model, compare_models, explain_pair, randomised_pack
+from explainer.cli import main
+from explainer.core.errors import NoFaceError
+from explainer.jobs.analysis import _codes
+from explainer.jobs.pipeline import ExplanationError, analyze_model, compare_models, explain_pair, randomised_pack
+from explainer.measures import entropy_miller_madow, mutual_information
 
 
 def orl(path: str) -> str:

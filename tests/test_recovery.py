@@ -4,11 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from explainer import datasets, packs
+from explainer.assets import datasets
+from explainer.evidence.verification import embed, prepare
 from explainer.generation import LatentTransformer, TransformerConfig
 from explainer.generation.recoverer import Recoverer, RefineSettings
+from explainer.packs import catalogue as packs
 from explainer.recognition.registry import load_recognizer
-from explainer.verification import embed, prepare
 
 
 @pytest.fixture(scope="module")

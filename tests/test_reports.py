@@ -10,9 +10,15 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from explainer.pipeline import ModelComparison, ModelReport, PairExplanation
-from explainer.reports import (comparison_figure, lbp_heatmap_figure, mi_figure, significance_figure,
-                               write_comparison_html, write_html)
+from explainer.jobs.pipeline import ModelComparison, ModelReport, PairExplanation
+from explainer.reports import (
+    comparison_figure,
+    lbp_heatmap_figure,
+    mi_figure,
+    significance_figure,
+    write_comparison_html,
+    write_html,
+)
 from explainer.reports.canonical import dumps
 from explainer.reports.figures import lbp_grid
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from explainer.generation.stylegan2 import load_stylegan2
-from explainer.packs import Pack, load_transformer
+from explainer.packs.catalogue import Pack, load_transformer
 from explainer.recognition.registry import load_recognizer
 from training import losses
 from training.__main__ import main

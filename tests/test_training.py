@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from explainer import packs
+from explainer.packs import catalogue as packs
 from training.__main__ import main
 from training.configs import get_config
 

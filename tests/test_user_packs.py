@@ -11,19 +11,24 @@ import shutil
 
 import pytest
 import torch
-
 from compat_manifests import manifest, random_state
-from explainer import cli
-from explainer.pack_calibration import ModelDoesNotSeparate
-from explainer.pack_create import (
-    INSIGHTFACE_LICENCE, InsightfaceUnavailable, PackExists, create_insightface_pack, create_pack, create_paper_packs)
-from explainer.pack_store import READY, read_manifest, user_packs
-from explainer.packs import load_pack, pack_names
-from explainer.recognition.registry import CROP_NAMES, RECOGNIZERS, crop_spec, default_surrogate, reference_runtime
-from explainer.registry import UnknownName
-from explainer.user_recognizers import RecognizerFileError
 from pack_helpers import conv_onnx, faceplugin_onnx
 
+from explainer import cli
+from explainer.core.registry import UnknownName
+from explainer.packs.calibration import ModelDoesNotSeparate
+from explainer.packs.catalogue import load_pack, pack_names
+from explainer.packs.create import (
+    INSIGHTFACE_LICENCE,
+    InsightfaceUnavailable,
+    PackExists,
+    create_insightface_pack,
+    create_pack,
+    create_paper_packs,
+)
+from explainer.packs.store import READY, read_manifest, user_packs
+from explainer.packs.user_recognizers import RecognizerFileError
+from explainer.recognition.registry import CROP_NAMES, RECOGNIZERS, crop_spec, default_surrogate, reference_runtime
 
 
 @pytest.fixture()
@@ -34,7 +39,7 @@ def packs_home(tmp_path, monkeypatch, single_thread):
 
 
 def _orl_pair():
-    from explainer import datasets
+    from explainer.assets import datasets
 
     people = datasets.orl((31,))
     return str(people[0].path), str(people[1].path)
@@ -89,7 +94,7 @@ def test_pack_from_an_onnx_file_is_listed_loaded_and_explains(packs_home, capsys
     steps_before = (folder / "train" / "stats.jsonl").read_text()
     interrupted = read_manifest("onnx-mine")
     interrupted.status = "training"
-    from explainer.pack_store import write_manifest
+    from explainer.packs.store import write_manifest
 
     write_manifest(interrupted)
     (folder / "transformer.pt").unlink()
@@ -106,7 +111,7 @@ def test_pack_from_an_onnx_file_is_listed_loaded_and_explains(packs_home, capsys
         create_pack("dlib-dcgan", onnx_file, config="cpu-tiny")
     # A changed recognizer file is noticed before it is used.
     load_pack.cache_clear()
-    from explainer.user_recognizers import load_user_recognizer
+    from explainer.packs.user_recognizers import load_user_recognizer
 
     load_user_recognizer.cache_clear()
     with open(folder / "recognizer.onnx", "ab") as handle:
@@ -142,10 +147,11 @@ def test_bad_recognizers_are_refused_with_the_reason(packs_home, tmp_path):
 # -- the paper's own pair, from random checkpoints in the real layouts --------------------------------
 
 def test_paper_folder_makes_both_paper_packs(packs_home, tmp_path, capsys):
+    from test_checkpoints import rosinality_train_checkpoint
+
     from explainer.generation.paper import FACE_BACKBONE_FILES, GENERATOR_FILE, MAPPER_FILES, MEAN_WPLUS_FILE
     from explainer.recognition.irse import build_irse, infer_irse_config
     from explainer.recognition.mobilefacenet_torch import PAPER_STAGES, MobileFaceNetTorch
-    from test_checkpoints import rosinality_train_checkpoint
 
     torch.manual_seed(1)  # backbones at PyTorch's initial scale, saved from DataParallel like the paper's
     r50 = build_irse(infer_irse_config(random_state(manifest("far_arcface_r50.json")["state_dict"])))

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explainer import assets, cli, datasets
+from explainer import assets, cli
+from explainer.assets import datasets
+from explainer.evidence.verification import example_pairs, verify_pair
 from explainer.recognition.calibration import load_calibrated
 from explainer.recognition.registry import RECOGNIZERS, load_recognizer
-from explainer.verification import example_pairs, verify_pair
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ class LossWeights:
 @dataclass(frozen=True)
 class TransformerTrainConfig:
     name: str
-    recognizer: str  # registry name of F, or a user's recognizer.json (explainer.user_recognizers)
+    recognizer: str  # registry name of F, or a user's recognizer.json (explainer.packs.user_recognizers)
     decoder: str  # decoder name (explainer.generation.registry.DECODERS) or a StyleGAN2 checkpoint file
     steps: int  # optimiser steps
     batch_real: int  # real training faces per step

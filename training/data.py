@@ -15,9 +15,10 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from explainer import datasets, faces
+from explainer import faces
+from explainer.assets import datasets
 from explainer.assets.store import home
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 from explainer.generation.base import Decoder
 from explainer.generation.crop import crop_to
 from explainer.generation.frame import decoder_frame

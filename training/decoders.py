@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from explainer.errors import FacexplainError
+from explainer.core.checkpoint_io import read_checkpoint
+from explainer.core.errors import FacexplainError
 from explainer.generation.base import Decoder
-from explainer.checkpoint_io import read_checkpoint
 from explainer.generation.stylegan2 import StyleGAN2Decoder, load_stylegan2
 
 TINY_RANDOM = "tiny-random"
@@ -26,8 +26,8 @@ def resolve_decoder(spec: str, mean_latent: str | None = None) -> Decoder:
         pinned = read_checkpoint(mean_latent) if mean_latent else None
         decoder = load_stylegan2(spec, mean_latent=pinned, name=f"stylegan2:{Path(spec).name}")
     elif spec:
+        from explainer.core.registry import UnknownName
         from explainer.generation.registry import load_decoder
-        from explainer.registry import UnknownName
 
         try:
             decoder = load_decoder(spec)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 from explainer.generation.frame import lightness
 from explainer.generation.perceptual import MIN_SIDE
 from explainer.generation.recoverer import identity_loss
@@ -88,7 +88,7 @@ def perceptual_distance(kind: str, fallback: str | None = None,
         raise ValueError(f"unknown perceptual distance {kind!r}; expected 'edge', 'lpips' or 'lpips-random'")
     if kind == "lpips":
         from explainer import assets
-        from explainer.generation.perceptual import NETS, lpips_distance, load_lpips
+        from explainer.generation.perceptual import NETS, load_lpips, lpips_distance
 
         if not assets.is_present(NETS["alex"][0]):
             if fallback is None:

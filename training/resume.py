@@ -17,7 +17,7 @@ from typing import IO
 
 import torch
 
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 
 CHECKPOINT_NAME = "checkpoint.pt"
 STATS_NAME = "stats.jsonl"  # one JSON record per logged step, every trainer

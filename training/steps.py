@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 from training.distributed import Distributed
 
 

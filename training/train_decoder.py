@@ -37,15 +37,15 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 from explainer.generation.frame import to_uint8
 from explainer.generation.stylegan2 import StyleGAN2Decoder
 from explainer.generation.stylegan2_discriminator import StyleGAN2Discriminator
 from training import distributed
 from training.configs import DecoderTrainConfig
 from training.data import ImageFolder, offline_folder
-from training.steps import real_batches, seed_step
 from training.resume import CHECKPOINT_NAME, open_stats, resume, save_checkpoint
+from training.steps import real_batches, seed_step
 
 ARCHITECTURE_FIELDS = ("size", "channel_multiplier", "channel_max", "style_dim", "n_mlp")
 PATH_LENGTH_DECAY = 0.01  # running mean of the path lengths (StyleGAN2's pl_decay)

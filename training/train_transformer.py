@@ -31,8 +31,8 @@ from explainer.generation import LatentTransformer, TransformerConfig
 from explainer.generation.crop import crop_to
 from explainer.generation.frame import face_mask
 from explainer.generation.guide_encoder import load_guide_encoder
-from explainer.packs import load_transformer, save_transformer
-from explainer.user_recognizers import load_any_recognizer
+from explainer.packs.catalogue import load_transformer, save_transformer
+from explainer.packs.user_recognizers import load_any_recognizer
 from training import distributed, losses
 from training.configs import TransformerTrainConfig
 from training.data import ImageFolder, real_faces, synthetic_bank

@@ -6,6 +6,6 @@
     limits       the CPU-time cap of one request
     workspace    this run's folder on disk, and deleting what crashed runs left
     comparisons  model comparisons over data sets, computed once and kept (memory and disk)
-    handlers     the app's events: thin calls into explainer.pipeline that shape results for the UI
+    handlers     the app's events: thin calls into explainer.jobs.pipeline that shape results for the UI
     about        the About tab: what the method claims, model cards, licences
 """

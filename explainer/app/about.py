@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from explainer.assets import ASSETS
-from explainer.packs import TRANSFORMERS_DIR, pack_names, pack_spec
+from explainer.packs.catalogue import TRANSFORMERS_DIR, pack_names, pack_spec
 
 METHOD = """\
 ### What facexplain does

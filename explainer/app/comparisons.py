@@ -17,7 +17,8 @@ import json
 import logging
 from pathlib import Path
 
-from explainer import assets, faces, pipeline
+from explainer import assets, faces
+from explainer.jobs import pipeline
 
 EXPLAINER_DIR = Path(__file__).resolve().parents[1]
 _HEADER = "sha256:"
@@ -37,7 +38,7 @@ def _source_digest() -> str:
 
 
 def cache_key(packs: tuple[str, ...], data: str, seed: int) -> str:
-    from explainer.packs import load_pack
+    from explainer.packs.catalogue import load_pack
     from explainer.reports.provenance import library_versions, pack_provenance
 
     identity = {"packs": [pack_provenance(load_pack(p)) for p in packs], "data": data, "seed": seed,

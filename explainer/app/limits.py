@@ -15,7 +15,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 
 _POLL_S = 0.05
 HARD_FACTOR = 2.0

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from explainer.errors import ImageError
+from explainer.core.errors import ImageError
 from explainer.faces import load_image
 
 Upload = dict | str | Path | np.ndarray

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from explainer.registry import UnknownName
+from explainer.core.registry import UnknownName
 
 
 @dataclass(frozen=True)

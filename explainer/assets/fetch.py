@@ -25,7 +25,7 @@ except ImportError:  # Windows: fetches are not serialised (run one at a time)
 
 from explainer.assets.catalogue import ASSETS, VIDEO_FRAMES, Asset, Package, get
 from explainer.assets.store import MARKER, asset_dir, home, is_present
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 
 
 class FetchError(FacexplainError):

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from explainer.assets.catalogue import get
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 
 MARKER = ".complete.json"
 

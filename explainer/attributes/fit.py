@@ -13,9 +13,10 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from explainer import datasets, faces
+from explainer import faces
+from explainer.assets import datasets
 from explainer.attributes.frame import ATTRIBUTE_CROP
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 
 
 def shape_training_samples() -> list[datasets.Sample]:

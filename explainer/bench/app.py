@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from explainer import assets
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 
 MAX_CLIENTS = 64
 APP = Path(__file__).resolve().parents[2] / "app.py"

@@ -35,9 +35,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from explainer.attributes import CORE, estimate_all, estimators
+from explainer.attributes import CORE, estimate_all, estimators, tddfa
 from explainer.attributes import age as age_models
-from explainer.attributes import tddfa
 from explainer.attributes.accessories import is_test, labelled_crops, measure
 from explainer.attributes.base import FaceBatch
 from explainer.attributes.custom import MIRRORED_PAIRS, RATIOS
@@ -52,7 +51,7 @@ _DLIB5_FROM_68 = (45, 42, 36, 39, 33)  # dlib5 order: image-right eye outer, inn
 
 
 def _dcgan_crops(n: int = DCGAN_SAMPLES, seed: int = 0) -> torch.Tensor:
-    from explainer.packs import load_decoder
+    from explainer.packs.catalogue import load_decoder
 
     decoder = load_decoder("dcgan-digiface")
     with torch.no_grad():
@@ -185,7 +184,7 @@ def run() -> dict:
 
 
 def _print(report: dict) -> None:
-    from explainer.console import print_table
+    from explainer.core.console import print_table
 
     rows = []
     for name, entry in report["estimators"].items():

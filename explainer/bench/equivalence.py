@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from explainer import datasets
-from explainer.errors import FacexplainError
+from explainer.assets import datasets
+from explainer.core.errors import FacexplainError
+from explainer.evidence.verification import prepare
 from explainer.recognition.registry import RECOGNIZERS, load_recognizer, reference_runtime
-from explainer.verification import prepare
 
 
 def real_faces():
@@ -29,7 +29,7 @@ def real_faces():
 
 def run(models: list[str] | None = None) -> dict:
     from explainer import faces
-    from explainer.console import print_table
+    from explainer.core.console import print_table
 
     prepared = real_faces()
     report = {"models": {}}

@@ -24,7 +24,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from explainer import datasets
+from explainer.assets import datasets
 
 GENUINE = (("s31", 1, 6), ("s33", 2, 7), ("s35", 3, 8), ("s37", 4, 9))
 IMPOSTOR = (("s31", 1, "s32", 1), ("s34", 1, "s36", 1), ("s38", 2, "s40", 5), ("s33", 3, "s39", 3))
@@ -60,9 +60,9 @@ def _attack_summary(runs: list[dict]) -> dict:
 
 
 def run(pack: str = "dlib-dcgan", analyze_images: int = 40) -> dict:
-    from explainer.console import print_table
-    from explainer.explain import clear_recovery_cache
-    from explainer.pipeline import MEMBERS, REFINE_CAP, analyze_model, explain_pair
+    from explainer.core.console import print_table
+    from explainer.jobs.explain import clear_recovery_cache
+    from explainer.jobs.pipeline import MEMBERS, REFINE_CAP, analyze_model, explain_pair
 
     explain_pair(*pairs()[0][:2], pack=pack, members=1, jitters=1)  # warm-up: models load outside the figures
     runs: dict[str, list[dict]] = {"pgd": [], "transfer": []}

@@ -18,7 +18,7 @@ import re
 import numpy as np
 from tqdm import tqdm
 
-from explainer import datasets
+from explainer.assets import datasets
 from explainer.evidence import fitting
 from explainer.evidence.likelihood_ratio import CALIBRATION_LR_FILE, VERBAL_SCALE_SOURCE
 from explainer.evidence.quality import flag_ranges, quality_flags
@@ -38,9 +38,9 @@ def collect(models: list[str], prepared: dict | None = None) -> tuple[dict[str, 
 
     `prepared`: {"orl": [PreparedFace | None], "colour": [...]} when the caller already detected the
     faces (bench verify does), in _photos() order."""
+    from explainer.core.errors import FacexplainError
+    from explainer.evidence.verification import embed, prepare
     from explainer.recognition.registry import load_recognizer
-    from explainer.verification import embed, prepare
-    from explainer.errors import FacexplainError
 
     sets = _photos()
     if prepared is None:

@@ -23,7 +23,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from explainer import datasets
+from explainer.assets import datasets
 
 GENUINE = (("s31", 1, 6), ("s33", 2, 7), ("s35", 3, 8), ("s37", 4, 9), ("s39", 5, 10), ("s40", 2, 8))
 IMPOSTOR = (("s31", 1, "s32", 1), ("s34", 1, "s36", 1), ("s38", 2, "s40", 5), ("s33", 3, "s39", 3),
@@ -78,7 +78,7 @@ def run(packs=PACKS, n_pairs: int | None = None, attacks=ATTACKS, workers: int =
     on two cores take the time of one), then the summary table. one_draw: the pre-ensemble baseline
     (explain_pair's one_draw; its stricter rule is three times its fixed step count). members: another
     ensemble size than explain_pair's default, for every attack."""
-    from explainer.console import print_table
+    from explainer.core.console import print_table
 
     chosen = pairs(n_pairs)
     if workers > 1 and len(packs) > 1:
@@ -99,7 +99,7 @@ def run(packs=PACKS, n_pairs: int | None = None, attacks=ATTACKS, workers: int =
 def pack_records(pack: str, chosen: list[tuple[str, str, str]], attacks: tuple[str, ...],
                  one_draw: bool = False, members: int | None = None) -> list[dict]:
     """One pack's explanations of every pair: seed 0, seed 1 and the stricter rule, per attack."""
-    from explainer.explain import ONE_DRAW_STEPS, REFINE_CAP, TOLERANCE, explain_pair
+    from explainer.jobs.explain import ONE_DRAW_STEPS, REFINE_CAP, TOLERANCE, explain_pair
 
     if one_draw:
         default = {"one_draw": True, "refine_steps": ONE_DRAW_STEPS}

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from explainer import datasets
-from explainer.errors import FacexplainError
+from explainer.assets import datasets
+from explainer.core.errors import FacexplainError
+from explainer.evidence.verification import aligned_batch, embed, prepare
 from explainer.recognition.calibration import CALIBRATION_FMR, save_calibrated, threshold_at_fmr, verification_stats
 from explainer.recognition.registry import RECOGNIZERS, load_recognizer
-from explainer.verification import aligned_batch, embed, prepare
 
 ORL_IMPOSTOR_SAMPLE = 20_000
 SEED = 0
@@ -135,7 +135,7 @@ def _likelihood_ratios(names: list[str], prepared: dict, calibrate: bool, figure
 
 
 def _print(report: dict) -> None:
-    from explainer.console import print_table
+    from explainer.core.console import print_table
 
     rows = []
     for name, entry in report["models"].items():

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torchattacks.attack import Attack
 
+from explainer.core.runtime import single_threaded
 from explainer.counterfactual.objective import DecisionGoal, quantise
-from explainer.runtime import single_threaded
 from explainer.counterfactual.result import Counterfactual, perturbation_norms
 from explainer.faces.align import to_tensor
 from explainer.recognition.base import Recognizer

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from explainer.core.runtime import single_threaded
 from explainer.counterfactual.objective import DecisionGoal, quantise
-from explainer.runtime import single_threaded
 from explainer.counterfactual.pgd import EmbeddingPGD, _finish
 from explainer.counterfactual.result import Counterfactual
 from explainer.faces.align import similarity_transform, to_tensor

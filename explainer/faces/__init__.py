@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explainer.errors import FaceTooSmallError, NoFaceError
+from explainer.core.errors import FaceTooSmallError, NoFaceError
+from explainer.core.geometry import CropSpec, similarity_transform
 from explainer.faces.align import align, to_tensor
 from explainer.faces.detect import FaceBox, detect_faces
 from explainer.faces.image_io import ImageSource, load_image, sha256_of
 from explainer.faces.landmarks import Landmarks, predict_landmarks
-from explainer.geometry import CropSpec, similarity_transform
 
 __all__ = [
     "MIN_FACE_PX", "DetectedFace", "FaceBox", "ImageSource", "Landmarks", "align", "aligned_crop",

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from explainer.geometry import CropSpec, similarity_transform
+from explainer.core.geometry import CropSpec, similarity_transform
 
 if TYPE_CHECKING:
     from explainer.faces.landmarks import Landmarks

@@ -15,7 +15,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps
 
-from explainer.errors import ImageError
+from explainer.core.errors import ImageError
 
 # A 50 MB file or a 50-megapixel picture is far beyond any face photo we need; anything bigger is more
 # likely a mistake or an attack than evidence, and would take seconds and gigabytes to process.

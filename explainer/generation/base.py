@@ -17,7 +17,7 @@ class Decoder(nn.Module):
     latent_shape: tuple[int, int]  # (n_codes, code_dim)
     size: int  # output side in pixels
     # Five-point templates of the canonical frame, in output pixels, per landmark scheme
-    # ("arcface5", "dlib5"; see explainer.geometry).
+    # ("arcface5", "dlib5"; see explainer.core.geometry).
     templates: dict[str, tuple[tuple[float, float], ...]]
     mean_latent: torch.Tensor  # [n_codes, code_dim] buffer: the centre the transformer's residual starts from
 

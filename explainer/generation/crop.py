@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from explainer.geometry import CropSpec, similarity_transform
+from explainer.core.geometry import CropSpec, similarity_transform
 
 Points = Sequence[Sequence[float]]
 

@@ -100,7 +100,7 @@ def measure_templates(decoder: Decoder, n: int = 2000, seed: int = 0, upsample: 
     """
     import cv2
 
-    from explainer.errors import FacexplainError
+    from explainer.core.errors import FacexplainError
     from explainer.faces import find_face
 
     generator = torch.Generator().manual_seed(seed)

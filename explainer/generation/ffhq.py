@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from explainer.geometry import DLIB68_MEAN_FACE, DLIB_MEAN_FACE_5
+from explainer.core.geometry import DLIB68_MEAN_FACE, DLIB_MEAN_FACE_5
 
 # The FFHQ frame. FFHQ's alignment (NVlabs/ffhq-dataset, download_ffhq.py, recreate_aligned_images)
 # is defined on dlib's 68 landmarks: eye_left/right = mean of points 36-41 / 42-47, mouth corners =
@@ -14,7 +14,7 @@ from explainer.geometry import DLIB68_MEAN_FACE, DLIB_MEAN_FACE_5
 # 256 / 128 px, so the frame scales linearly.
 # We run that procedure on dlib's mean face (dlib/image_transforms/interpolation.h,
 # get_face_chip_details: mean_face_shape_x/y of points 17-67, in units of the face box; the points
-# it uses are explainer.geometry.DLIB68_MEAN_FACE), which gives where the FFHQ procedure puts an
+# it uses are explainer.core.geometry.DLIB68_MEAN_FACE), which gives where the FFHQ procedure puts an
 # average face:
 #   arcface5 = the two eye centres (the same means FFHQ uses), nose tip (point 30), mouth corners
 #              (points 48, 54);

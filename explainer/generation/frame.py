@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import torch
 
+from explainer.core.geometry import CropSpec
 from explainer.generation.base import Decoder
-from explainer.geometry import CropSpec
 
 
 def decoder_frame(decoder: Decoder) -> CropSpec:

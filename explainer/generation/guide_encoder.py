@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from explainer.checkpoint_io import CheckpointError, load_strict, read_if_path, strip_module_prefix, unwrap
+from explainer.core.checkpoint_io import CheckpointError, load_strict, read_if_path, strip_module_prefix, unwrap
 
 PAPER_CODES_PER_LEVEL = (3, 4, 7)  # from the 1/32, 1/16 and 1/8 feature maps: 14 codes at 256 px
 MAPPING_SLOPE = 0.01  # nn.LeakyReLU's default slope, which the paper's heads use

@@ -16,11 +16,11 @@ root the paper's code runs from:
   checkpoint/arcface_r50.pth               IR-SE50 in the paper's layout (compat/far_arcface_r50.json)
   checkpoint/arcface_mb.pth                MobiFaceNet (compat/far_arcface_mb.json)
 
-load with `explainer.packs.load_paper_recognizer(directory, backbone)` into our IRSENet /
+load with `explainer.packs.catalogue.load_paper_recognizer(directory, backbone)` into our IRSENet /
 MobileFaceNetTorch (strictly; a `module.` prefix is stripped as the paper's remove_module_dict does).
 One difference: the paper feeds unaligned LFW images resized to 112 px, our recognizers take
 ArcFace-aligned 112 px crops.
-`explainer.packs.load_paper_pack` puts all three together.
+`explainer.packs.catalogue.load_paper_pack` puts all three together.
 
 Two deliberate differences from the paper's code: our generator uses the stored noise maps
 (deterministic) where the paper draws fresh noise each call (randomize_noise=True), and it loads
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import torch
 
-from explainer.checkpoint_io import CheckpointError, load_strict, read_checkpoint, strip_module_prefix
-from explainer.errors import FacexplainError
+from explainer.core.checkpoint_io import CheckpointError, load_strict, read_checkpoint, strip_module_prefix
+from explainer.core.errors import FacexplainError
 from explainer.generation.stylegan2 import StyleGAN2Decoder, load_stylegan2
 from explainer.generation.transformer import LatentTransformer, TransformerConfig
 

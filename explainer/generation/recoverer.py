@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
+from explainer.core.runtime import single_thread
 from explainer.generation.base import Decoder
 from explainer.generation.crop import crop_to
 from explainer.generation.transformer import LatentTransformer
 from explainer.recognition.base import Recognizer
-from explainer.runtime import single_thread
 
 
 @dataclass(frozen=True)

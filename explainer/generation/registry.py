@@ -4,8 +4,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from explainer.core.registry import Registry
 from explainer.generation.base import Decoder
-from explainer.registry import Registry
 
 
 def _dcgan_digiface() -> Decoder:

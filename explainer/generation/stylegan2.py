@@ -1,7 +1,7 @@
 """StyleGAN2 decoders from files: rosinality checkpoints, bare or `module.`-prefixed g_ema state dicts.
 
 The network is in explainer.generation.stylegan2_network, the FFHQ frame it draws faces in in
-explainer.generation.ffhq, file reading in explainer.checkpoint_io; their public names are
+explainer.generation.ffhq, file reading in explainer.core.checkpoint_io; their public names are
 re-exported here, so `from explainer.generation.stylegan2 import StyleGAN2Decoder, load_stylegan2`
 stays the one import a caller needs.
 """
@@ -13,14 +13,42 @@ from pathlib import Path
 
 import torch
 
-from explainer.checkpoint_io import (  # noqa: F401 (re-exported)
-    CheckpointError, load_strict, read_checkpoint, read_if_path, strip_module_prefix, unwrap)
+from explainer.core.checkpoint_io import (  # noqa: F401 (re-exported)
+    CheckpointError,
+    load_strict,
+    read_checkpoint,
+    read_if_path,
+    strip_module_prefix,
+    unwrap,
+)
 from explainer.generation.ffhq import FFHQ_TEMPLATES_128, FFHQ_TEMPLATES_256, ffhq_frame, ffhq_templates  # noqa: F401
 from explainer.generation.stylegan2_network import (  # noqa: F401 (re-exported)
-    BLUR_TAPS, LEAKY_SLOPE, MAPPING_LR_MUL, MEAN_LATENT_SAMPLES, MEAN_LATENT_SEED, N_MLP, STYLE_DIM, Blur,
-    ConstantInput, FusedLeakyReLU, MappingLayer, ModulatedConv2d, NoiseInjection, PixelNorm, StyledConv,
-    StyleGAN2Config, StyleGAN2Decoder, ToRGB, Upsample, _log2, fir_kernel, fused_leaky_relu, n_codes_for,
-    upfirdn2d, wplus_layer_map)
+    BLUR_TAPS,
+    LEAKY_SLOPE,
+    MAPPING_LR_MUL,
+    MEAN_LATENT_SAMPLES,
+    MEAN_LATENT_SEED,
+    N_MLP,
+    STYLE_DIM,
+    Blur,
+    ConstantInput,
+    FusedLeakyReLU,
+    MappingLayer,
+    ModulatedConv2d,
+    NoiseInjection,
+    PixelNorm,
+    StyledConv,
+    StyleGAN2Config,
+    StyleGAN2Decoder,
+    ToRGB,
+    Upsample,
+    _log2,
+    fir_kernel,
+    fused_leaky_relu,
+    n_codes_for,
+    upfirdn2d,
+    wplus_layer_map,
+)
 
 
 def generator_state_dict(checkpoint: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from explainer.checkpoint_io import CheckpointError, load_strict, read_if_path, strip_module_prefix, unwrap
+from explainer.core.checkpoint_io import CheckpointError, load_strict, read_if_path, strip_module_prefix, unwrap
 from explainer.generation.stylegan2_network import FusedLeakyReLU, _log2, fir_kernel, upfirdn2d
 from explainer.generation.transformer import EqualLinear
 

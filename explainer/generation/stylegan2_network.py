@@ -44,7 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from explainer.checkpoint_io import CheckpointError
+from explainer.core.checkpoint_io import CheckpointError
 from explainer.generation.base import Decoder
 from explainer.generation.ffhq import ffhq_templates
 from explainer.generation.transformer import EqualLinear

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 
 try:
     import fcntl

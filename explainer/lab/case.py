@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 
 MAX_LENGTH = 64
 # Letters, digits, space and - _ . : # ; starting with a letter or digit. No / or \ (use -).

@@ -18,7 +18,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 
 FORMAT = "facexplain-users"
 VERSION = 1

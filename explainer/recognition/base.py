@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 # The crop contract lives in the shared geometry module; re-exported here, where models declare it.
-from explainer.geometry import ARCFACE_112, LANDMARK_SCHEMES, CropSpec  # noqa: F401
+from explainer.core.geometry import ARCFACE_112, LANDMARK_SCHEMES, CropSpec  # noqa: F401
 
 
 @dataclass(frozen=True)

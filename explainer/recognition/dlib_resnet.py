@@ -26,10 +26,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from explainer import assets
-from explainer.geometry import DLIB_MEAN_FACE_5, dlib_chip_template  # noqa: F401 (DLIB_MEAN_FACE_5: old home)
+from explainer.core.geometry import DLIB_MEAN_FACE_5, dlib_chip_template  # noqa: F401 (DLIB_MEAN_FACE_5: old home)
 from explainer.recognition.base import CropSpec, Metric, Recognizer, Threshold
-from explainer.recognition.dlib_format import (
-    CHIP_SIZE, EMBEDDING_DIM, RESNET_BLOCKS, STEM_CHANNELS, read_dlib_resnet)
+from explainer.recognition.dlib_format import CHIP_SIZE, EMBEDDING_DIM, RESNET_BLOCKS, STEM_CHANNELS, read_dlib_resnet
 
 CHIP_PADDING = 0.25  # what dlib's face-recognition pipeline (compute_face_descriptor) uses
 

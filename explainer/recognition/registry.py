@@ -14,9 +14,9 @@ import torch
 
 from explainer import assets
 from explainer.assets.store import home, record
+from explainer.core.registry import Registry
 from explainer.recognition.base import Recognizer
 from explainer.recognition.calibration import load_calibrated
-from explainer.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def convert_all(force: bool = False, log=print) -> list[str]:
 @functools.lru_cache(maxsize=None)
 def load_recognizer(name: str) -> Recognizer:
     """The named recognizer in eval mode, frozen, with its calibrated threshold; loaded once per process.
-    (Users' recognizers, from files: explainer.user_recognizers.)"""
+    (Users' recognizers, from files: explainer.packs.user_recognizers.)"""
     entry = _entry(name)
     if entry.convert is None:
         model = entry.build(assets.path(entry.asset))

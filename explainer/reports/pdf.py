@@ -182,7 +182,7 @@ class _Document:
 
 
 def write_pdf(expl, path) -> Path:
-    """The pair explanation `expl` (explainer.pipeline.PairExplanation) as report.pdf at `path`."""
+    """The pair explanation `expl` (explainer.jobs.pipeline.PairExplanation) as report.pdf at `path`."""
     from explainer.reports.canonical import dumps
 
     record = json.loads(expl.to_json())  # the canonical (rounded) record: what report.json says, nothing else

@@ -59,7 +59,7 @@ def pack_provenance(pack) -> dict:
         return info
     info["recognizer_weights_sha256"] = recognizer_provenance(pack.recognizer)["weights_sha256"]
     if spec.directory is not None:  # a pack on disk: the hashes its manifest recorded when it was made
-        from explainer.pack_store import read_manifest
+        from explainer.packs.store import read_manifest
 
         manifest = read_manifest(spec.name)
         info["files_sha256"] = dict(sorted(manifest.files_sha256.items()))

@@ -16,15 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explainer import faces, shards
-from explainer.datasets import DATA_SETS, DataError, data_paths
-from explainer.errors import FacexplainError
-from explainer.explain import ExplanationError, attributes_provenance, resolve_pack
+from explainer import faces
+from explainer.assets.datasets import DATA_SETS, DataError, data_paths
+from explainer.core.errors import FacexplainError
+from explainer.core.runtime import Progress, report_progress, single_thread
 from explainer.generation.recoverer import RefineSettings
+from explainer.jobs import shards
+from explainer.jobs.explain import ExplanationError, attributes_provenance, resolve_pack
+from explainer.jobs.results import ModelComparison, ModelReport
 from explainer.measures import MIEstimate, mutual_information
 from explainer.reports.provenance import library_versions, pack_provenance
-from explainer.results import ModelComparison, ModelReport
-from explainer.runtime import Progress, report_progress, single_thread
 
 MIN_MI_SAMPLES = 12  # fewer jointly valid faces than this: no MI estimate for the attribute
 # Continuous attributes are compared at a resolution of this fraction of their spread over the real
@@ -33,7 +34,7 @@ MIN_MI_SAMPLES = 12  # fewer jointly valid faces than this: no MI estimate for t
 # "keep" an attribute through variations a hundred times below a visible change.
 RESOLUTION = 0.05
 # Photos per unit of work: each chunk is detected, estimated and recovered as one batch, the same way in
-# any process, so results do not depend on how many processes share the work (explainer.shards).
+# any process, so results do not depend on how many processes share the work (explainer.jobs.shards).
 CHUNK = 8  # small enough to balance ranks (40 photos: 5 units), large enough to batch the networks
 
 
@@ -197,7 +198,7 @@ def analyze_model(pack, data="orl", seed: int = 0, progress: Progress = None, *,
 
     refine_steps=0 (default): feed-forward recovery G(T(z)), the paper's model-level setting and cheap
     enough for hundreds of photos. Under torchrun the photos are shared out over the processes
-    (explainer.shards); rank 0 returns the report, the other ranks None.
+    (explainer.jobs.shards); rank 0 returns the report, the other ranks None.
     """
     start = time.perf_counter()
     pack = resolve_pack(pack)
@@ -239,7 +240,7 @@ def randomised_pack(pack, seed: int = 0):
     float32 within its 29 layers (embeddings of norm inf), which would make the check trivially pass.
     1-D parameters (biases, per-channel scales) and buffers are kept, as in Adebayo et al.'s weight
     re-initialisation."""
-    from explainer.packs import Pack
+    from explainer.packs.catalogue import Pack
 
     pack = resolve_pack(pack)
     recognizer = copy.deepcopy(pack.recognizer)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 
 V = TypeVar("V")
 

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from explainer.checkpoint_io import CheckpointError
-from explainer.errors import FacexplainError
+from explainer.core.checkpoint_io import CheckpointError
+from explainer.core.errors import FacexplainError
 from explainer.recognition.base import Metric, Recognizer, Threshold
 from explainer.recognition.registry import CROP_NAMES, crop_spec, load_recognizer
 
@@ -101,7 +101,7 @@ def build(spec: UserRecognizerSpec, file: Path) -> Recognizer:
 
 
 def _from_checkpoint(file: Path) -> Recognizer:
-    from explainer.checkpoints import identify
+    from explainer.packs.checkpoints import identify
 
     try:
         ident = identify(file)
@@ -127,7 +127,7 @@ def describe_file(file: Path, name: str, crop: str | None = None, metric: str | 
         raise RecognizerFileError(f"no recognizer file at {file}")
     is_onnx = file.suffix.lower() == ".onnx"
     if is_onnx:
-        from explainer.checkpoints import NotACheckpoint, identify_onnx
+        from explainer.packs.checkpoints import NotACheckpoint, identify_onnx
 
         try:
             layout = identify_onnx(file).layout
@@ -142,7 +142,7 @@ def describe_file(file: Path, name: str, crop: str | None = None, metric: str | 
         pixel_std=(pixel_std if pixel_std is not None else 127.5,) * 3, channel_order=channel_order)
     if not is_onnx:
         ident_model = _from_checkpoint(file)
-        from explainer.checkpoints import identify  # the layout name, for the manifest (already cached on disk)
+        from explainer.packs.checkpoints import identify  # the layout name, for the manifest (already cached on disk)
 
         spec = dataclasses.replace(spec, layout=identify(file, load=False).layout,
                                    crop=crop or _crop_name(ident_model), metric=metric or ident_model.metric.name)

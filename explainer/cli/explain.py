@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from explainer.console import TqdmProgress, print_table, write_json
+from explainer.core.console import TqdmProgress, print_table, write_json
 
 
 def known_pack(name: str | None) -> str | None:
     """`name` (or the default pack) if it is a pack; else None, after saying which packs there are."""
-    from explainer.packs import DEFAULT_PACK, pack_spec  # here, not at start-up: it imports torch
-    from explainer.registry import UnknownName
+    from explainer.core.registry import UnknownName
+    from explainer.packs.catalogue import DEFAULT_PACK, pack_spec  # here, not at start-up: it imports torch
 
     name = name or DEFAULT_PACK
     try:
@@ -34,7 +34,7 @@ def _case_argument(text: str) -> str | None:
 
 
 def cmd_explain(args) -> int:
-    from explainer.pipeline import REFINE_CAP, explain_pair
+    from explainer.jobs.pipeline import REFINE_CAP, explain_pair
 
     name = known_pack(args.pack)
     if name is None:
@@ -96,9 +96,9 @@ def _print_mi(report) -> None:
 
 
 def cmd_analyze(args) -> int:
-    from explainer import shards
-    from explainer.analysis import CHUNK
-    from explainer.pipeline import analyze_model
+    from explainer.jobs import shards
+    from explainer.jobs.analysis import CHUNK
+    from explainer.jobs.pipeline import analyze_model
 
     name = known_pack(args.pack)
     if name is None:
@@ -126,9 +126,9 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from explainer import shards
-    from explainer.analysis import CHUNK
-    from explainer.pipeline import compare_models
+    from explainer.jobs import shards
+    from explainer.jobs.analysis import CHUNK
+    from explainer.jobs.pipeline import compare_models
     from explainer.reports import comparison_figure, write_comparison_html
 
     names = [n.strip() for n in args.packs.split(",") if n.strip()]
@@ -162,7 +162,6 @@ def cmd_compare(args) -> int:
 
 def cmd_bench_stability(args) -> int:
     from explainer.bench.stability import run
-
     from explainer.counterfactual import ATTACKS
 
     packs = [n.strip() for n in args.packs.split(",") if n.strip()]
@@ -188,8 +187,8 @@ def cmd_bench_explain(args) -> int:
 
 
 def cmd_bench_analyze(args) -> int:
-    from explainer.analysis import CHUNK
     from explainer.bench.analyze import run
+    from explainer.jobs.analysis import CHUNK
 
     args.pack = known_pack(args.pack)
     if args.pack is None:

@@ -1,9 +1,9 @@
 """The one reader of checkpoint files users bring: safe loading, wrappers, DataParallel prefixes, strict loads.
 
 Every loader of outside weights (StyleGAN2 G and D, the guide encoder, the paper's files, and
-`explainer.checkpoints.identify`) reads through here, so a file is unpickled one way only: with
+`explainer.packs.checkpoints.identify`) reads through here, so a file is unpickled one way only: with
 torch.load(weights_only=True), where no pickled code runs. Low in the tree on purpose: it imports
-torch and explainer.errors, nothing of the models.
+torch and explainer.core.errors, nothing of the models.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 
 MODULE_PREFIX = "module."  # what DataParallel / DistributedDataParallel put before every key
 

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import torch
 
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
+from explainer.core.registry import Registry
 from explainer.generation.base import Decoder
-from explainer.generation.recoverer import Recoverer, RefineSettings, Recovery
+from explainer.generation.recoverer import Recoverer, Recovery, RefineSettings
 from explainer.generation.registry import load_decoder  # noqa: F401 (its old home; callers use it here)
 from explainer.generation.transformer import LatentTransformer, TransformerConfig
 from explainer.recognition.base import Recognizer
 from explainer.recognition.registry import load_recognizer
-from explainer.registry import Registry
 
-TRANSFORMERS_DIR = Path(__file__).resolve().parents[1] / "assets" / "transformers"
+TRANSFORMERS_DIR = Path(__file__).resolve().parents[2] / "assets" / "transformers"
 
 
 class PackMissing(FacexplainError):
@@ -35,7 +35,7 @@ class PackSpec:
     decoder: str
     training_config: str  # the `python -m training transformer --config NAME` that produces it
     description: str
-    directory: Path | None = None  # a pack on disk (explainer.pack_store); None: built in
+    directory: Path | None = None  # a pack on disk (explainer.packs.store); None: built in
 
     @property
     def transformer_path(self) -> Path:
@@ -59,16 +59,16 @@ DEFAULT_PACK = "dlib-dcgan"
 # -- built-in and on-disk packs together ------------------------------------------------------------
 
 def pack_names() -> list[str]:
-    """Every pack there is: the built-in ones, then the ready packs on disk (explainer.pack_store)."""
-    from explainer.pack_store import user_packs
+    """Every pack there is: the built-in ones, then the ready packs on disk (explainer.packs.store)."""
+    from explainer.packs.store import user_packs
 
     return list(PACKS) + [m.name for m in user_packs() if m.name not in PACKS]
 
 
 def pack_spec(name: str) -> PackSpec:
     """The spec of a built-in or on-disk pack; UnknownName (listing every pack) for other names."""
-    from explainer.pack_store import READY, pack_dir, read_manifest
-    from explainer.registry import UnknownName
+    from explainer.core.registry import UnknownName
+    from explainer.packs.store import READY, pack_dir, read_manifest
 
     if name in PACKS:
         return PACKS[name]
@@ -109,7 +109,7 @@ class Pack:
 
     def embed(self, images) -> torch.Tensor:
         """Embeddings of photos (paths, bytes, arrays...): detect, align to F's crop, embed."""
-        from explainer.verification import embed, prepare
+        from explainer.evidence.verification import embed, prepare
 
         return embed(self.recognizer, [prepare(image) for image in images])
 
@@ -133,10 +133,10 @@ def load_pack(name: str = DEFAULT_PACK) -> Pack:
 
 
 def _load_disk_pack(name: str) -> Pack:
-    """A ready pack from $FACEXPLAIN_PACKS/NAME (explainer.pack_store): the user's recognizer (its file's
+    """A ready pack from $FACEXPLAIN_PACKS/NAME (explainer.packs.store): the user's recognizer (its file's
     sha256 checked), and our transformer with its decoder, or the paper's own mapper and decoder."""
-    from explainer.pack_store import read_manifest
-    from explainer.user_recognizers import load_user_recognizer
+    from explainer.packs.store import read_manifest
+    from explainer.packs.user_recognizers import load_user_recognizer
 
     spec = pack_spec(name)  # UnknownName lists every pack
     manifest = read_manifest(name)
@@ -177,10 +177,15 @@ def load_paper_pack(directory: str | Path, backbone: str = "r50") -> Pack:
 def load_paper_recognizer(directory: str | Path, backbone: str = "r50") -> Recognizer:
     """The paper's face backbone checkpoint/arcface_{backbone}.pth as our Recognizer, loaded strictly
     (eval mode, frozen). Its threshold is uncalibrated (see explainer.recognition.arcface_trained)."""
-    from explainer.checkpoint_io import CheckpointError, read_checkpoint
-    from explainer.checkpoints import identify_object
+    from explainer.core.checkpoint_io import CheckpointError, read_checkpoint
     from explainer.generation.paper import (
-        BACKBONES, FACE_BACKBONE_FILES, FACE_BACKBONE_LAYOUTS, PaperCheckpointsMissing, find_paper_file)
+        BACKBONES,
+        FACE_BACKBONE_FILES,
+        FACE_BACKBONE_LAYOUTS,
+        PaperCheckpointsMissing,
+        find_paper_file,
+    )
+    from explainer.packs.checkpoints import identify_object
 
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; the paper ships face backbones {BACKBONES}")

@@ -1,5 +1,5 @@
 """What the three jobs return: plain dataclasses, JSON-serialisable, with no file writing (that is
-explainer.reports.files) and no knowledge of where their photos came from (explainer.datasets)."""
+explainer.reports.files) and no knowledge of where their photos came from (explainer.assets.datasets)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -22,16 +22,16 @@ import numpy as np
 import torch
 
 from explainer import faces
+from explainer.core.errors import FacexplainError
+from explainer.core.runtime import Progress, report_progress, single_thread
 from explainer.counterfactual import ATTACKS
 from explainer.counterfactual.objective import MARGIN
-from explainer.errors import FacexplainError
 from explainer.evidence import pair_evidence
 from explainer.generation.frame import to_uint8
 from explainer.generation.recoverer import RefineSettings
+from explainer.jobs.results import PairExplanation
 from explainer.measures.ensemble import N_BOOT, ensemble_significance
 from explainer.reports.provenance import library_versions, pack_provenance, recognizer_provenance
-from explainer.results import PairExplanation
-from explainer.runtime import Progress, report_progress, single_thread
 
 # The ensemble, chosen by `facexplain bench stability` (see the README): members per pair (fewer for the
 # transfer attack, whose every member costs full surrogate runs), test-time jitters per recovered face,
@@ -56,7 +56,7 @@ class ExplanationError(FacexplainError):
 
 
 def resolve_pack(pack):
-    from explainer.packs import Pack, load_pack
+    from explainer.packs.catalogue import Pack, load_pack
 
     return pack if isinstance(pack, Pack) else load_pack(pack)
 

@@ -5,7 +5,7 @@ import getpass
 import os
 import sys
 
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 
 
 def _users_file(args) -> str:

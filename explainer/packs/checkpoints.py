@@ -10,7 +10,7 @@ layout we can build (its config inferred from the keys and shapes, the module bu
 device, keys compared), and then loads the best match into a real module strictly.
 
 Files are read with torch.load(weights_only=True): no pickled code runs. rosinality's trainer pickles an
-argparse.Namespace under "args"; only that class is allowed (explainer.checkpoint_io.read_checkpoint).
+argparse.Namespace under "args"; only that class is allowed (explainer.core.checkpoint_io.read_checkpoint).
 
 Checkpoints saved before PyTorch 0.4.1 lack BatchNorm's `num_batches_tracked`; torch's own strict load
 fills them silently for plain dicts, and so do we (with a note), so they are never reported missing.
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from explainer.checkpoint_io import CheckpointError, is_state_dict, read_checkpoint, strip_module_prefix, unwrap
+from explainer.core.checkpoint_io import CheckpointError, is_state_dict, read_checkpoint, strip_module_prefix, unwrap
 
 MIN_KEY_OVERLAP = 0.5  # below this fraction of shared keys a state dict is "no known layout"
 # Wrappers whose value is the model's state dict (checked in this order).
@@ -70,7 +70,10 @@ def _stylegan2_g() -> Family:
 
 def _stylegan2_d() -> Family:
     from explainer.generation.stylegan2_discriminator import (
-        DiscriminatorConfig, StyleGAN2Discriminator, infer_discriminator_config)
+        DiscriminatorConfig,
+        StyleGAN2Discriminator,
+        infer_discriminator_config,
+    )
     return Family("stylegan2-discriminator", infer_discriminator_config, DiscriminatorConfig,
                   lambda c: StyleGAN2Discriminator(c.size, c.channel_multiplier, c.channel_max),
                   lambda c: f"rosinality_stylegan2_D{c.size}",
@@ -129,7 +132,12 @@ def _iresnet() -> Family:
 
 def _mobilefacenet() -> Family:
     from explainer.recognition.mobilefacenet_torch import (
-        PAPER_STAGES, TREB_STAGES, MobileFaceNetConfig, build_mobilefacenet, infer_mobilefacenet_config)
+        PAPER_STAGES,
+        TREB_STAGES,
+        MobileFaceNetConfig,
+        build_mobilefacenet,
+        infer_mobilefacenet_config,
+    )
     return Family("mobilefacenet", infer_mobilefacenet_config, MobileFaceNetConfig, build_mobilefacenet,
                   lambda c: {PAPER_STAGES: "far_arcface_mb", TREB_STAGES: "treb_mobilefacenet"}.get(
                       c.stages, "mobilefacenet_custom"))

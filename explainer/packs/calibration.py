@@ -10,13 +10,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from explainer import datasets
-from explainer.errors import FacexplainError
-from explainer.pack_store import MIN_AUC
+from explainer.assets import datasets
+from explainer.core.errors import FacexplainError
+from explainer.evidence.verification import embed, prepare
+from explainer.packs.store import MIN_AUC
 from explainer.recognition.base import Recognizer, Threshold
 from explainer.recognition.calibration import CALIBRATION_FMR, auc, threshold_at_fmr
-from explainer.verification import embed, prepare
-
 
 
 class ModelDoesNotSeparate(FacexplainError):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import sys
 
-from explainer.console import print_table
+from explainer.core.console import print_table
 
 
 def pack_rows() -> list[dict]:
     """One record per pack, built-in then on disk: what `pack list --json` prints."""
-    from explainer.pack_store import user_packs
-    from explainer.packs import PACKS
+    from explainer.packs.catalogue import PACKS
+    from explainer.packs.store import user_packs
     from explainer.recognition.registry import RECOGNIZERS
 
     rows = []
@@ -23,8 +23,8 @@ def pack_rows() -> list[dict]:
     for manifest in user_packs():
         if manifest.name in PACKS:
             continue
-        from explainer.pack_store import pack_dir
-        from explainer.user_recognizers import read_spec
+        from explainer.packs.store import pack_dir
+        from explainer.packs.user_recognizers import read_spec
 
         spec = read_spec(pack_dir(manifest.name) / manifest.recognizer)
         rows.append({"name": manifest.name, "source": manifest.kind, "recognizer": spec.file, "crop": spec.crop,
@@ -46,7 +46,7 @@ def cmd_pack_list(args) -> int:
 
 
 def cmd_pack_create(args) -> int:
-    from explainer import pack_create
+    from explainer.packs import create as pack_create
 
     chosen = [bool(args.recognizer), bool(args.paper), bool(args.insightface)]
     if sum(chosen) != 1:
@@ -80,7 +80,7 @@ def _train_args(pairs: list[str] | None) -> tuple[str, ...]:
 
 
 def add_pack_commands(sub) -> None:
-    from explainer.pack_store import DEFAULT_CONFIG, MIN_AUC  # no torch at start-up
+    from explainer.packs.store import DEFAULT_CONFIG, MIN_AUC  # no torch at start-up
 
     pack = sub.add_parser("pack", help="model packs: list them, make your own").add_subparsers(
         dest="pack_command", required=True)

@@ -60,17 +60,18 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from explainer import datasets, faces
-from explainer.bench.face_quality import mean_lpips, sharpness_ratio
+from explainer import faces
+from explainer.assets import datasets
 from explainer.assets.store import home
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
+from explainer.evidence.verification import PreparedFace, embed, prepare
 from explainer.generation.base import Decoder
 from explainer.generation.crop import crop_to
+from explainer.generation.face_quality import mean_lpips, sharpness_ratio
 from explainer.generation.frame import decoder_frame, enlarge, face_mask, lightness, to_uint8
 from explainer.generation.recoverer import RefineSettings
 from explainer.recognition.base import Recognizer
 from explainer.recognition.registry import load_recognizer
-from explainer.verification import PreparedFace, embed, prepare
 
 N_BANK = 4096
 BANK_SEED = 0
@@ -323,7 +324,7 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, o
 
     The keyword-only arguments shrink the face set for quick checks; the defaults are the benchmark.
     """
-    from explainer.packs import DEFAULT_PACK, load_pack
+    from explainer.packs.catalogue import DEFAULT_PACK, load_pack
 
     loaded = load_pack(pack or DEFAULT_PACK)
     recognizer, decoder, recoverer = loaded.recognizer, loaded.decoder, loaded.recoverer
@@ -399,7 +400,7 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, o
 
 
 def _print(report: dict) -> None:
-    from explainer.console import print_table
+    from explainer.core.console import print_table
 
     def cell(value):
         return "-" if value is None else value

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from explainer import assets
-from explainer.errors import FacexplainError
+from explainer.core.errors import FacexplainError
 
 ORL_TRAIN = tuple(range(1, 31))  # s1..s30
 ORL_TEST = tuple(range(31, 41))  # s31..s40

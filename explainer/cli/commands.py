@@ -6,11 +6,11 @@ import os
 import sys
 from pathlib import Path
 
-from explainer.cli_explain import add_explain_commands, known_pack
-from explainer.cli_lab import add_lab_commands
-from explainer.cli_packs import add_pack_commands
-from explainer.console import print_table, write_json
-from explainer.errors import FacexplainError
+from explainer.cli.explain import add_explain_commands, known_pack
+from explainer.cli.lab import add_lab_commands
+from explainer.cli.packs import add_pack_commands
+from explainer.core.console import print_table, write_json
+from explainer.core.errors import FacexplainError
 
 
 # -- assets ----------------------------------------------------------------------------------------
@@ -21,7 +21,7 @@ def cmd_assets_fetch(args) -> int:
     done = fetch(args.only, force=args.force)
     converted = convert_all(force=args.force) if not args.only else []
     if os.environ.get("FACEXPLAIN_INSIGHTFACE") and not args.only:  # opt-in, needs internet
-        from explainer.pack_create import insightface_setting
+        from explainer.packs.create import insightface_setting
 
         done += insightface_setting(os.environ["FACEXPLAIN_INSIGHTFACE"])
     if not done and not converted:
@@ -48,7 +48,7 @@ def cmd_assets_list(args) -> int:
 
 # -- verification ----------------------------------------------------------------------------------
 def cmd_verify(args) -> int:
-    from explainer.verification import example_pairs, verify_pair
+    from explainer.evidence.verification import example_pairs, verify_pair
 
     pairs = example_pairs() if args.example else [(args.probe, args.reference, "")]
     if not args.example and (args.probe is None or args.reference is None):
@@ -92,7 +92,7 @@ def cmd_bench_verify(args) -> int:
 
 
 def cmd_bench_recover(args) -> int:
-    from explainer.bench.recover import run
+    from explainer.packs.recovery_fidelity import run
 
     args.pack = known_pack(args.pack)
     if args.pack is None:
@@ -109,10 +109,10 @@ def cmd_recover(args) -> int:
     import numpy as np
     from PIL import Image
 
+    from explainer.evidence.verification import embed, prepare
     from explainer.generation.frame import enlarge, to_uint8
     from explainer.generation.recoverer import RefineSettings
-    from explainer.packs import load_pack
-    from explainer.verification import embed, prepare
+    from explainer.packs.catalogue import load_pack
 
     name = known_pack(args.pack)
     if name is None:
@@ -141,7 +141,7 @@ def cmd_recover(args) -> int:
 
 # -- checkpoints ------------------------------------------------------------------------------------
 def cmd_checkpoint_identify(args) -> int:
-    from explainer.checkpoints import identify
+    from explainer.packs.checkpoints import identify
 
     ident = identify(args.file)
     payload = {"file": str(args.file), **ident.to_json()}
@@ -163,7 +163,7 @@ def _recovered_tensor(paths: list[str], decoder):
     import cv2
     import numpy as np
 
-    from explainer.errors import ImageError
+    from explainer.core.errors import ImageError
     from explainer.faces import load_image, to_tensor
 
     frames = []
@@ -192,7 +192,7 @@ def cmd_attributes(args) -> int:
     from explainer.attributes import crops_from_decoder, crops_from_photos, estimate_all
 
     if args.recovered:
-        from explainer.packs import load_pack
+        from explainer.packs.catalogue import load_pack
 
         name = known_pack(args.pack)
         if name is None:
@@ -344,6 +344,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

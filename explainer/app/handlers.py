@@ -87,10 +87,10 @@ def _photo(value: Upload, role: str, max_pixels: int | None = None) -> tuple[np.
 # -- how results read --------------------------------------------------------------------------------------
 def summary(expl) -> dict:
     """The decision, counterfactual, top attributes and notes as plain data (the full record: report.json)."""
-    return {"decision": expl.decision, "counterfactual": expl.counterfactual,
+    return {"decision": expl.decision.as_dict(), "counterfactual": expl.counterfactual.as_dict(),
             "top_attributes": {n: expl.significance.get(n) for n in named_ranking(expl)[:10]},
             "significance_interval": {n: expl.significance_interval[n] for n in named_ranking(expl)[:10]},
-            "significant": expl.significant, "unresolved": expl.unresolved, "stability": expl.stability,
+            "significant": expl.significant, "unresolved": expl.unresolved, "stability": expl.stability.as_dict(),
             "notes": list(expl.notes)}
 
 

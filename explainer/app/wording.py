@@ -51,26 +51,24 @@ def is_face_note(note: str) -> bool:
 
 def decision_markdown(expl) -> str:
     """The decision in words: outcome, score against threshold, what that means, the counterfactual."""
-    d, cf = expl.decision, expl.counterfactual
-    euclidean = d["metric"] == "euclidean"
-    score = "distance" if euclidean else "cosine similarity"
-    lines = [f"## {'Match' if d['match'] else 'No match'}",
-             f"**{score.capitalize()} {d['similarity']:.3f}** ({d['recognizer']}); the model says *same person* at "
-             f"a {score} {'at most' if euclidean else 'at least'} **{d['threshold']:.3f}**, the threshold set at "
-             f"{_fmr_words(d.get('fmr'))}."]
+    d, cf, st = expl.decision, expl.counterfactual, expl.stability
+    score = "distance" if d.euclidean else "cosine similarity"
+    lines = [f"## {'Match' if d.match else 'No match'}",
+             f"**{score.capitalize()} {d.similarity:.3f}** ({d.recognizer}); the model says *same person* at "
+             f"a {score} {'at most' if d.euclidean else 'at least'} **{d.threshold:.3f}**, the threshold set at "
+             f"{_fmr_words(d.fmr)}."]
     lines += [f"**Note:** {note}" for note in expl.notes if is_face_note(note)]
-    st = expl.stability
-    members, flipped = st.get("members", 1), st.get("members_flipped", int(cf["flipped"]))
-    lines.append(f"**Counterfactuals** ({ATTACKS[cf['attack']]}): {flipped} of {members} seeded members flip the "
-                 f"decision. The one shown changes each pixel by at most {cf['linf_eps'] * 255:.1f}/255 "
-                 f"(L2 {cf['l2']:.3f}); its {score} to the reference is {cf['similarity']:.3f}. The perturbation image "
-                 f"shows the change amplified ×{cf.get('perturbation_gain', 1)}.")
+    members = st.members
+    lines.append(f"**Counterfactuals** ({ATTACKS[cf.attack]}): {st.members_flipped} of {members} seeded members flip "
+                 f"the decision. The one shown changes each pixel by at most {cf.linf_eps_255:.1f}/255 "
+                 f"(L2 {cf.l2:.3f}); its {score} to the reference is {cf.similarity:.3f}. The perturbation image "
+                 f"shows the change amplified ×{cf.perturbation_gain}.")
     unmeasured = [n for n, flag in expl.significance_flags.items() if flag == "invalid"]
     if unmeasured:
         lines.append(f"{len(unmeasured)} of {len(expl.groups)} attributes could not be measured on the recovered "
                      "faces (no valid estimate); the report lists them.")
     significant = [n for n in expl.significant if expl.groups[n] != "lbp"]
-    agree = st.get("significant_members_agree", {})
+    agree = st.significant_members_agree
     if significant:
         lines.append("**Significant** (the whole 95 % interval of s_a above 1: the counterfactuals moved it more than "
                      "the whole probe-to-reference difference): " + ", ".join(
@@ -124,11 +122,11 @@ def read_differences(comparison) -> str:
 
 def read_pair_differences(explanations: dict) -> str:
     """How each model decided the uploaded pair, and what its counterfactual moved most."""
-    agree = len({e.decision["match"] for e in explanations.values()}) == 1
+    agree = len({e.decision.match for e in explanations.values()}) == 1
     lines = ["The two models " + ("agree" if agree else "**disagree**") + " on this pair."]
     for pack, expl in explanations.items():
         d = expl.decision
         top = ", ".join(f"{n.replace('_', ' ')} {s_a_text(expl, n)}" for n in named_ranking(expl)[:3])
-        lines.append(f"- `{pack}`: **{'match' if d['match'] else 'no match'}** ({d['metric']} {d['similarity']:.3f}, "
-                     f"threshold {d['threshold']:.3f}); its counterfactual moved most: {top or 'nothing measurable'}.")
+        lines.append(f"- `{pack}`: **{'match' if d.match else 'no match'}** ({d.metric} {d.similarity:.3f}, "
+                     f"threshold {d.threshold:.3f}); its counterfactual moved most: {top or 'nothing measurable'}.")
     return "\n".join(lines)

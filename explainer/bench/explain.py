@@ -74,11 +74,11 @@ def run(pack: str = "dlib-dcgan", analyze_images: int = 40) -> dict:
             c = explanation.counterfactual
             runs[attack].append({"pair": f"{os.path.basename(os.path.dirname(probe))}/{os.path.basename(probe)} vs "
                                          f"{os.path.basename(os.path.dirname(reference))}/{os.path.basename(reference)}",
-                                 "kind": kind, "match": explanation.decision["match"], "flipped": c["flipped"],
-                                 "linf_eps": c["linf_eps"], "l2": c["l2"], "seconds": explanation.seconds,
+                                 "kind": kind, "match": explanation.decision.match, "flipped": c.flipped,
+                                 "linf_eps": c.linf_eps, "l2": c.l2, "seconds": explanation.seconds,
                                  "scored": len(explanation.scored),
-                                 "members_flipped": explanation.stability["members_flipped"],
-                                 "members": explanation.stability["members"]})
+                                 "members_flipped": explanation.stability.members_flipped,
+                                 "members": explanation.stability.members})
             tops[attack].append(explanation.scored)
 
     def overlap(keep) -> tuple[list[float], int]:

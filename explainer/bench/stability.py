@@ -127,16 +127,16 @@ def pack_records(pack: str, chosen: list[tuple[str, str, str]], attacks: tuple[s
                 "kept_seeds_all": kept(base, runs[attack, "seed1"], False),
                 "kept_rule_named": kept(base, runs[attack, "strict"], True),
                 "kept_rule_all": kept(base, runs[attack, "strict"], False),
-                "flipped": base.stability["members_flipped"], "members": base.stability["members"],
-                "member_agreement": base.stability["top10_agreement_between_members"],
-                "refine_steps_taken": base.stability["refine_steps_taken"],
-                "strict_steps_taken": runs[attack, "strict"].stability["refine_steps_taken"],
+                "flipped": base.stability.members_flipped, "members": base.stability.members,
+                "member_agreement": base.stability.top10_agreement_between_members,
+                "refine_steps_taken": base.stability.refine_steps_taken,
+                "strict_steps_taken": runs[attack, "strict"].stability.refine_steps_taken,
                 "top10": named_top(base)})
         if len(attacks) == 2:
             records.append({"pack": pack, "attack": "pgd-vs-transfer", "kind": kind,
                             "pair": f"{_short(probe)} vs {_short(reference)}",
                             "attacks": overlap(runs[attacks[0], "seed0"], runs[attacks[1], "seed0"]),
-                            "transfer_flipped": runs[attacks[1], "seed0"].stability["members_flipped"]})
+                            "transfer_flipped": runs[attacks[1], "seed0"].stability.members_flipped})
     return records
 
 

@@ -61,15 +61,15 @@ def cmd_explain(args) -> int:
             written["report.pdf"] = write_pdf(explanation, Path(args.out) / "report.pdf")
         record.explained(explanation, written)
     d, c, st = explanation.decision, explanation.counterfactual, explanation.stability
-    print(f"decision: {'match' if d['match'] else 'no match'} ({d['recognizer']} {d['metric']} {d['similarity']:.4f}, "
-          f"threshold {d['threshold']:.4f})")
-    if d.get("log10_lr") is not None:
-        print(f"likelihood ratio: log10 LR {d['log10_lr']:+.2f}: {d['verbal']} (ENFSI 2015 verbal scale)")
-    for warning in d.get("warnings", []):
+    print(f"decision: {'match' if d.match else 'no match'} ({d.recognizer} {d.metric} {d.similarity:.4f}, "
+          f"threshold {d.threshold:.4f})")
+    if d.log10_lr is not None:
+        print(f"likelihood ratio: log10 LR {d.log10_lr:+.2f}: {d.verbal} (ENFSI 2015 verbal scale)")
+    for warning in d.warnings:
         print(f"warning: {warning}")
-    print(f"counterfactual ({c['attack']}): {st['members_flipped']} of {st['members']} members flipped the decision; "
-          f"shown: L-inf {c['linf_eps'] * 255:.3g}/255, L2 {c['l2']:.3g}, new score {c['similarity']:.4f}"
-          + ("" if c.get("transferred") is None else f", transferred from {c['surrogate']}: {c['transferred']}"))
+    print(f"counterfactual ({c.attack}): {st.members_flipped} of {st.members} members flipped the decision; "
+          f"shown: L-inf {c.linf_eps_255:.3g}/255, L2 {c.l2:.3g}, new score {c.similarity:.4f}"
+          + ("" if c.transferred is None else f", transferred from {c.surrogate}: {c.transferred}"))
     rows = [[n, explanation.groups[n], explanation.significance.get(n)] + explanation.significance_interval[n]
             + ["significant" if n in explanation.significant else "not resolved" if n in explanation.unresolved
                else "below 1"] for n in explanation.top(10)]

@@ -22,14 +22,6 @@ class Counterfactual:
     target_checks: int = 0  # transfer: decisions asked of the target (candidates the surrogate flipped + the final re-check)
     details: dict = field(default_factory=dict)
 
-    def summary(self) -> dict:
-        """Plain JSON-able fields (no image)."""
-        return {"attack": self.attack, "flipped": self.flipped, "linf_eps": self.linf_eps,
-                "linf_eps_255": self.linf_eps * 255, "linf": self.linf, "l2": self.l2,
-                "similarity": self.similarity, "steps": self.steps, "budgets_tried": list(self.budgets_tried),
-                "transferred": self.transferred, "surrogate": self.surrogate,
-                "target_checks": self.target_checks, **self.details}
-
 
 def perturbation_norms(adversarial: np.ndarray, original: np.ndarray) -> tuple[float, float]:
     """(L∞, L2) of the difference of two uint8 images, in [0, 1] pixel units."""

@@ -29,7 +29,7 @@ from explainer.counterfactual.objective import MARGIN
 from explainer.evidence import pair_evidence
 from explainer.generation.frame import to_uint8
 from explainer.generation.recoverer import RefineSettings
-from explainer.jobs.results import PairExplanation
+from explainer.jobs.results import CounterfactualOutcome, Decision, Member, PairExplanation, Stability
 from explainer.measures.ensemble import N_BOOT, ensemble_significance
 from explainer.reports.provenance import library_versions, pack_provenance, recognizer_provenance
 
@@ -251,10 +251,11 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
             score = float(recognizer.similarity(z_probe[None], z_reference[None])[0])
             matches = bool(recognizer.matches(z_probe[None], z_reference[None])[0])
         threshold = recognizer.threshold
-        decision = {"match": matches, "similarity": score, "threshold": threshold.value, "metric": recognizer.metric.name,
-                    "fmr": threshold.fmr, "threshold_source": threshold.source, "recognizer": recognizer.name}
         evidence = pair_evidence(recognizer.name, score, photos, {"probe": probe, "reference": reference})
-        decision.update(evidence.pop("decision"))  # log10_lr, verbal, warnings
+        strength = evidence.pop("decision")  # log10_lr, verbal, warnings, ...
+        decision = Decision(match=matches, similarity=score, threshold=threshold.value, metric=recognizer.metric.name,
+                            fmr=threshold.fmr, threshold_source=threshold.source, recognizer=recognizer.name,
+                            **{**strength, "warnings": tuple(strength["warnings"])})
         lap("faces_and_decision", 0.1)
 
         # 2. the counterfactual ensemble
@@ -310,19 +311,22 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
               "recovered_probe_attribute_crop": to_uint8(attributes.crops_from_decoder(recovered_images[:1],
                                                                                        pack.decoder))[0]}
     notes.append(f"perturbation_amplified shows 128 + {gain} x (counterfactual - probe), per channel")
-    counterfactual = result.summary()
-    counterfactual["perturbation_gain"] = gain
-    counterfactual["shown_member"] = shown
-    counterfactual["recovered_similarity"] = [probe_score, reference_score, float(member_similarity[shown])]
-    counterfactual["members"] = [{"seed": seeds[k], "flipped": r.flipped, "linf_eps_255": r.linf_eps * 255, "l2": r.l2,
-                                  "similarity": r.similarity, "recovered_similarity": float(member_similarity[k])}
-                                 for k, r in enumerate(results)]
     named = [n for n in groups if groups[n] != "lbp"]
-    stability = {"members": len(results), "members_flipped": flipped, "jitters": jitters, "refine_rule": _describe(rule),
-                 "refine_steps_taken": {"probe": probe_steps, "reference": reference_steps},
-                 "top10_agreement_between_members": _agreement(per_member, named),
-                 "significant_members_agree": {n: sum(v > 1.0 for v in (m.get(n, np.nan) for m in per_member))
-                                               for n in intervals if intervals[n][0] > 1.0}}
+    counterfactual = CounterfactualOutcome(
+        attack=result.attack, flipped=result.flipped, linf_eps=result.linf_eps, linf=result.linf, l2=result.l2,
+        similarity=result.similarity, steps=result.steps, budgets_tried=result.budgets_tried,
+        transferred=result.transferred, surrogate=result.surrogate, target_checks=result.target_checks,
+        details=result.details, perturbation_gain=gain, shown_member=shown,
+        recovered_similarity=(probe_score, reference_score, float(member_similarity[shown])),
+        members=tuple(Member(seed=seeds[k], flipped=r.flipped, linf_eps_255=r.linf_eps * 255, l2=r.l2,
+                             similarity=r.similarity, recovered_similarity=float(member_similarity[k]))
+                      for k, r in enumerate(results)))
+    stability = Stability(
+        members=len(results), members_flipped=flipped, jitters=jitters, refine_rule=_describe(rule),
+        refine_steps_taken={"probe": probe_steps, "reference": reference_steps},
+        top10_agreement_between_members=_agreement(per_member, named),
+        significant_members_agree={n: sum(v > 1.0 for v in (m.get(n, np.nan) for m in per_member))
+                                   for n in intervals if intervals[n][0] > 1.0})
     provenance = {"inputs": inputs, "pack": pack_provenance(pack), "parameters": parameters,
                   "attributes": attributes_provenance(groups), "versions": library_versions()}
     if surrogate_info is not None:

@@ -12,7 +12,7 @@ from explainer import assets, attributes
 from explainer.assets import datasets
 from explainer.bench.stability import named_top
 from explainer.cli import main
-from explainer.core.errors import NoFaceError
+from explainer.core.errors import FacexplainError, NoFaceError
 from explainer.jobs.analysis import _codes
 from explainer.jobs.pipeline import ExplanationError, analyze_model, compare_models, explain_pair, randomised_pack
 from explainer.measures import entropy_miller_madow, mutual_information
@@ -132,7 +132,7 @@ def test_placebo_randomised_recognizer_ranks_other_attributes(genuine_explanatio
 
 
 def test_bad_inputs_fail_clearly():
-    with pytest.raises(ExplanationError, match="unknown attack"):
+    with pytest.raises(FacexplainError, match="unknown attack 'fgsm'; known: pgd, transfer"):
         explain_pair(orl("s31/1.pgm"), orl("s31/6.pgm"), attack="fgsm")
     with pytest.raises(NoFaceError):
         explain_pair(np.full((200, 200, 3), 128, np.uint8), orl("s31/6.pgm"))

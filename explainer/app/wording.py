@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from explainer.jobs import pipeline
 
-ATTACKS = {"pgd": "PGD (white-box, on this model)", "transfer": "Transfer (crafted on another model)"}
-assert set(ATTACKS) == set(pipeline.ATTACKS)
+ATTACKS = {name: entry.label for name, entry in pipeline.ATTACKS.items()}  # the attack choices, by their labels
 # The explain tab's images, in output order, with the label each is shown under.
 EXPLAIN_IMAGES = {
     "probe_aligned": "Probe, aligned as the model sees it",

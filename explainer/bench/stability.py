@@ -24,12 +24,13 @@ import numpy as np
 from tqdm import tqdm
 
 from explainer.assets import datasets
+from explainer.counterfactual.attacks import ATTACKS as REGISTERED
 
 GENUINE = (("s31", 1, 6), ("s33", 2, 7), ("s35", 3, 8), ("s37", 4, 9), ("s39", 5, 10), ("s40", 2, 8))
 IMPOSTOR = (("s31", 1, "s32", 1), ("s34", 1, "s36", 1), ("s38", 2, "s40", 5), ("s33", 3, "s39", 3),
             ("s35", 4, "s37", 6), ("s32", 7, "s40", 9))
 PACKS = ("dlib-dcgan", "mobilefacenet-dcgan")
-ATTACKS = ("pgd", "transfer")
+ATTACKS = tuple(REGISTERED)  # every registered attack
 STRICTER = 3  # the stricter rule: tolerance / 3, step cap x 3
 
 

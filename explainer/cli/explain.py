@@ -162,15 +162,17 @@ def cmd_compare(args) -> int:
 
 def cmd_bench_stability(args) -> int:
     from explainer.bench.stability import run
-    from explainer.counterfactual import ATTACKS
+    from explainer.counterfactual.attacks import ATTACKS
 
     packs = [n.strip() for n in args.packs.split(",") if n.strip()]
     if any(known_pack(n) is None for n in packs):
         return 2
     attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
-    if not attacks or set(attacks) - set(ATTACKS):
-        print(f"unknown attacks {sorted(set(attacks) - set(ATTACKS))}; known: {', '.join(ATTACKS)}", file=sys.stderr)
+    if not attacks:
+        print(f"no attack given; known: {', '.join(ATTACKS)}", file=sys.stderr)
         return 2
+    for name in attacks:
+        ATTACKS[name]  # an unknown one: UnknownName, listing the known attacks
     write_json(args.json, run(packs, n_pairs=args.pairs, attacks=attacks, workers=args.workers,
                               one_draw=args.one_draw, members=args.members))
     return 0
@@ -201,17 +203,20 @@ def cmd_bench_analyze(args) -> int:
 
 def add_explain_commands(sub, bench) -> None:
     """The explain / analyze / compare subcommands, `bench explain` and `bench analyze`."""
+    from explainer.counterfactual.attacks import ATTACKS
+
     explain = sub.add_parser("explain", help="why a recognizer matched (or not) two photos: counterfactual + s_a")
     explain.add_argument("probe")
     explain.add_argument("reference")
     explain.add_argument("--pack", metavar="P", help="pack (default: the default pack)")
-    explain.add_argument("--attack", choices=("pgd", "transfer"), default="pgd")
+    explain.add_argument("--attack", choices=list(ATTACKS), default="pgd")
     explain.add_argument("--surrogate", metavar="NAME", help="transfer attack: recognizer to craft on")
     explain.add_argument("--seed", type=int, default=0,
                          help="drives every random choice: each member's PGD random start or transfer dropout "
                               "masks, and the bootstrap of the intervals (same inputs and seed: same report bytes)")
     explain.add_argument("--members", type=int, default=None, metavar="M",
-                         help="counterfactual members of the ensemble (default: 5 for pgd, 3 for transfer)")
+                         help="counterfactual members of the ensemble (default: "
+                              + ", ".join(f"{e.members} for {n}" for n, e in ATTACKS.items()) + ")")
     explain.add_argument("--refine-steps", type=int, default=None, metavar="N",
                          help="step cap of the recovery's convergence rule (default 40; 0: feed-forward faces)")
     explain.add_argument("--out", required=True, metavar="DIR", help="writes report.json, report.html, PNGs")
@@ -261,9 +266,10 @@ def add_explain_commands(sub, bench) -> None:
     stability.add_argument("--pairs", type=int, default=None, metavar="N", help="the first N held-out pairs (default: 12)")
     stability.add_argument("--workers", type=int, default=1, metavar="W",
                            help="packs explained in parallel processes, one thread each (2 on a 2-core machine)")
-    stability.add_argument("--attacks", default="pgd,transfer", metavar="A,B", help="pgd, transfer or both (default)")
+    stability.add_argument("--attacks", default=",".join(ATTACKS), metavar="A,B",
+                           help=f"some of {', '.join(ATTACKS)} (default: all)")
     stability.add_argument("--members", type=int, default=None, metavar="M",
-                           help="ensemble members for every attack (default: explain's, 5 for pgd and 3 for transfer)")
+                           help="ensemble members for every attack (default: each attack's, as explain)")
     stability.add_argument("--one-draw", action="store_true",
                            help="the baseline: the pre-ensemble explanation (one counterfactual, 5 fixed refinement "
                                 "steps per face, no jitter)")

@@ -16,7 +16,7 @@ from torchattacks.attack import Attack
 
 from explainer.core.runtime import single_threaded
 from explainer.counterfactual.objective import DecisionGoal, quantise
-from explainer.counterfactual.result import Counterfactual, perturbation_norms
+from explainer.counterfactual.result import Counterfactual, finish
 from explainer.faces.align import to_tensor
 from explainer.recognition.base import Recognizer
 
@@ -170,20 +170,6 @@ def pgd_counterfactuals(recognizer: Recognizer, probe_crop: np.ndarray, referenc
     results = []
     for k in range(n):
         image, eps = (best[k], high[k]) if best[k] is not None else (last[k], schedule[-1] / 255)
-        results.append(_finish("pgd", recognizer, probe_crop, image, reference, goal, eps, total_steps[k], tried[k],
+        results.append(finish("pgd", recognizer, probe_crop, image, reference, goal, eps, total_steps[k], tried[k],
                                **({"details": {"seed": seeds[k]}} if seeds[k] is not None else {})))
     return results
-
-
-def _finish(attack: str, recognizer: Recognizer, probe_crop: np.ndarray, adversarial: torch.Tensor,
-            reference: torch.Tensor, goal: DecisionGoal, eps: float, steps: int, tried: list[float],
-            **extra) -> Counterfactual:
-    """Re-check the uint8 image on the target and measure the change."""
-    image = (adversarial[0].permute(1, 2, 0) * 255).round().clamp(0, 255).byte().numpy()
-    with torch.no_grad():
-        score = recognizer.similarity(recognizer(to_tensor(image)), reference)
-    linf, l2 = perturbation_norms(image, probe_crop)
-    return Counterfactual(attack=attack, image=image, flipped=bool(goal.reached(score)[0]), linf_eps=float(eps),
-                          linf=linf, l2=l2, similarity=float(score[0]), steps=steps,
-                          budgets_tried=tuple(float(e) for e in tried), **extra)
-

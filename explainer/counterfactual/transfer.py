@@ -22,8 +22,8 @@ from torch.nn import functional as F
 
 from explainer.core.runtime import single_threaded
 from explainer.counterfactual.objective import DecisionGoal, quantise
-from explainer.counterfactual.pgd import EmbeddingPGD, _finish
-from explainer.counterfactual.result import Counterfactual
+from explainer.counterfactual.pgd import EmbeddingPGD
+from explainer.counterfactual.result import Counterfactual, finish
 from explainer.faces.align import similarity_transform, to_tensor
 from explainer.faces.landmarks import Landmarks
 from explainer.generation.crop import warp_affine
@@ -200,8 +200,8 @@ def transfer_counterfactuals(target: Recognizer, surrogate: Recognizer, probe_cr
     results = []
     for k in range(n):
         eps = transferred_at[k] * scale[k] if transferred_at[k] is not None else tried[k][-1]
-        # _finish asks the target once more: the re-check of the saved uint8 image.
-        result = _finish("transfer", target, probe_crop, adversarial[k], reference, goal, eps, total_steps[k], tried[k],
+        # finish asks the target once more: the re-check of the saved uint8 image.
+        result = finish("transfer", target, probe_crop, adversarial[k], reference, goal, eps, total_steps[k], tried[k],
                          surrogate=surrogate.name, target_checks=checks[k] + 1,
                          details={"dropout": dropout, "surrogate_flipped_budgets": surrogate_flips[k], "seed": seeds[k],
                                   "scale": scale[k]})

@@ -24,7 +24,7 @@ import torch
 from explainer import faces
 from explainer.core.errors import FacexplainError
 from explainer.core.runtime import Progress, report_progress, single_thread
-from explainer.counterfactual import ATTACKS
+from explainer.counterfactual.attacks import ATTACKS, AttackInput
 from explainer.counterfactual.objective import MARGIN
 from explainer.evidence import pair_evidence
 from explainer.generation.frame import to_uint8
@@ -33,10 +33,10 @@ from explainer.jobs.results import CounterfactualOutcome, Decision, Member, Pair
 from explainer.measures.ensemble import N_BOOT, ensemble_significance
 from explainer.reports.provenance import library_versions, pack_provenance, recognizer_provenance
 
-# The ensemble, chosen by `facexplain bench stability` (see the README): members per pair (fewer for the
-# transfer attack, whose every member costs full surrogate runs), test-time jitters per recovered face,
-# and the recovery's convergence rule (anchored refinement until the loss stops falling, with a step cap).
-MEMBERS = {"pgd": 5, "transfer": 3}
+# The ensemble, chosen by `facexplain bench stability` (see the README): members per pair (each attack's
+# entry says how many), test-time jitters per recovered face, and the recovery's convergence rule
+# (anchored refinement until the loss stops falling, with a step cap).
+MEMBERS = {name: entry.members for name, entry in ATTACKS.items()}
 JITTERS = 2
 REFINE_CAP = 40
 TOLERANCE = 1e-3
@@ -112,34 +112,6 @@ def _representative(results) -> int:
     return ordered[(len(ordered) - 1) // 2]
 
 
-def _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, surrogate, notes, parameters):
-    from explainer.counterfactual import DEFAULT_SURROGATES, pgd_counterfactuals, transfer_counterfactuals
-    from explainer.counterfactual.pgd import BISECTION_ROUNDS, DEFAULT_SCHEDULE, STEPS_PER_BUDGET
-    from explainer.counterfactual.transfer import DROPOUT, MOMENTUM, SCALE_ROUNDS, TRANSFER_SCHEDULE, TRANSFER_STEPS
-    from explainer.recognition.registry import default_surrogate, load_recognizer
-
-    recognizer = pack.recognizer
-    if attack == "pgd":
-        parameters.update(schedule_255=list(DEFAULT_SCHEDULE), steps_per_budget=STEPS_PER_BUDGET,
-                          bisection_rounds=BISECTION_ROUNDS,
-                          random_start="none" if seeds == [None] else "uniform within the first budget")
-        return pgd_counterfactuals(recognizer, crops["probe"], z_reference, currently_matches=matches, seeds=seeds), None
-    # A user's recognizer (a pack on disk) has no entry: default_surrogate gives it one.
-    surrogate_name = surrogate or DEFAULT_SURROGATES.get(recognizer.name) or default_surrogate(recognizer.name)
-    surrogate_model = load_recognizer(surrogate_name)
-    image, face = photos["reference"]
-    with torch.no_grad():
-        z_reference_s = surrogate_model(faces.to_tensor(faces.align(image, face.landmarks, surrogate_model.crop)))
-    results = transfer_counterfactuals(recognizer, surrogate_model, crops["probe"], photos["probe"][1].landmarks,
-                                       z_reference, z_reference_s[0], currently_matches=matches, seeds=seeds)
-    parameters.update(surrogate=surrogate_name, schedule_255=list(TRANSFER_SCHEDULE), steps_per_budget=TRANSFER_STEPS,
-                      dropout=DROPOUT, momentum=MOMENTUM, scale_rounds=SCALE_ROUNDS)
-    transferred = sum(bool(r.transferred) for r in results)
-    notes.append(f"transfer attack crafted on {surrogate_name} with feature dropout; {recognizer.name} was only asked "
-                 f"for decisions; {transferred} of {len(results)} members transferred within the largest budget")
-    return results, recognizer_provenance(surrogate_model)
-
-
 def _member_latents(pack, probe_latent: torch.Tensor, z_probe: torch.Tensor, z_members: torch.Tensor) -> torch.Tensor:
     """Each member's latent: the probe's recovered latent moved by T(z_adv) - T(z_p) (each through T alone:
     batched matrix products round differently, and a member must not depend on its batch-mates). Refining
@@ -212,9 +184,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
     baseline (ONE_DRAW_STEPS), for benchmarks only."""
     from explainer import attributes
 
-    if attack not in ATTACKS:
-        raise ExplanationError(f"unknown attack {attack!r}; expected one of {', '.join(ATTACKS)}")
-    members = MEMBERS[attack] if members is None else members
+    chosen = ATTACKS[attack]  # UnknownName, listing the attacks, for any other name
+    members = chosen.members if members is None else members
     if members < 1 or refine_steps < 0 or int(seed) < 0:
         raise ExplanationError(f"members must be at least 1, refine_steps and seed at least 0 (got {members}, "
                                f"{refine_steps}, {seed})")
@@ -235,7 +206,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
     seeds = member_seeds(seed, members)
     rule = refine_rule(refine_steps, tolerance) if refine_steps > 0 else None
     if one_draw:
-        members, jitters, seeds = 1, 1, [None] if attack == "pgd" else [seed]
+        members, jitters, seeds = 1, 1, [None] if chosen.seedless else [seed]
         rule = RefineSettings(steps=refine_steps) if refine_steps > 0 else None
     with single_thread():
         # 1. faces and decision
@@ -263,8 +234,12 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
                       "jitters": jitters, "refine_rule": _describe(rule), "refine_steps": refine_steps,
                       "tolerance": tolerance, "n_boot": N_BOOT, "margin": MARGIN,
                       **({"one_draw": True} if one_draw else {})}
-        results, surrogate_info = _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, surrogate,
-                                                   notes, parameters)
+        (reference_image, reference_face), probe_face = photos["reference"], photos["probe"][1]
+        run = chosen.run(AttackInput(recognizer, crops["probe"], probe_face.landmarks, reference_image,
+                                     reference_face.landmarks, z_reference, matches, seeds, surrogate))
+        results = run.members
+        parameters.update(chosen.parameters, **run.parameters)
+        notes += run.notes
         with torch.no_grad():
             z_members = recognizer(faces.to_tensor(np.stack([r.image for r in results])))
         flipped = sum(r.flipped for r in results)
@@ -329,8 +304,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
                                    for n in intervals if intervals[n][0] > 1.0})
     provenance = {"inputs": inputs, "pack": pack_provenance(pack), "parameters": parameters,
                   "attributes": attributes_provenance(groups), "versions": library_versions()}
-    if surrogate_info is not None:
-        provenance["surrogate"] = surrogate_info
+    if run.crafted_on:
+        provenance["surrogate"] = recognizer_provenance(run.crafted_on[0])
     return PairExplanation(decision=decision, counterfactual=counterfactual, significance=values, groups=groups,
                            images=images, notes=notes, provenance=provenance, significance_flags=flags, kinds=kinds,
                            significance_interval=intervals, stability=stability, evidence=evidence, seconds=seconds)

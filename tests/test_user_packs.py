@@ -120,6 +120,21 @@ def test_pack_from_an_onnx_file_is_listed_loaded_and_explains(packs_home, capsys
         load_pack("onnx-mine")
 
 
+def test_a_pack_made_again_under_its_name_is_loaded_and_hashed_again(packs_home):
+    from pack_helpers import ready_pack
+
+    from explainer.assets.fetch import cached_sha256, sha256_file
+
+    folder = ready_pack("remade", seed=0)
+    first = load_pack("remade")
+    assert load_pack("remade") is first  # unchanged files: the pack loaded before
+    hash_before = cached_sha256(folder / "transformer.pt")
+    ready_pack("remade", seed=1)  # `pack create` again while the app runs: other weights, same paths
+    again = load_pack("remade")
+    assert again is not first and again.fingerprint != first.fingerprint
+    assert cached_sha256(folder / "transformer.pt") == sha256_file(folder / "transformer.pt") != hash_before
+
+
 def test_unknown_pack_names_list_every_pack(packs_home):
     with pytest.raises(UnknownName, match="known: dlib-dcgan, mobilefacenet-dcgan"):
         load_pack("no-such-pack")

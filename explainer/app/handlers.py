@@ -300,10 +300,16 @@ def _photos_gallery(data: str) -> tuple[tuple[np.ndarray, str], ...]:
     return tuple((faces.load_image(path), f"photo: {path.parent.name}/{path.stem}") for path in _gallery_paths(data))
 
 
-@functools.lru_cache(maxsize=None)
 def _recovered_gallery(pack_name: str, data: str) -> tuple[tuple[np.ndarray, str], ...]:
     """The gallery photos recovered by one pack feed-forward (as the comparison recovers them), each
-    captioned with the pack and the photo."""
+    captioned with the pack and the photo; remembered per version of the pack's files."""
+    from explainer.packs.catalogue import pack_version
+
+    return _recovered_gallery_of(pack_name, pack_version(pack_name), data)
+
+
+@functools.lru_cache(maxsize=None)
+def _recovered_gallery_of(pack_name: str, version: tuple, data: str) -> tuple[tuple[np.ndarray, str], ...]:
     from explainer.generation.frame import to_uint8
     from explainer.packs.catalogue import load_pack
 
@@ -319,6 +325,13 @@ def pack_choices() -> list[tuple[str, str]]:
     from explainer.packs.catalogue import pack_names, pack_spec
 
     return [(f"{name}: {pack_spec(name).description}", name) for name in pack_names()]
+
+
+def fresh_pack_dropdowns(count: int = 3) -> list[gr.Dropdown]:
+    """The pack dropdowns with the packs there are now, for every page load: a pack made with
+    `facexplain pack create` while the app runs is offered without a restart."""
+    choices = pack_choices()
+    return [gr.Dropdown(choices=choices) for _ in range(count)]
 
 
 def attack_choices() -> list[tuple[str, str]]:

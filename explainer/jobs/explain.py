@@ -14,6 +14,7 @@ Everything runs on one intra-op thread: results are bit-reproducible for the sam
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -72,20 +73,24 @@ def refine_rule(refine_steps: int = REFINE_CAP, tolerance: float = TOLERANCE) ->
 
 
 _recovered: OrderedDict = OrderedDict()
+_recovered_lock = threading.Lock()  # the app runs explanations in threads side by side
 
 
 def recover_one(pack, embedding: torch.Tensor, rule: RefineSettings | None) -> tuple[torch.Tensor, int, float]:
-    """(latent, steps taken, recognizer score) of one face recovered by `rule`, cached: refinement runs each
-    face alone, so a cached face is bit-identical to a fresh one."""
-    key = (pack.name, id(pack), embedding.detach().float().numpy().tobytes(), rule)
-    if key in _recovered:
-        _recovered.move_to_end(key)
-        return _recovered[key][1]
+    """(latent, steps taken, recognizer score) of one face recovered by `rule`, cached by the pack's weights
+    (Pack.fingerprint: a pack made again under the same name is another key), the embedding and the rule:
+    refinement runs each face alone, so a cached face is bit-identical to a fresh one."""
+    key = (pack.fingerprint, embedding.detach().float().numpy().tobytes(), rule)
+    with _recovered_lock:
+        if key in _recovered:
+            _recovered.move_to_end(key)
+            return _recovered[key]
     recovery = pack.recover(embedding.detach()[None], rule)
     value = (recovery.latents[0], recovery.steps[0] if recovery.steps else 0, float(recovery.similarity[0]))
-    _recovered[key] = (pack, value)  # holding the pack keeps its id from being reused by another while cached
-    while len(_recovered) > RECOVERY_CACHE:
-        _recovered.popitem(last=False)
+    with _recovered_lock:
+        _recovered[key] = value
+        while len(_recovered) > RECOVERY_CACHE:
+            _recovered.popitem(last=False)
     return value
 
 

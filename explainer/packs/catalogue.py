@@ -7,11 +7,13 @@ The default packs use our own transformers, trained offline by `training` and co
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from explainer.assets.fetch import file_stamp
 from explainer.core.errors import FacexplainError
 from explainer.core.registry import Registry
 from explainer.generation.base import Decoder
@@ -107,6 +109,19 @@ class Pack:
     def __post_init__(self) -> None:
         self.recoverer = Recoverer(self.recognizer, self.transformer, self.decoder)
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 of the three models' weights (names, shapes, dtypes and bytes), computed once per pack: what
+        caches of the pack's results are keyed on, so that two packs with the same name but other weights
+        (one made again while the app runs, a randomised copy) never share an entry."""
+        digest = hashlib.sha256(self.name.encode())
+        for part in (self.recognizer, self.transformer, self.decoder):
+            digest.update(type(part).__name__.encode())
+            for key, tensor in part.state_dict().items():
+                digest.update(f"{key}|{tuple(tensor.shape)}|{tensor.dtype}".encode())
+                digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
     def embed(self, images) -> torch.Tensor:
         """Embeddings of photos (paths, bytes, arrays...): detect, align to F's crop, embed."""
         from explainer.evidence.verification import embed, prepare
@@ -118,9 +133,24 @@ class Pack:
         return self.recoverer.recover(embeddings, refine=settings)
 
 
-@functools.lru_cache(maxsize=None)
+def pack_version(name: str) -> tuple:
+    """The stamps of the files a pack is loaded from (its transformer and, on disk, its manifest and its
+    recognizer's spec): a pack is loaded again when they change."""
+    from explainer.packs.store import MANIFEST, pack_dir
+
+    if name in PACKS:
+        return (file_stamp(PACKS[name].transformer_path),)
+    directory = pack_dir(name)
+    return tuple(file_stamp(directory / f) for f in (MANIFEST, "recognizer.json", "transformer.pt"))
+
+
 def load_pack(name: str = DEFAULT_PACK) -> Pack:
-    """A named pack, loaded once per process."""
+    """A named pack, loaded once per process and again when its files change (pack_version)."""
+    return _load_pack(name, pack_version(name))
+
+
+@functools.lru_cache(maxsize=None)
+def _load_pack(name: str, version: tuple) -> Pack:
     if name not in PACKS:
         return _load_disk_pack(name)
     spec = PACKS[name]
@@ -130,6 +160,9 @@ def load_pack(name: str = DEFAULT_PACK) -> Pack:
     decoder = load_decoder(spec.decoder)
     transformer, card = load_transformer(spec.transformer_path, decoder.mean_latent)
     return Pack(name, load_recognizer(spec.recognizer), decoder, transformer, card, spec)
+
+
+load_pack.cache_clear = _load_pack.cache_clear  # forget every loaded pack (tests that swap a pack's files)
 
 
 def _load_disk_pack(name: str) -> Pack:

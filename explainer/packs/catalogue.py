@@ -1,7 +1,7 @@
 """Packs: a recognizer F, a latent space transformer T and a decoder G that belong together.
 
 The default packs use our own transformers, trained offline by `training` and committed under
-`assets/transformers/` with a model card. A transformer checkpoint is a plain dict:
+`explainer/packs/transformers/` (package data, so an installed facexplain has them) with a model card. A transformer checkpoint is a plain dict:
 `{"config": TransformerConfig fields, "state_dict": tensors, "card": plain data}`.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from explainer.generation.transformer import LatentTransformer, TransformerConfi
 from explainer.recognition.base import Recognizer
 from explainer.recognition.registry import load_recognizer
 
-TRANSFORMERS_DIR = Path(__file__).resolve().parents[2] / "assets" / "transformers"
+TRANSFORMERS_DIR = Path(__file__).resolve().parent / "transformers"  # package data (pyproject.toml)
 
 
 class PackMissing(FacexplainError):

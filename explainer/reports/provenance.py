@@ -11,7 +11,7 @@ import platform
 
 from explainer.assets.fetch import cached_sha256
 
-LIBRARIES = ("facexplain", "torch", "numpy", "scipy", "torchattacks", "plotly", "opencv-python-headless",
+LIBRARIES = ("facexplain", "torch", "numpy", "scipy", "plotly", "opencv-python-headless",
              "dlib-bin", "onnxruntime", "scikit-image", "lir", "fpdf2")
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from explainer.core.errors import MismatchError
 from explainer.core.runtime import single_threaded
 from explainer.counterfactual.objective import DecisionGoal, quantise
 from explainer.counterfactual.pgd import EmbeddingPGD
@@ -141,7 +142,8 @@ def transfer_counterfactuals(target: Recognizer, surrogate: Recognizer, probe_cr
     """One transfer counterfactual per seed (the seed draws that member's dropout masks), crafted as one
     batch: each member walks the schedule until the target's decision on it flips."""
     if surrogate is target or surrogate.name == target.name:
-        raise ValueError("the surrogate must be another recognizer than the target")
+        raise MismatchError(f"the transfer attack's surrogate must be another recognizer than the target "
+                            f"({target.name}); choose another with --surrogate")
     goal = DecisionGoal.for_pair(target, currently_matches)
     # The surrogate aims in the same direction as the target's flip, by its own metric and threshold.
     surrogate_goal = DecisionGoal.for_pair(surrogate, currently_matches)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from explainer.assets.fetch import file_stamp
-from explainer.core.errors import FacexplainError
+from explainer.core.errors import FacexplainError, InvalidSetting, MismatchError
 from explainer.core.registry import Registry
 from explainer.generation.base import Decoder
 from explainer.generation.recoverer import Recoverer, Recovery, RefineSettings
@@ -91,7 +91,12 @@ def save_transformer(path: Path, transformer: LatentTransformer, card: dict) -> 
 
 def load_transformer(path: Path, mean_latent: torch.Tensor) -> tuple[LatentTransformer, dict]:
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    transformer = LatentTransformer(TransformerConfig(**checkpoint["config"]), mean_latent)
+    config = TransformerConfig(**checkpoint["config"])
+    if config.n_codes * config.code_dim != mean_latent.numel():
+        raise MismatchError(f"{path.name} does not fit its decoder: it outputs {config.n_codes} x {config.code_dim} "
+                            f"latents, the decoder's latent has {mean_latent.numel()} values. Use the transformer "
+                            "trained for this decoder (or make the pack again).")
+    transformer = LatentTransformer(config, mean_latent)
     transformer.load_state_dict(checkpoint["state_dict"])
     transformer.eval().requires_grad_(False)
     return transformer, checkpoint["card"]
@@ -221,7 +226,7 @@ def load_paper_recognizer(directory: str | Path, backbone: str = "r50") -> Recog
     from explainer.packs.checkpoints import identify_object
 
     if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; the paper ships face backbones {BACKBONES}")
+        raise InvalidSetting(f"unknown backbone {backbone!r}; the paper ships face backbones {BACKBONES}")
     directory = Path(directory)
     path = directory if directory.is_file() else find_paper_file(directory, FACE_BACKBONE_FILES[backbone])
     if path is None:

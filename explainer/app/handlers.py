@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+import plotly.graph_objects as go
 import numpy as np
 import torch
 
@@ -94,8 +95,20 @@ def summary(expl) -> dict:
             "notes": list(expl.notes)}
 
 
+def _no_ranking_figure() -> go.Figure:
+    """In place of an s_a chart when no counterfactual flipped the decision: no bars, only why."""
+    figure = go.Figure()
+    figure.add_annotation(text="No counterfactual flipped the decision:<br>no attribute is ranked (see the decision "
+                               "text).", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 15})
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    return figure
+
+
 def _significance_figure(expl):
     """The s_a chart; when no named attribute could be measured it says so instead of staying blank."""
+    if not expl.counterfactual.flipped:
+        return _no_ranking_figure()
     figure = reports.significance_figure(expl)
     if not named_ranking(expl):
         figure.add_annotation(text="No named attribute could be measured on these recovered faces;<br>"
@@ -106,8 +119,6 @@ def _significance_figure(expl):
 
 def pair_significance_figure(explanations: dict):
     """s_a of the named attributes for each model on the same pair, side by side, with 95 % intervals."""
-    import plotly.graph_objects as go
-
     first = next(iter(explanations.values()))
     names = [n for n in first.groups if first.groups[n] != "lbp"]
     figure = go.Figure()
@@ -209,7 +220,8 @@ class Handlers:
             if is_face_note(note):
                 gr.Warning(note)  # several faces: say which one was used
         return (decision_markdown(expl), summary(expl), *[expl.images[name] for name in EXPLAIN_IMAGES],
-                _significance_figure(expl), reports.lbp_heatmap_figure(expl),
+                _significance_figure(expl),
+                reports.lbp_heatmap_figure(expl) if expl.counterfactual.flipped else _no_ranking_figure(),
                 str(saved["report.json"]), str(saved["report.html"]),
                 evidence_markdown(expl), *evidence_figures(expl), str(saved["report.pdf"]))
 

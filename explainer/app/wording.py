@@ -3,6 +3,7 @@ comparison. Handlers call these; nothing here runs a model."""
 from __future__ import annotations
 
 from explainer.jobs import pipeline
+from explainer.reports.readings import no_flip_reading
 
 ATTACKS = {name: entry.label for name, entry in pipeline.ATTACKS.items()}  # the attack choices, by their labels
 # The explain tab's images, in output order, with the label each is shown under.
@@ -57,11 +58,16 @@ def decision_markdown(expl) -> str:
              f"a {score} {'at most' if d.euclidean else 'at least'} **{d.threshold:.3f}**, the threshold set at "
              f"{_fmr_words(d.fmr)}."]
     lines += [f"**Note:** {note}" for note in expl.notes if is_face_note(note)]
-    members = st.members
-    lines.append(f"**Counterfactuals** ({ATTACKS[cf.attack]}): {st.members_flipped} of {members} seeded members flip "
+    if not cf.flipped:  # no flip, no ranking
+        lines.append(f"**{no_flip_reading(expl)}**")
+        return "\n\n".join(lines)
+    flipped = st.members_flipped
+    lines.append(f"**Counterfactuals** ({ATTACKS[cf.attack]}): {flipped} of {st.members} seeded members flip "
                  f"the decision. The one shown changes each pixel by at most {cf.linf_eps_255:.1f}/255 "
                  f"(L2 {cf.l2:.3f}); its {score} to the reference is {cf.similarity:.3f}. The perturbation image "
-                 f"shows the change amplified ×{cf.perturbation_gain}.")
+                 f"shows the change amplified ×{cf.perturbation_gain}."
+                 + ("" if flipped == st.members else f" s_a, its interval and the member counts below use the "
+                                                     f"{flipped} members that flipped it."))
     unmeasured = [n for n, flag in expl.significance_flags.items() if flag == "invalid"]
     if unmeasured:
         lines.append(f"{len(unmeasured)} of {len(expl.groups)} attributes could not be measured on the recovered "
@@ -71,7 +77,7 @@ def decision_markdown(expl) -> str:
     if significant:
         lines.append("**Significant** (the whole 95 % interval of s_a above 1: the counterfactuals moved it more than "
                      "the whole probe-to-reference difference): " + ", ".join(
-                         f"{n.replace('_', ' ')} {s_a_text(expl, n)}, {agree.get(n, '?')} of {members} members"
+                         f"{n.replace('_', ' ')} {s_a_text(expl, n)}, {agree.get(n, '?')} of {flipped} members"
                          for n in significant[:5]) + ".")
     elif named_ranking(expl):
         lines.append("**No named attribute is significant**: no interval of s_a lies wholly above 1.")
@@ -126,6 +132,8 @@ def read_pair_differences(explanations: dict) -> str:
     for pack, expl in explanations.items():
         d = expl.decision
         top = ", ".join(f"{n.replace('_', ' ')} {s_a_text(expl, n)}" for n in named_ranking(expl)[:3])
+        if not expl.counterfactual.flipped:
+            top = "nothing: no counterfactual flipped its decision"
         lines.append(f"- `{pack}`: **{'match' if d.match else 'no match'}** ({d.metric} {d.similarity:.3f}, "
                      f"threshold {d.threshold:.3f}); its counterfactual moved most: {top or 'nothing measurable'}.")
     return "\n".join(lines)

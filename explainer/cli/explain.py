@@ -70,6 +70,20 @@ def cmd_explain(args) -> int:
     print(f"counterfactual ({c.attack}): {st.members_flipped} of {st.members} members flipped the decision; "
           f"shown: L-inf {c.linf_eps_255:.3g}/255, L2 {c.l2:.3g}, new score {c.similarity:.4f}"
           + ("" if c.transferred is None else f", transferred from {c.surrogate}: {c.transferred}"))
+    if c.flipped:
+        _print_significance(explanation)
+    else:  # no flip, no ranking
+        from explainer.reports.readings import no_flip_reading
+
+        print(no_flip_reading(explanation))
+    for note in explanation.notes:
+        print(f"note: {note}")
+    print(f"wrote {written['report.json']}, {written['report.html']}"
+          + (f", {written['report.pdf']}" if "report.pdf" in written else "") + f" and {len(explanation.images)} PNGs")
+    return 0
+
+
+def _print_significance(explanation) -> None:
     rows = [[n, explanation.groups[n], explanation.significance.get(n)] + explanation.significance_interval[n]
             + ["significant" if n in explanation.significant else "not resolved" if n in explanation.unresolved
                else "below 1"] for n in explanation.top(10)]
@@ -77,11 +91,6 @@ def cmd_explain(args) -> int:
     named = [n for n in explanation.significant if explanation.groups[n] != "lbp"]
     print(f"{len(explanation.scored)} of {len(explanation.groups)} attributes scored; significant (interval above 1): "
           + (", ".join(named) if named else "none") + f"; {len(explanation.unresolved)} not resolved (interval spans 1)")
-    for note in explanation.notes:
-        print(f"note: {note}")
-    print(f"wrote {written['report.json']}, {written['report.html']}"
-          + (f", {written['report.pdf']}" if "report.pdf" in written else "") + f" and {len(explanation.images)} PNGs")
-    return 0
 
 
 def _print_mi(report) -> None:

@@ -110,10 +110,13 @@ def _amplified(counterfactual: np.ndarray, original: np.ndarray) -> tuple[np.nda
     return np.clip(128 + gain * delta, 0, 255).astype(np.uint8), gain
 
 
-def _representative(results) -> int:
-    """The member shown as "the" counterfactual: a flipping one with the median budget (lowest index on ties)."""
-    candidates = [k for k, r in enumerate(results) if r.flipped] or list(range(len(results)))
-    ordered = sorted(candidates, key=lambda k: (results[k].linf_eps, results[k].l2, k))
+def _representative(results, threshold: float) -> int:
+    """The member shown as "the" counterfactual: a flipping one with the median budget (lowest index on ties);
+    when none flipped, the one whose score came closest to the threshold (how near the attack got)."""
+    flipping = [k for k, r in enumerate(results) if r.flipped]
+    if not flipping:
+        return min(range(len(results)), key=lambda k: (abs(results[k].similarity - threshold), k))
+    ordered = sorted(flipping, key=lambda k: (results[k].linf_eps, results[k].l2, k))
     return ordered[(len(ordered) - 1) // 2]
 
 
@@ -142,11 +145,13 @@ def _agreement(member_values: list[dict[str, float]], names: list[str]) -> float
     return float(np.mean([len(a & b) / 10 for a, b in pairs])) if pairs else None
 
 
-def _score_attributes(estimates: dict, n_faces: int, jitters: int, kind: str | None, seed: int, identical: bool,
-                      notes: list[str]):
-    """s_a of every attribute from estimate_all's output on jitter-major rows of (probe, reference, members):
-    (groups, kinds, values, flags, intervals, each member's s_a). kind: force one kind for all (the one-draw
-    baseline compared probability vectors as plain vectors); None: each estimator's own."""
+def _score_attributes(estimates: dict | None, n_faces: int, jitters: int, kind: str | None, seed: int,
+                      unscored: str | None, notes: list[str]):
+    """s_a of every attribute from estimate_all's output on jitter-major rows of (probe, reference, flipping
+    members): (groups, kinds, values, flags, intervals, each flipping member's s_a). kind: force one kind for
+    all (the one-draw baseline compared probability vectors as plain vectors); None: each estimator's own.
+    unscored: the flag every attribute gets when there is nothing to score ("undefined": identical
+    embeddings; "no_flip": no member flipped the decision); None: score them."""
     from explainer import attributes
 
     groups, kinds, values, flags, intervals = {}, {}, {}, {}, {}
@@ -154,8 +159,8 @@ def _score_attributes(estimates: dict, n_faces: int, jitters: int, kind: str | N
     for estimator in attributes.estimators():
         name = estimator.name
         groups[name], kinds[name] = estimator.group, estimator.kind
-        if identical:
-            values[name], flags[name] = None, "undefined"
+        if unscored is not None:
+            values[name], flags[name] = None, unscored
             continue
         estimate, valid = estimates[name]
         estimate = estimate.reshape(jitters, n_faces, -1)
@@ -247,12 +252,17 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         notes += run.notes
         with torch.no_grad():
             z_members = recognizer(faces.to_tensor(np.stack([r.image for r in results])))
-        flipped = sum(r.flipped for r in results)
-        if flipped < len(results):
+        # No flip, no ranking: s_a comes only from members whose saved counterfactual flips the decision.
+        scored = [k for k, r in enumerate(results) if r.flipped]
+        flipped = len(scored)
+        largest = max(r.linf_eps for r in results) * 255
+        if not scored:
+            notes.append(f"no member flipped the decision within L∞ {largest:g}/255: without a counterfactual that "
+                         "changes the decision there is nothing to rank, so no attribute has an s_a")
+        elif flipped < len(results):
             notes.append(f"{len(results) - flipped} of {len(results)} members did not flip the decision within L∞ "
-                         f"{max(r.linf_eps for r in results) * 255:g}/255: their s_a compares the probe with the "
-                         "strongest change tried, not a decision-flipping one")
-        shown = _representative(results)
+                         f"{largest:g}/255: s_a, its interval and the member counts use the {flipped} that did")
+        shown = _representative(results, decision.threshold)
         lap("counterfactual", 0.45)
 
         # 3. recovered faces: probe and reference by the stopping rule, members from the probe's latent
@@ -268,14 +278,16 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
             member_similarity = recognizer.similarity(pack.recoverer.embed_images(recovered_images[2:]), z_members)
         lap("recovery", 0.75)
 
-        # 4. attributes of every recovered face under jitter: rows jitter-major, faces (p, r, m1..mM) within
-        estimates = attributes.estimate_all(attributes.jittered_crops_from_decoder(recovered_images, pack.decoder,
-                                                                                   jitters))
+        # 4. attributes of the recovered faces under jitter: rows jitter-major, faces (p, r, flipping members)
+        faces_scored = recovered_images[[0, 1] + [2 + k for k in scored]]
+        estimates = attributes.estimate_all(attributes.jittered_crops_from_decoder(faces_scored, pack.decoder,
+                                                                                   jitters)) if scored else None
         lap("attributes", 0.95)
 
     identical = bool(torch.equal(z_probe, z_reference))
+    unscored = "undefined" if identical else None if scored else "no_flip"
     groups, kinds, values, flags, intervals, per_member = _score_attributes(
-        estimates, 2 + len(results), jitters, "continuous" if one_draw else None, seed, identical, notes)
+        estimates, 2 + len(scored), jitters, "continuous" if one_draw else None, seed, unscored, notes)
     if identical:
         notes.append("probe and reference have identical embeddings (the same photo, or the model cannot tell them "
                      "apart at all): there is no probe-to-reference difference to compare a counterfactual with, so "

@@ -62,8 +62,8 @@ class Member:
 
 @dataclass(frozen=True)
 class CounterfactualOutcome:
-    """The counterfactual member shown (a flipping one with the median budget, when any flipped) and all
-    members. Fields of the shown member are explainer.counterfactual.Counterfactual's."""
+    """The counterfactual member shown (a flipping one with the median budget; when none flipped, the one that
+    came closest) and all members. `flipped`: some member flipped the decision. Fields of the shown member are explainer.counterfactual.Counterfactual's."""
 
     attack: str
     flipped: bool
@@ -125,7 +125,8 @@ class PairExplanation:
     notes: list[str]
     provenance: dict
     stability: Stability  # members, refine rule, agreement between members
-    significance_flags: dict[str, str] = field(default_factory=dict)  # attr -> "floored" | "undefined" | "invalid"
+    # attr -> "floored" | "undefined" | "invalid" | "no_flip" (no member flipped the decision: nothing is ranked)
+    significance_flags: dict[str, str] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
     significance_interval: dict[str, list[float]] = field(default_factory=dict)  # attr -> [low, high], 95 %
     evidence: dict = field(default_factory=dict)  # report.json's "quality" {probe, reference} and "calibration"
@@ -162,10 +163,12 @@ class PairExplanation:
         return self.scored[:n]
 
     def as_dict(self) -> dict:
+        # No flip, no ranking: without a counterfactual that flips the decision the report names nothing significant.
+        significant = {"significant": self.significant} if self.counterfactual.flipped else {}
         return {"decision": self.decision.as_dict(), "counterfactual": self.counterfactual.as_dict(),
                 "significance": self.significance,
                 "significance_flags": self.significance_flags, "significance_interval": self.significance_interval,
-                "groups": self.groups, "kinds": self.kinds, "ranking": self.ranking, "significant": self.significant,
+                "groups": self.groups, "kinds": self.kinds, "ranking": self.ranking, **significant,
                 "unresolved": self.unresolved, "stability": self.stability.as_dict(),
                 "notes": self.notes,
                 "provenance": self.provenance, "images": {name: f"{name}.png" for name in sorted(self.images)},

@@ -13,6 +13,7 @@ from PIL import Image
 
 from explainer.evidence.fiswg import fiswg_component
 from explainer.reports import figures
+from explainer.reports.readings import no_flip_reading
 
 IMAGE_CAPTIONS = {
     "probe_aligned": "probe (recognizer's aligned crop)",
@@ -77,7 +78,8 @@ def write_html(expl, path) -> Path:
                            f"{c.linf_eps_255:.3g}/255 (L2 {c.l2:.3g}); new score {c.similarity:.4f}"
                            + ("" if c.transferred is None else
                               f"; transferred from {c.surrogate}: {'yes' if c.transferred else 'no'}")],
-        ["significant (95 % interval above 1)", ", ".join(n for n in expl.significant if expl.groups[n] != "lbp") or "none"],
+        ["significant (95 % interval above 1)", ", ".join(n for n in expl.significant if expl.groups[n] != "lbp") or "none"
+         if c.flipped else "nothing is ranked: no counterfactual flipped the decision"],
         ["not resolved (interval spans 1)", ", ".join(n for n in expl.unresolved if expl.groups[n] != "lbp") or "none"],
     ], ["", ""])
     pictures = "".join(f"<figure><img src=\"{_png_data(expl.images[name])}\" alt=\"{name}\">"
@@ -87,10 +89,14 @@ def write_html(expl, path) -> Path:
                   + list(expl.significance_interval.get(n, [None, None])) + [expl.significance_flags.get(n, "")]
                   for n in expl.top(10)],
                  ["attribute", "FISWG component", "group", "s_a (median)", "95 % low", "95 % high", "flag"])
+    if c.flipped:
+        significance = (f"<h2>Attribute significance</h2>{_figure_html(figures.significance_figure(expl), 'significance')}"
+                        f"<h3>Top 10</h3>{top}")
+        texture = f"<h2>Texture (LBP) cells</h2>{_figure_html(figures.lbp_heatmap_figure(expl), 'lbp')}"
+    else:  # no flip, no ranking
+        significance, texture = f"<h2>Attribute significance</h2><p><b>{html.escape(no_flip_reading(expl))}</b></p>", ""
     body = (f"<h1>Why {html.escape(d.recognizer)} said “{decision}”</h1>{summary}<h2>Faces</h2>{pictures}"
-            f"<h2>Attribute significance</h2>{_figure_html(figures.significance_figure(expl), 'significance')}"
-            f"<h3>Top 10</h3>{top}{_evidence_section(expl)}<h2>Texture (LBP) cells</h2>{_figure_html(figures.lbp_heatmap_figure(expl), 'lbp')}"
-            f"{_notes_and_provenance(expl.notes, expl.provenance)}")
+            f"{significance}{_evidence_section(expl)}{texture}{_notes_and_provenance(expl.notes, expl.provenance)}")
     return _write_page(path, "facexplain: pair explanation", body)
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 
 from explainer.evidence.fiswg import fiswg_component
 from explainer.evidence.quality import RANGED
+from explainer.reports.readings import no_flip_reading
 
 # A fixed creation date: the same explanation writes the same document.
 CREATION_DATE = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
@@ -181,6 +182,24 @@ class _Document:
         self.pdf.ln(2)
 
 
+def _significance_section(doc: _Document, record: dict, images: dict) -> None:
+    """The s_a chart, the LBP map, what is significant and the table of every named attribute."""
+    doc.picture(_significance_chart(record), 180)
+    doc.picture(_lbp_map(record, images.get("recovered_probe_attribute_crop")), 80)
+    named = [n for n in record["significant"] if record["groups"][n] != "lbp"]
+    doc.text("Significant (the whole 95 % interval of s_a above 1): " + (", ".join(named) if named else "none") + ".")
+    rows = [["attribute", "FISWG component", "group", "s_a", "95 % interval"]]
+    for name in record["ranking"]:
+        if record["groups"][name] == "lbp":
+            continue
+        flag = record["significance_flags"].get(name)
+        value = _fmt(record["significance"].get(name)) if flag in (None, "floored") else flag
+        interval = record["significance_interval"].get(name)
+        span = "–" if interval is None else f"[{_fmt(interval[0])}, {_fmt(interval[1])}]"
+        rows.append([name, fiswg_component(name), record["groups"][name], ("≥" if flag == "floored" else "") + value, span])
+    doc.table(rows, widths=(62, 42, 22, 20, 34), size=7)
+
+
 def write_pdf(expl, path) -> Path:
     """The pair explanation `expl` (explainer.jobs.pipeline.PairExplanation) as report.pdf at `path`."""
     from explainer.reports.canonical import dumps
@@ -238,20 +257,10 @@ def write_pdf(expl, path) -> Path:
     doc.images([(images[n], caption) for n, caption in IMAGES[4:] if n in images])
 
     doc.heading("Attribute significance")
-    doc.picture(_significance_chart(record), 180)
-    doc.picture(_lbp_map(record, images.get("recovered_probe_attribute_crop")), 80)
-    named = [n for n in record["significant"] if record["groups"][n] != "lbp"]
-    doc.text("Significant (the whole 95 % interval of s_a above 1): " + (", ".join(named) if named else "none") + ".")
-    rows = [["attribute", "FISWG component", "group", "s_a", "95 % interval"]]
-    for name in record["ranking"]:
-        if record["groups"][name] == "lbp":
-            continue
-        flag = record["significance_flags"].get(name)
-        value = _fmt(record["significance"].get(name)) if flag in (None, "floored") else flag
-        interval = record["significance_interval"].get(name)
-        span = "–" if interval is None else f"[{_fmt(interval[0])}, {_fmt(interval[1])}]"
-        rows.append([name, fiswg_component(name), record["groups"][name], ("≥" if flag == "floored" else "") + value, span])
-    doc.table(rows, widths=(62, 42, 22, 20, 34), size=7)
+    if c.flipped:
+        _significance_section(doc, record, images)
+    else:  # no flip, no ranking
+        doc.text(no_flip_reading(expl), bold=True)
 
     doc.heading("Calibration of the likelihood ratio")
     if calibration.get("available", bool(calibration)):

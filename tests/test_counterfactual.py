@@ -134,20 +134,48 @@ def test_transfer_attack_never_takes_target_gradients_and_reports_the_transfer(d
     grad_modes = []
     handle = dlib.register_forward_hook(lambda _m, _i, _o: grad_modes.append(torch.is_grad_enabled()))
     try:
-        result = transfer_counterfactual(dlib, surrogate, crops[0], probe.face.landmarks, z[1], z_ref_surrogate[0],
+        result = transfer_counterfactual(dlib, [surrogate], crops[0], probe.face.landmarks, z[1], [z_ref_surrogate[0]],
                                          currently_matches=True, seed=0)
     finally:
         handle.remove()
     assert grad_modes and not any(grad_modes)  # the target only ever judged, under no_grad
     assert len(grad_modes) == result.target_checks
     assert result.surrogate == "mobilefacenet" and result.transferred == result.flipped
-    assert result.transferred  # measured: this pair transfers at 16/255
+    assert result.transferred  # measured: this pair transfers within 16/255
     assert result.linf <= result.linf_eps + 1e-9
-    again = transfer_counterfactual(dlib, surrogate, crops[0], probe.face.landmarks, z[1], z_ref_surrogate[0],
+    again = transfer_counterfactual(dlib, [surrogate], crops[0], probe.face.landmarks, z[1], [z_ref_surrogate[0]],
                                     currently_matches=True, seed=0)
     assert np.array_equal(again.image, result.image)
-    with pytest.raises(ValueError, match="another recognizer"):
-        transfer_counterfactual(dlib, dlib, crops[0], probe.face.landmarks, z[1], z[1], currently_matches=True)
+    with pytest.raises(ValueError, match="other than the target"):
+        transfer_counterfactual(dlib, [dlib], crops[0], probe.face.landmarks, z[1], [z[1]], currently_matches=True)
+
+
+def test_input_diversity_shrinks_and_pads_reproducibly_and_passes_gradients():
+    from explainer.counterfactual.transfer import diverse
+
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    same = diverse(x, [torch.Generator().manual_seed(s) for s in (3, 4)], p=0.0)
+    assert torch.allclose(same, x, atol=1e-5)  # p = 0: the crop as it is
+    shrunk = diverse(x, [torch.Generator().manual_seed(s) for s in (3, 4)], p=1.0, shrink=0.8)
+    again = diverse(x, [torch.Generator().manual_seed(s) for s in (3, 4)], p=1.0, shrink=0.8)
+    assert torch.equal(shrunk, again) and not torch.equal(shrunk[0], shrunk[1])  # each sample its own draw
+    border = torch.cat([shrunk[..., :2, :].flatten(), shrunk[..., -2:, :].flatten()])
+    assert (border == 0).float().mean() > 0.3  # black frame on at least one side of each
+    shrunk.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_the_ensemble_transfers_an_impostor_pair_the_single_surrogate_did_not(dlib):
+    from explainer.counterfactual.attacks import ATTACKS, AttackInput
+
+    probe, reference, crops, z = _pair(dlib, "s31/1", "s32/1")
+    assert not dlib.matches(z[:1], z[1:]).item()
+    run = ATTACKS["transfer"].run(AttackInput(dlib, crops[0], probe.face.landmarks, reference.image,
+                                              reference.face.landmarks, z[1], False, [5]))
+    (member,) = run.members
+    # measured: crafted on MobileFaceNet alone (with feature dropout 0.1), 0 of 8 impostor pairs transferred
+    # to dlib; on the ensemble with input diversity this one does, within 16/255
+    assert member.flipped and member.transferred and member.linf_eps <= 16 / 255
 
 
 # -- the attack registry -------------------------------------------------------------------------------
@@ -186,4 +214,4 @@ def test_every_attack_runs_through_the_one_signature(dlib, genuine):
         (member,) = run.members
         assert member.attack == name and member.image.shape == crops[0].shape and member.details["seed"] == 3
         assert all(r is not dlib for r in run.crafted_on)  # the target's gradients are PGD's alone
-    assert ATTACKS["transfer"].run(given).parameters["surrogate"] == "mobilefacenet"
+    assert ATTACKS["transfer"].run(given).parameters["surrogates"] == ["mobilefacenet", "faceplugin-r"]

@@ -9,11 +9,11 @@ uint8 and re-checked on the target, so the flip holds for the saved PNG.
 from explainer.counterfactual.objective import DecisionGoal, quantise
 from explainer.counterfactual.pgd import DEFAULT_SCHEDULE, EmbeddingPGD, pgd_counterfactual, pgd_counterfactuals
 from explainer.counterfactual.result import Counterfactual
-from explainer.counterfactual.transfer import (DEFAULT_SURROGATES, FeatureDropout, SurrogateView, TransferPGD,
+from explainer.counterfactual.transfer import (FeatureDropout, SurrogateEnsemble, SurrogateView, ensemble_for,
                                                transfer_counterfactual, transfer_counterfactuals)
 
 __all__ = [
-    "DEFAULT_SCHEDULE", "DEFAULT_SURROGATES", "Counterfactual", "DecisionGoal", "EmbeddingPGD", "FeatureDropout",
-    "SurrogateView", "TransferPGD", "pgd_counterfactual", "pgd_counterfactuals", "quantise",
+    "DEFAULT_SCHEDULE", "Counterfactual", "DecisionGoal", "EmbeddingPGD", "FeatureDropout", "SurrogateEnsemble",
+    "SurrogateView", "ensemble_for", "pgd_counterfactual", "pgd_counterfactuals", "quantise",
     "transfer_counterfactual", "transfer_counterfactuals",
 ]

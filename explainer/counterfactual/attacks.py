@@ -65,21 +65,29 @@ def _run_pgd(given: AttackInput) -> AttackRun:
 
 
 def _run_transfer(given: AttackInput) -> AttackRun:
-    from explainer.recognition.registry import default_surrogate, load_recognizer
+    from explainer.recognition.registry import load_recognizer
 
     target = given.target
-    # A user's recognizer (a pack on disk) has no registry entry: default_surrogate gives it one.
-    name = given.surrogate or transfer.DEFAULT_SURROGATES.get(target.name) or default_surrogate(target.name)
-    surrogate = load_recognizer(name)
+    candidates = [load_recognizer(n) for n in ([given.surrogate] if given.surrogate else
+                                               transfer.ensemble_for(target.name))]
     with torch.no_grad():
-        reference = surrogate(to_tensor(align(given.reference_photo, given.reference_landmarks, surrogate.crop)))[0]
-    members = transfer.transfer_counterfactuals(target, surrogate, given.probe_crop, given.probe_landmarks,
-                                                given.reference_embedding, reference,
+        probe = to_tensor(given.probe_crop)
+        # A user's recognizer may be a built-in one's file under another name: crafting on it would be
+        # white-box. A surrogate of the target's crop that embeds the probe as the target does is left out.
+        z_probe = target(probe)
+        surrogates = [s for s in candidates if s.crop != target.crop or s.embedding_dim != target.embedding_dim
+                      or not torch.allclose(s(probe), z_probe, atol=1e-4)] if not given.surrogate else candidates
+        references = [s(to_tensor(align(given.reference_photo, given.reference_landmarks, s.crop)))[0]
+                      for s in surrogates]
+    members = transfer.transfer_counterfactuals(target, surrogates, given.probe_crop, given.probe_landmarks,
+                                                given.reference_embedding, references,
                                                 currently_matches=given.currently_matches, seeds=given.seeds)
+    names = [s.name for s in surrogates]
     transferred = sum(bool(r.transferred) for r in members)
-    note = (f"transfer attack crafted on {name} with feature dropout; {target.name} was only asked for decisions; "
-            f"{transferred} of {len(members)} members transferred within the largest budget")
-    return AttackRun(members, {"surrogate": name}, [note], [surrogate])
+    note = (f"transfer attack crafted on {', '.join(names)} with feature dropout, input diversity and momentum; "
+            f"{target.name} was only asked for decisions; {transferred} of {len(members)} members transferred "
+            "within the largest budget")
+    return AttackRun(members, {"surrogates": names}, [note], surrogates)
 
 
 ATTACKS: Registry[AttackEntry] = Registry("attack")
@@ -91,7 +99,8 @@ ATTACKS.register("pgd", AttackEntry(
 ATTACKS.register("transfer", AttackEntry(
     "Transfer (crafted on another model)", 3, _run_transfer,
     parameters={"schedule_255": list(transfer.TRANSFER_SCHEDULE), "steps_per_budget": transfer.TRANSFER_STEPS,
-                "dropout": transfer.DROPOUT, "momentum": transfer.MOMENTUM, "scale_rounds": transfer.SCALE_ROUNDS}))
+                "dropout": transfer.DROPOUT, "momentum": transfer.MOMENTUM, "diversity": transfer.DIVERSITY,
+                "shrink": transfer.SHRINK, "scale_rounds": transfer.SCALE_ROUNDS}))
 
 
 def attack(name: str) -> AttackEntry:

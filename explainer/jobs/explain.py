@@ -322,7 +322,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
     provenance = {"inputs": inputs, "pack": pack_provenance(pack), "parameters": parameters,
                   "attributes": attributes_provenance(groups), "versions": library_versions()}
     if run.crafted_on:
-        provenance["surrogate"] = recognizer_provenance(run.crafted_on[0])
+        provenance["surrogates"] = [recognizer_provenance(r) for r in run.crafted_on]
     return PairExplanation(decision=decision, counterfactual=counterfactual, significance=values, groups=groups,
                            images=images, notes=notes, provenance=provenance, significance_flags=flags, kinds=kinds,
                            significance_interval=intervals, stability=stability, evidence=evidence, seconds=seconds)

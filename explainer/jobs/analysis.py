@@ -344,3 +344,23 @@ def randomised_pack(pack, seed: int = 0):
                 parameter.copy_(mean + std * torch.randn(parameter.shape, generator=generator))
     recognizer.threshold = pack.recognizer.threshold
     return Pack(f"{pack.name}+random-F", recognizer, pack.decoder, pack.transformer, {"note": "randomised recognizer"})
+
+
+def colourless_pack(pack):
+    """A copy of `pack` whose recognizer sees only a grey version of each crop, F(grey(x)) (ITU-R BT.601
+    luma in all three channels); transformer and decoder unchanged. Planted ground truth: the colour the
+    model could keep is gone before the network, so an analysis that reads the model must find colour
+    attributes not kept (or far below the colour model) while shape stays."""
+    from explainer.packs.catalogue import Pack
+
+    pack = resolve_pack(pack)
+    recognizer = copy.deepcopy(pack.recognizer)
+    see = recognizer.forward
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+
+    def forward(crops: torch.Tensor) -> torch.Tensor:
+        return see((crops * weights.to(crops)).sum(1, keepdim=True).expand_as(crops))
+
+    recognizer.forward = forward
+    recognizer.threshold = pack.recognizer.threshold
+    return Pack(f"{pack.name}+grey-F", recognizer, pack.decoder, pack.transformer, {"note": "recognizer sees grey crops"})

@@ -75,31 +75,50 @@ def _blur(values: np.ndarray, resolution, rng: np.random.Generator) -> np.ndarra
     return values + scale * rng.standard_normal(values.shape)
 
 
-def _half_sample_interval(estimate, x, y, people: np.ndarray, n_boot: int, confidence: float,
+def _half_sample_interval(estimate_on, people: np.ndarray, n_boot: int, confidence: float,
                           rng: np.random.Generator) -> tuple[float, float]:
     """Interval from B half-samples of the people without replacement: with half of the M people the
     spread of the half-sample estimates about their mean matches the estimator's sampling spread at M
     (finite-population correction (1/m - 1/M) = 1/M), and unlike resampling with replacement it makes no
-    duplicate points."""
-    boot = np.array([estimate(x[idx], y[idx]) for idx in
-                     (permutation.person_halves(people, rng) for _ in range(n_boot))])
+    duplicate points. estimate_on(indices) -> the estimate on those samples."""
+    boot = np.array([estimate_on(permutation.person_halves(people, rng)) for _ in range(n_boot)])
     tail = (1.0 - confidence) / 2 * 100
     low, high = np.percentile(boot - boot.mean(), [tail, 100 - tail])
     return float(low), float(high)
 
 
-def _permuted(kind: str, x: np.ndarray, y: np.ndarray, k: int, seed: int):
-    """statistic(perms [P, N]) -> the estimate with â permuted by each row, as in `mutual_information`."""
-    if kind == "categorical":
-        return lambda perms: [mutual_information_categorical(x, y[p]) for p in perms]
-    if kind == "mixed":
-        return lambda perms: [float(mixed_terms(x, y[p], k=k, seed=seed).mean()) for p in perms]
-    if len(x) > BRUTE_FORCE_MAX:
-        return lambda perms: [float(ksg_terms(x, y[p], k=k, seed=seed).mean()) for p in perms]
-    rng = np.random.default_rng(seed)  # the same standardising and jitter as ksg_terms(x, y, k, seed)
-    d_x = max_norm_distances(standardise(x, rng))
-    d_y = max_norm_distances(standardise(y, rng))
-    return lambda perms: ksg_terms_from_distances(d_x[None], d_y[perms[:, :, None], perms[:, None, :]], k).mean(-1)
+class _Estimator:
+    """One estimate of I(x; y) and its variants: on a subset of the samples (the interval's half-samples)
+    and with y permuted (the null). Up to knn.BRUTE_FORCE_MAX samples, KSG works from the full sample's
+    standardised distance matrices, computed once: a subset or a permutation only indexes them."""
+
+    def __init__(self, kind: str, x: np.ndarray, y: np.ndarray, k: int, seed: int):
+        self.kind, self.x, self.y, self.k, self.seed = kind, x, y, k, seed
+        self.matrices = None
+        if kind == "continuous" and len(x) <= BRUTE_FORCE_MAX:
+            rng = np.random.default_rng(seed)  # the same standardising and jitter as ksg_terms(x, y, k, seed)
+            self.matrices = (max_norm_distances(standardise(x, rng)), max_norm_distances(standardise(y, rng)))
+
+    def _terms(self, u, v) -> float:
+        if self.kind == "categorical":
+            return mutual_information_categorical(u, v)
+        terms = ksg_terms if self.kind == "continuous" else mixed_terms
+        return float(terms(u, v, k=self.k, seed=self.seed).mean())
+
+    def on(self, idx: np.ndarray | None = None) -> float:
+        if self.matrices is None:
+            return self._terms(self.x, self.y) if idx is None else self._terms(self.x[idx], self.y[idx])
+        d_x, d_y = self.matrices
+        if idx is not None:
+            d_x, d_y = d_x[np.ix_(idx, idx)], d_y[np.ix_(idx, idx)]
+        return float(ksg_terms_from_distances(d_x, d_y, self.k).mean())
+
+    def permuted(self, perms: np.ndarray) -> np.ndarray:
+        """The estimate with y permuted by each row of perms [P, N]."""
+        if self.matrices is None:
+            return np.array([self._terms(self.x, self.y[p]) for p in perms])
+        d_x, d_y = self.matrices
+        return ksg_terms_from_distances(d_x[None], d_y[perms[:, :, None], perms[:, None, :]], self.k).mean(-1)
 
 
 def mutual_information(a: np.ndarray, a_hat: np.ndarray, kind: str, *, k: int = 3, n_boot: int = 200,
@@ -135,26 +154,24 @@ def mutual_information(a: np.ndarray, a_hat: np.ndarray, kind: str, *, k: int = 
 
     if kind == "categorical":
         x, y = as_labels(a), as_labels(a_hat)
-        value = mutual_information_categorical(x, y)
-        low, high = _half_sample_interval(mutual_information_categorical, x, y, people, n_boot, confidence, rng)
+    else:
+        x, y = a, (a_hat if kind == "continuous" else as_labels(a_hat))
+    estimator = _Estimator(kind, x, y, k, seed)
+    value = estimator.on()
+    low, high = _half_sample_interval(estimator.on, people, n_boot, confidence, rng)
+    if kind == "categorical":
         entropy = entropy_miller_madow(x)
         normalised = min(max(value, 0.0) / entropy, 1.0) if entropy > 0 else None
-        estimator, normalisation = "miller-madow", "I/H(a)"
+        name, normalisation = "miller-madow", "I/H(a)"
     else:
-        def estimate(u, v):
-            terms = ksg_terms(u, v, k=k, seed=seed) if kind == "continuous" else mixed_terms(u, v, k=k, seed=seed)
-            return float(terms.mean())
-        x, y = a, (a_hat if kind == "continuous" else as_labels(a_hat))
-        estimator, normalisation, entropy = ("ksg" if kind == "continuous" else "ross"), "linfoot", None
-        value = estimate(x, y)
-        low, high = _half_sample_interval(estimate, x, y, people, n_boot, confidence, rng)
+        name, normalisation, entropy = ("ksg" if kind == "continuous" else "ross"), "linfoot", None
         normalised = linfoot(value)
     null = {}
     if n_null > 0:
-        result = permutation.permutation_test(_permuted(kind, x, y, k, seed), value, people, [seed, 2],
+        result = permutation.permutation_test(estimator.permuted, value, people, [seed, 2],
                                               n_min=n_null, n_max=max(n_null, n_null_max or n_null),
                                               batch=max(1, min(50, 2_000_000 // (n * n))))
         null = {"null_mean": result.mean, "null_high": result.high, "excess": value - result.mean,
                 "p_value": result.p_value, "n_null": len(result.values)}
-    return MIEstimate(value, value + low, value + high, normalised, n, estimator, normalisation, entropy,
+    return MIEstimate(value, value + low, value + high, normalised, n, name, normalisation, entropy,
                       n_people=int(people.max()) + 1 if n else 0, **null)

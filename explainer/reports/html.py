@@ -13,15 +13,20 @@ from PIL import Image
 
 from explainer.evidence.fiswg import fiswg_component
 from explainer.reports import figures
+from explainer.reports.summary import summary_sentences
 
+# In pairs to compare: each photo beside the face recovered from its embedding (same frame), then the
+# probe beside its counterfactual.
 IMAGE_CAPTIONS = {
+    "probe_decoder_frame": "probe photo (in the recovered faces' frame)",
+    "recovered_probe": "recovered from the probe's embedding",
+    "reference_decoder_frame": "reference photo (same frame)",
+    "recovered_reference": "recovered from the reference's embedding",
     "probe_aligned": "probe (recognizer's aligned crop)",
-    "reference_aligned": "reference (aligned crop)",
     "counterfactual": "counterfactual probe",
     "perturbation_amplified": "perturbation, amplified",
-    "recovered_probe": "recovered probe",
-    "recovered_reference": "recovered reference",
-    "recovered_counterfactual": "recovered counterfactual",
+    "recovered_counterfactual": "recovered from the counterfactual's embedding",
+    "reference_aligned": "reference (aligned crop)",
 }
 
 
@@ -38,15 +43,19 @@ def _png_data(image: np.ndarray) -> str:
 
 
 def _figure_html(figure, div_id: str) -> str:
-    return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
+    # Full width and responsive: the figures' own layouts keep their text inside from a phone to a desktop.
+    return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, default_width="100%",
+                          config={"displaylogo": False, "responsive": True})
 
 
 def _page(title: str, body: str) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{html.escape(title)}</title><script type=\"text/javascript\">{_plotly_js()}</script>"
             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
             "figure{display:inline-block;margin:.4em;text-align:center}"
             "figure img{width:160px;height:160px;image-rendering:pixelated;border:1px solid #ccc}"
+            ".summary{font-size:115%;line-height:1.5;background:#f4f6fa;padding:.6em 1em;border-left:4px solid #1f4e9c}"
             "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px;font-size:90%}"
             "</style></head><body>\n" + body + "\n</body></html>\n")
 
@@ -87,11 +96,19 @@ def write_html(expl, path) -> Path:
                   + list(expl.significance_interval.get(n, [None, None])) + [expl.significance_flags.get(n, "")]
                   for n in expl.top(10)],
                  ["attribute", "FISWG component", "group", "s_a (median)", "95 % low", "95 % high", "flag"])
-    body = (f"<h1>Why {html.escape(d['recognizer'])} said “{decision}”</h1>{summary}<h2>Faces</h2>{pictures}"
+    in_short = "".join(f"<p>{_bold(sentence)}</p>" for sentence in summary_sentences(expl))
+    body = (f"<h1>Why {html.escape(d['recognizer'])} said “{decision}”</h1><div class=\"summary\">{in_short}</div>"
+            f"<h2>Details</h2>{summary}<h2>Faces</h2>{pictures}"
             f"<h2>Attribute significance</h2>{_figure_html(figures.significance_figure(expl), 'significance')}"
             f"<h3>Top 10</h3>{top}{_evidence_section(expl)}<h2>Texture (LBP) cells</h2>{_figure_html(figures.lbp_heatmap_figure(expl), 'lbp')}"
             f"{_notes_and_provenance(expl.notes, expl.provenance)}")
     return _write_page(path, "facexplain: pair explanation", body)
+
+
+def _bold(sentence: str) -> str:
+    """A summary sentence (Markdown **bold** only) as escaped HTML."""
+    parts = html.escape(sentence).split("**")
+    return "".join(f"<b>{part}</b>" if k % 2 else part for k, part in enumerate(parts))
 
 
 def _evidence_section(expl) -> str:

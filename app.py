@@ -46,6 +46,7 @@ from explainer.app.handlers import (  # noqa: E402
     pack_choices,
 )
 from explainer.app.uploads import UploadClaims  # noqa: E402
+from explainer.app.wording import SLIDERS_HELP  # noqa: E402
 from explainer.packs.catalogue import DEFAULT_PACK, PACKS  # noqa: E402
 
 # Small recovered faces (64 px) are shown enlarged with visible pixels: enlarging must not look like
@@ -55,7 +56,7 @@ from explainer.packs.catalogue import DEFAULT_PACK, PACKS  # noqa: E402
 CSS = """
 .face-output img { width: 100%; height: 100%; min-height: 200px; object-fit: contain; image-rendering: pixelated; }
 .recovered-face img { max-width: 192px; max-height: 192px; min-height: 0; margin: auto; }
-.face-slider img { image-rendering: pixelated; }
+.face-slider img { image-rendering: pixelated; object-fit: contain; }
 """
 RECOVERED_IMAGES = ("recovered_probe", "recovered_reference", "recovered_counterfactual")
 
@@ -103,11 +104,12 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
             # detail below in collapsible sections.
             in_short = gr.Markdown(elem_id="summary")
             sliders = {}
+            gr.Markdown(SLIDERS_HELP, elem_id="sliders-help")
             with gr.Row(equal_height=True):
                 for name, (_, _, label) in SLIDERS.items():
                     sliders[name] = gr.ImageSlider(label=label, type="numpy", format="png", interactive=False,
                                                    elem_id=name.replace("_", "-"), elem_classes=["face-slider"],
-                                                   height=192, min_width=200, buttons=["download", "fullscreen"])
+                                                   max_height=192, min_width=200, buttons=["download", "fullscreen"])
             with gr.Row():
                 significance = gr.Plot(label="Attribute significance s_a", elem_id="significance-plot",
                                        show_label=False, scale=3, min_width=340)

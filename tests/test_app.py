@@ -148,7 +148,7 @@ def test_explain_handler_on_a_real_pair(direct_explanation, handlers_module):
     # The s_a chart has a bar for every named attribute that could be measured (which ones can depends on
     # the recovered faces), and says so when none could; the LBP map always has its 7x7 cells.
     assert isinstance(significance, go.Figure) and isinstance(heatmap, go.Figure)
-    charted = [x for trace in significance.data for x in trace.x]
+    charted = [row[0] for trace in significance.data if trace.type == "bar" for row in trace.customdata]
     assert set(details["top_attributes"]) <= set(charted)
     if not charted:
         assert "could be measured" in significance.layout.annotations[-1].text

@@ -243,6 +243,10 @@ def test_pdf_text_has_the_lr_and_is_deterministic(cli_report, tmp_path):
     assert "likelihood ratio" in text.lower()
     assert f"log10 LR = {report['decision']['log10_lr']:+.2f}" in text
     assert "ENFSI" in text and "Cllr" in text and "FISWG component" in text
+    # It opens with the app's three sentences (its first heading after the title).
+    flat = " ".join(text.split())
+    assert flat.index("In short") < flat.index("Decision and strength of evidence")
+    assert "seeded counterfactuals flipped the decision" in flat
     assert report["provenance"]["inputs"]["probe"]["sha256"] in text.replace("\n", "")
     # an independent run on the same inputs and seed: the same text
     again = write_pdf(explain_pair(orl("s33/2.pgm"), orl("s33/7.pgm")), tmp_path / "again.pdf")

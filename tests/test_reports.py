@@ -203,7 +203,7 @@ def test_model_figures(tmp_path):
     a, b = _report("A", 1.0), _report("B", 0.5)
     assert a.ranking == ["shape", "glasses", "hat"]
     figure = mi_figure(a)
-    assert list(figure.data[0].x) == ["shape", "glasses"]
+    assert list(figure.data[0].x) == ["3-D shape of the face", "Whether glasses are worn"]  # readable names
     assert list(figure.data[0].error_y.array) == pytest.approx([0.2, 0.1])
     comparison = ModelComparison(["A", "B"], "orl", {"A": a, "B": b})
     bars = comparison_figure(comparison)

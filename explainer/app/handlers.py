@@ -42,6 +42,7 @@ from explainer.app.wording import (
     read_pair_differences,
     s_a_text,
 )
+from explainer.attributes.names import label
 from explainer.core.errors import FaceTooSmallError, FacexplainError, NoFaceError
 from explainer.jobs import pipeline
 from explainer.lab.audit import AuditLog
@@ -117,13 +118,14 @@ def pair_significance_figure(explanations: dict):
     for k, (pack, expl) in enumerate(explanations.items()):
         ys = [expl.significance.get(n) for n in names]
         intervals = [expl.significance_interval.get(n) for n in names]
-        figure.add_bar(x=names, y=ys, name=pack, marker_color=reports.figures.PACK_COLOURS[k],
+        figure.add_bar(x=[label(n) for n in names], y=ys, name=pack, marker_color=reports.figures.PACK_COLOURS[k],
                        error_y={"type": "data", "symmetric": False,
                                 "array": [None if i is None else i[1] - y for i, y in zip(intervals, ys)],
                                 "arrayminus": [None if i is None else y - i[0] for i, y in zip(intervals, ys)]})
     figure.add_hline(y=1.0, line_dash="dash", line_color="black")
     figure.update_layout(title="Attribute significance s_a on the uploaded pair, per model", barmode="group",
-                         yaxis_title="s_a", xaxis_title="attribute", template="plotly_white", height=480)
+                         yaxis_title="s_a", xaxis_title="attribute", xaxis_automargin=True, template="plotly_white",
+                         height=520)
     return figure
 
 

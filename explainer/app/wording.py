@@ -2,6 +2,7 @@
 comparison. Handlers call these; nothing here runs a model."""
 from __future__ import annotations
 
+from explainer.attributes.names import label, phrase
 from explainer.jobs import pipeline
 
 ATTACKS = {"pgd": "PGD (white-box, on this model)", "transfer": "Transfer (crafted on another model)"}
@@ -122,7 +123,7 @@ def read_differences(comparison) -> str:
     named.sort(reverse=True)
     lines = [f"Over {report_a.n_faces} faces of `{comparison.data}` (mutual information in nats, 95 % intervals):"]
     for _, attr, more, less, hi, lo in named[:5]:
-        lines.append(f"- **{attr.replace('_', ' ')}**: `{more}` keeps more, {hi['value']:.2f} "
+        lines.append(f"- **{label(attr)}**: `{more}` keeps more, {hi['value']:.2f} "
                      f"[{hi['ci_low']:.2f}, {hi['ci_high']:.2f}] against {lo['value']:.2f} "
                      f"[{lo['ci_low']:.2f}, {lo['ci_high']:.2f}] for `{less}`.")
     if len(named) > 5:
@@ -141,7 +142,7 @@ def read_pair_differences(explanations: dict) -> str:
     lines = ["The two models " + ("agree" if agree else "**disagree**") + " on this pair."]
     for pack, expl in explanations.items():
         d = expl.decision
-        top = ", ".join(f"{n.replace('_', ' ')} {s_a_text(expl, n)}" for n in named_ranking(expl)[:3])
+        top = ", ".join(f"{phrase(n)} {s_a_text(expl, n)}" for n in named_ranking(expl)[:3])
         lines.append(f"- `{pack}`: **{'match' if d['match'] else 'no match'}** ({d['metric']} {d['similarity']:.3f}, "
                      f"threshold {d['threshold']:.3f}); its counterfactual moved most: {top or 'nothing measurable'}.")
     return "\n".join(lines)

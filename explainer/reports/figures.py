@@ -228,13 +228,13 @@ def mi_figure(report, include_lbp: bool = False) -> go.Figure:
     names, values, upper, lower = _mi_bars(report, keep)
     colours = [GROUP_COLOURS.get(report.groups[n], "#7f7f7f") for n in names]
     normalised = [report.mi[n]["normalised"] for n in names]
-    figure = go.Figure(go.Bar(x=names, y=values, marker_color=colours,
+    figure = go.Figure(go.Bar(x=[label(n) for n in names], y=values, marker_color=colours,
                               error_y={"type": "data", "array": upper, "arrayminus": lower, "visible": True},
                               customdata=[[n if n is not None else float("nan")] for n in normalised],
                               hovertemplate="%{x}: I = %{y:.3f} nats, normalised %{customdata[0]:.3f}<extra></extra>"))
     figure.update_layout(title=f"What {report.pack} keeps: I(a; â) on {report.data} ({report.n_faces} faces)",
                          xaxis_title="attribute (ranked by normalised MI)", yaxis_title="I(a; â), nats",
-                         template="plotly_white", height=480)
+                         xaxis_automargin=True, template="plotly_white", height=520)
     return figure
 
 
@@ -256,11 +256,11 @@ def comparison_figure(comparison, include_lbp: bool = False) -> go.Figure:
             ys.append(entry["normalised"])
             up.append(max(high - entry["normalised"], 0.0))
             down.append(max(entry["normalised"] - low, 0.0))
-        figure.add_trace(go.Bar(x=names, y=ys, name=pack, marker_color=PACK_COLOURS[k % len(PACK_COLOURS)],
+        figure.add_trace(go.Bar(x=[label(n) for n in names], y=ys, name=pack, marker_color=PACK_COLOURS[k % len(PACK_COLOURS)],
                                 error_y={"type": "data", "array": up, "arrayminus": down, "visible": True}))
     figure.update_layout(title=f"Normalised I(a; â) per attribute on {comparison.data}", barmode="group",
                          xaxis_title="attribute", yaxis_title="normalised MI (I/H(a) or Linfoot r_I)",
-                         template="plotly_white", height=480, yaxis_range=[0, 1.05])
+                         xaxis_automargin=True, template="plotly_white", height=520, yaxis_range=[0, 1.05])
     return figure
 
 

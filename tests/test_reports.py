@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import pytest
 
 from explainer.jobs.pipeline import ModelComparison, ModelReport, PairExplanation
+from explainer.jobs.results import CounterfactualOutcome, Decision, Stability
 from explainer.reports import (
     comparison_figure,
     lbp_heatmap_figure,
@@ -41,13 +42,15 @@ def _explanation() -> PairExplanation:
               ("probe_aligned", "reference_aligned", "counterfactual", "perturbation_amplified", "recovered_probe",
                "recovered_reference", "recovered_counterfactual", "recovered_probe_attribute_crop")}
     return PairExplanation(
-        decision={"match": True, "similarity": 0.3, "threshold": 0.513, "metric": "euclidean", "fmr": 1e-3,
-                  "threshold_source": "test", "recognizer": "dlib-resnet"},
-        counterfactual={"attack": "pgd", "flipped": True, "linf_eps": 1 / 255, "l2": 0.7, "similarity": 0.52,
-                        "transferred": None},
+        decision=Decision(match=True, similarity=0.3, threshold=0.513, metric="euclidean", fmr=1e-3,
+                          threshold_source="test", recognizer="dlib-resnet"),
+        counterfactual=CounterfactualOutcome(attack="pgd", flipped=True, linf_eps=1 / 255, linf=1 / 255, l2=0.7,
+                                             similarity=0.52),
         significance=significance, groups=groups, images=images, notes=["a note"], provenance={"seed": 0},
         significance_flags={"glasses": "floored", "lbp_r0_c0": "undefined"}, significance_interval=intervals,
-        stability={"members": 5, "members_flipped": 5}, seconds={"total": 1.0})
+        stability=Stability(members=5, members_flipped=5, jitters=2, refine_rule="test", refine_steps_taken={},
+                            top10_agreement_between_members=None, significant_members_agree={}),
+        seconds={"total": 1.0})
 
 
 def test_ranking_by_the_median_and_significance_by_the_interval():
@@ -150,9 +153,11 @@ def test_every_registered_attribute_has_a_readable_name():
 
 
 def test_summary_reads_aloud_in_three_sentences():
+    from dataclasses import replace
+
     expl = _explanation()
-    expl.decision.update({"log10_lr": 2.5, "verbal": "…", "lr_bounded": False})
-    expl.stability.update({"top10_agreement_between_members": 0.9})
+    expl.decision = replace(expl.decision, log10_lr=2.5, verbal="…", lr_bounded=False)
+    expl.stability = replace(expl.stability, top10_agreement_between_members=0.9)
     sentences = summary_sentences(expl)
     assert len(sentences) == 3
     decision, reliance, stability = sentences
@@ -164,12 +169,14 @@ def test_summary_reads_aloud_in_three_sentences():
     # The record (report.json) reads the same as the explanation.
     assert summary_sentences(json.loads(expl.to_json())) == sentences
     # Weaker cases say so.
-    expl.stability.update({"members_flipped": 3, "top10_agreement_between_members": 0.5})
+    expl.stability = replace(expl.stability, members_flipped=3, top10_agreement_between_members=0.5)
     assert "unstable" in stability_sentence(expl)
-    expl.decision.pop("log10_lr")
+    expl.decision = replace(expl.decision, log10_lr=None)
     assert "not calibrated" in decision_sentence(expl)
     expl.significance_interval = {n: [0.1, 0.9] for n in expl.significance_interval}
     assert reliance_sentence(expl).startswith("No single attribute clearly carried the decision")
+    expl.counterfactual = replace(expl.counterfactual, flipped=False)  # no flip, no ranking
+    assert reliance_sentence(expl).startswith("No counterfactual flipped the decision")
 
 
 def test_html_opens_offline_and_is_deterministic(tmp_path):
@@ -188,27 +195,41 @@ def test_html_opens_offline_and_is_deterministic(tmp_path):
 
 
 def _report(pack: str, scale: float) -> ModelReport:
+    null = {"null_mean": 0.3, "null_high": 0.45, "n_null": 200}
     mi = {"shape": {"value": 0.8 * scale, "ci_low": 0.6 * scale, "ci_high": 1.0 * scale, "normalised": 0.8 * scale,
-                    "n": 50, "estimator": "ksg", "normalisation": "linfoot", "entropy": None},
+                    "n": 50, "estimator": "ksg", "normalisation": "linfoot", "entropy": None, **null,
+                    "excess": 0.8 * scale - 0.3, "p_value": 0.001, "p_holm": 0.002, "kept": True},
           "glasses": {"value": 0.2 * scale, "ci_low": 0.1 * scale, "ci_high": 0.3 * scale, "normalised": 0.3 * scale,
-                      "n": 50, "estimator": "miller-madow", "normalisation": "I/H(a)", "entropy": 0.6},
+                      "n": 50, "estimator": "miller-madow", "normalisation": "I/H(a)", "entropy": 0.6, **null,
+                      "excess": 0.2 * scale - 0.3, "p_value": 0.6, "p_holm": 0.6, "kept": False},
+          "age": {"value": 0.5, "ci_low": 0.3, "ci_high": 0.7, "normalised": 0.6, "n": 50, "estimator": "ksg",
+                  "normalisation": "linfoot", "entropy": None, **null, "excess": 0.2, "p_value": 0.01,
+                  "p_holm": 0.02 if pack == "B" else 0.2, "kept": pack == "B"},
           "hat": None}
     return ModelReport(pack=pack, data="orl", n_images=50, n_faces=50, mi=mi,
-                       groups={"shape": "structure", "glasses": "accessory", "hat": "accessory"},
-                       kinds={"shape": "continuous", "glasses": "categorical", "hat": "categorical"},
+                       groups={"shape": "structure", "glasses": "accessory", "age": "structure", "hat": "accessory"},
+                       kinds={"shape": "continuous", "glasses": "categorical", "age": "continuous",
+                              "hat": "categorical"},
                        notes=[], provenance={})
 
 
 def test_model_figures(tmp_path):
     a, b = _report("A", 1.0), _report("B", 0.5)
-    assert a.ranking == ["shape", "glasses", "hat"]
+    # kept first (by excess), then not distinguishable from chance (by name), then no estimate
+    assert a.kept == ["shape"] and a.not_distinguishable == ["age", "glasses"]
+    assert a.ranking == ["shape", "age", "glasses", "hat"] and b.ranking == ["age", "shape", "glasses", "hat"]
     figure = mi_figure(a)
-    assert list(figure.data[0].x) == ["3-D shape of the face", "Whether glasses are worn"]  # readable names
-    assert list(figure.data[0].error_y.array) == pytest.approx([0.2, 0.1])
+    assert list(figure.data[0].x) == ["3-D shape of the face", "Apparent age", "Whether glasses are worn"]  # readable
+    assert list(figure.data[0].error_y.array) == pytest.approx([0.2, 0.2, 0.1])
+    assert figure.data[0].marker.color[1] == "#c7c7c7"  # not kept: grey
+    assert list(figure.data[1].y) == pytest.approx([0.3, 0.3, 0.3])  # the null's mean on each bar
     comparison = ModelComparison(["A", "B"], "orl", {"A": a, "B": b})
     bars = comparison_figure(comparison)
     assert [t.name for t in bars.data] == ["A", "B"]
-    assert bars.data[0].y[0] > bars.data[1].y[0]
-    assert comparison.table()[2]["A"] is None
+    # only attributes some model keeps, plotted as excess over the null; faded where not kept
+    assert list(bars.data[0].x) == ["3-D shape of the face", "Apparent age"]
+    assert list(bars.data[0].y) == pytest.approx([0.5, 0.2]) and list(bars.data[1].y) == pytest.approx([0.1, 0.2])
+    assert list(bars.data[0].marker.opacity) == [1.0, 0.3]
+    assert comparison.table()[3]["A"] is None
     html = write_comparison_html(comparison, tmp_path / "c.html").read_text()
     assert not re.search(r"<script[^>]*\bsrc=", html) and html.count("Plotly.newPlot") == 3

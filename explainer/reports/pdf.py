@@ -18,6 +18,7 @@ from PIL import Image
 
 from explainer.evidence.fiswg import fiswg_component
 from explainer.evidence.quality import RANGED
+from explainer.reports.readings import no_flip_reading
 from explainer.reports.summary import plain, summary_sentences
 
 # A fixed creation date: the same explanation writes the same document.
@@ -203,16 +204,34 @@ class _Document:
         self.pdf.ln(2)
 
 
+def _significance_section(doc: _Document, record: dict, images: dict) -> None:
+    """The s_a chart, the LBP map, what is significant and the table of every named attribute."""
+    doc.picture(_significance_chart(record), 180)
+    doc.picture(_lbp_map(record, images), 100)
+    named = [n for n in record["significant"] if record["groups"][n] != "lbp"]
+    doc.text("Significant (the whole 95 % interval of s_a above 1): " + (", ".join(named) if named else "none") + ".")
+    rows = [["attribute", "FISWG component", "group", "s_a", "95 % interval"]]
+    for name in record["ranking"]:
+        if record["groups"][name] == "lbp":
+            continue
+        flag = record["significance_flags"].get(name)
+        value = _fmt(record["significance"].get(name)) if flag in (None, "floored") else flag
+        interval = record["significance_interval"].get(name)
+        span = "–" if interval is None else f"[{_fmt(interval[0])}, {_fmt(interval[1])}]"
+        rows.append([name, fiswg_component(name), record["groups"][name], ("≥" if flag == "floored" else "") + value, span])
+    doc.table(rows, widths=(62, 42, 22, 20, 34), size=7)
+
+
 def write_pdf(expl, path) -> Path:
     """The pair explanation `expl` (explainer.jobs.pipeline.PairExplanation) as report.pdf at `path`."""
     from explainer.reports.canonical import dumps
 
     record = json.loads(expl.to_json())  # the canonical (rounded) record: what report.json says, nothing else
-    d, c = record["decision"], record["counterfactual"]
+    d, c, stability = expl.decision, expl.counterfactual, expl.stability
     quality, calibration = record.get("quality"), record.get("calibration") or {}
     doc = _Document()
-    outcome = "match" if d["match"] else "no match"
-    doc.heading(f"facexplain: why {d['recognizer']} said “{outcome}”", 15)
+    outcome = "match" if d.match else "no match"
+    doc.heading(f"facexplain: why {d.recognizer} said “{outcome}”", 15)
     if record.get("case"):
         doc.text(f"Case: {record['case']}", size=11, bold=True)
     doc.heading("In short")
@@ -221,22 +240,22 @@ def write_pdf(expl, path) -> Path:
     doc.pdf.ln(2)
 
     doc.heading("Decision and strength of evidence")
-    kind = "Euclidean distance (lower = more alike)" if d["metric"] == "euclidean" else "cosine similarity (higher = more alike)"
-    doc.text(f"Decision: {outcome}. Score {d['similarity']:.4f} ({kind}); threshold {d['threshold']:.4f} "
-             f"({d.get('threshold_source', '')}).")
-    if d.get("log10_lr") is not None:
-        lr = 10 ** d["log10_lr"]
+    kind = "Euclidean distance (lower = more alike)" if d.euclidean else "cosine similarity (higher = more alike)"
+    doc.text(f"Decision: {outcome}. Score {d.similarity:.4f} ({kind}); threshold {d.threshold:.4f} "
+             f"({d.threshold_source}).")
+    if d.log10_lr is not None:
+        lr = 10 ** d.log10_lr
         lr_words = f"{lr:,.0f}" if lr >= 10 else (f"1/{1 / lr:,.0f}" if lr <= 0.1 else f"{lr:.2f}")
-        doc.text(f"Likelihood ratio: log10 LR = {d['log10_lr']:+.2f} (LR ≈ {lr_words})", size=11, bold=True)
-        if d.get("lr_bounded"):
+        doc.text(f"Likelihood ratio: log10 LR = {d.log10_lr:+.2f} (LR ≈ {lr_words})", size=11, bold=True)
+        if d.lr_bounded:
             doc.text("This LR is at the calibration's ELUB bound: the most extreme value its data support.")
-        doc.text(f"Verbal equivalent: {d['verbal']}.")
-        propositions = d.get("propositions", {})
+        doc.text(f"Verbal equivalent: {d.verbal}.")
+        propositions = d.propositions or {}
         doc.text(f"Hp: {propositions.get('Hp', 'same person')}; Hd: {propositions.get('Hd', 'different people')}. "
-                 f"Scale: {calibration.get('verbal_scale', d.get('verbal_scale', ''))}.")
+                 f"Scale: {calibration.get('verbal_scale', d.verbal_scale or '')}.")
     else:
         doc.text("Likelihood ratio: not available for this recognizer (no calibration).", bold=True)
-    for warning in d.get("warnings", []):
+    for warning in d.warnings:
         doc.text(f"Warning: {warning}")
     doc.pdf.ln(2)
 
@@ -255,31 +274,20 @@ def write_pdf(expl, path) -> Path:
         doc.table(rows, widths=(48, 28, 28, 50))
 
     doc.heading("Counterfactual")
-    stability = record.get("stability", {})
-    doc.text(f"{stability.get('members_flipped', int(c['flipped']))} of {stability.get('members', 1)} seeded "
-             f"counterfactual members flipped the decision. The one shown: {c['attack']}, "
-             f"{'flipped' if c['flipped'] else 'NOT flipped'} at L∞ {c['linf_eps'] * 255:.3g}/255 "
-             f"(L2 {c['l2']:.3g}); new score {c['similarity']:.4f}. Recovery: {stability.get('refine_rule', '')}.")
+    doc.text(f"{stability.members_flipped} of {stability.members} seeded "
+             f"counterfactual members flipped the decision. The one shown: {c.attack}, "
+             f"{'flipped' if c.flipped else 'NOT flipped'} at L∞ {c.linf_eps_255:.3g}/255 "
+             f"(L2 {c.l2:.3g}); new score {c.similarity:.4f}. Recovery: {stability.refine_rule}.")
     images = getattr(expl, "images", {})
     doc.images([(images[n], caption) for n, caption in IMAGES[:4] if n in images])
     doc.images([(images[n], caption) for n, caption in IMAGES[4:8] if n in images])
     doc.images([(images[n], caption) for n, caption in IMAGES[8:] if n in images])
 
     doc.heading("Attribute significance")
-    doc.picture(_significance_chart(record), 180)
-    doc.picture(_lbp_map(record, images), 100)
-    named = [n for n in record["significant"] if record["groups"][n] != "lbp"]
-    doc.text("Significant (the whole 95 % interval of s_a above 1): " + (", ".join(named) if named else "none") + ".")
-    rows = [["attribute", "FISWG component", "group", "s_a", "95 % interval"]]
-    for name in record["ranking"]:
-        if record["groups"][name] == "lbp":
-            continue
-        flag = record["significance_flags"].get(name)
-        value = _fmt(record["significance"].get(name)) if flag in (None, "floored") else flag
-        interval = record["significance_interval"].get(name)
-        span = "–" if interval is None else f"[{_fmt(interval[0])}, {_fmt(interval[1])}]"
-        rows.append([name, fiswg_component(name), record["groups"][name], ("≥" if flag == "floored" else "") + value, span])
-    doc.table(rows, widths=(62, 42, 22, 20, 34), size=7)
+    if c.flipped:
+        _significance_section(doc, record, images)
+    else:  # no flip, no ranking
+        doc.text(no_flip_reading(expl), bold=True)
 
     doc.heading("Calibration of the likelihood ratio")
     if calibration.get("available", bool(calibration)):
@@ -291,7 +299,7 @@ def write_pdf(expl, path) -> Path:
                    ["Cllr (held out)", f"{calibration['cllr']:.4f}"], ["Cllr_min", f"{calibration['cllr_min']:.4f}"],
                    ["LRs on the correct side of 1", f"{100 * calibration['correct_sign']:.2f} %"],
                    ["refit by", calibration["command"]]], widths=(45, 135))
-        tippett = _tippett(d["recognizer"], d.get("log10_lr"))
+        tippett = _tippett(d.recognizer, d.log10_lr)
         if tippett is not None:
             doc.picture(tippett, 110)
     else:

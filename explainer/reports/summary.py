@@ -65,6 +65,9 @@ def _cells(expl, names: list[str]) -> list[str]:
 
 def reliance_sentence(expl) -> str:
     """What the smallest decision-flipping change moved more than the whole probe-to-reference difference."""
+    if not read(read(expl, "counterfactual", {}), "flipped", True):
+        return ("No counterfactual flipped the decision, so nothing says what it relied on (the detail says how "
+                "close the attack came).")
     significant = list(read(expl, "significant", []))
     named, cells = _named(expl, significant), _cells(expl, significant)
     parts = [phrase(n) for n in named[:MOST_NAMED]]

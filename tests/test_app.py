@@ -151,7 +151,7 @@ def test_explain_handler_on_a_real_pair(direct_explanation, handlers_module):
     charted = [row[0] for trace in significance.data if trace.type == "bar" for row in trace.customdata]
     assert set(details["top_attributes"]) <= set(charted)
     if not charted:
-        assert "could be measured" in significance.layout.annotations[-1].text
+        assert "measured on these recovered" in significance.layout.annotations[-1].text
     assert np.asarray(heatmap.data[-1].z).shape == (7, 7)
     # The summary comes first in the page, in three sentences with no identifiers in them.
     assert in_short.startswith("### In short") and in_short.count(". ") >= 2

@@ -102,8 +102,8 @@ def summary(expl) -> dict:
 def _no_ranking_figure() -> go.Figure:
     """In place of an s_a chart when no counterfactual flipped the decision: no bars, only why."""
     figure = go.Figure()
-    figure.add_annotation(text="No counterfactual flipped the decision:<br>no attribute is ranked (see the decision "
-                               "text).", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 15})
+    figure.add_annotation(text="No counterfactual flipped<br>the decision: no attribute<br>is ranked (see the summary).",
+                          xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 15})
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
     return figure
@@ -115,8 +115,8 @@ def _significance_figure(expl):
         return _no_ranking_figure()
     figure = reports.significance_figure(expl)
     if not named_ranking(expl):
-        figure.add_annotation(text="No named attribute could be measured on these recovered faces;<br>"
-                                   "the LBP texture map beside this still can.",
+        figure.add_annotation(text="No named attribute could be<br>measured on these recovered<br>faces; the LBP "
+                                   "texture map<br>beside this still can.",
                               xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 15})
     return figure
 

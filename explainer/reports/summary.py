@@ -96,7 +96,7 @@ def stability_sentence(expl) -> str:
     flipped = read(st, "members_flipped", int(bool(read(read(expl, "counterfactual", {}), "flipped"))))
     if not flipped:
         return (f"None of the {members} counterfactuals flipped the decision within the largest change tried, "
-                "so the attribute ranking does not explain it.")
+                "so no attribute is ranked.")
     agreement = read(st, "top10_agreement_between_members")
     head = f"{flipped} of {members} seeded counterfactuals flipped the decision"
     if agreement is None:

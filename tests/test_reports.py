@@ -41,11 +41,12 @@ def _explanation() -> PairExplanation:
     return PairExplanation(
         decision={"match": True, "similarity": 0.3, "threshold": 0.513, "metric": "euclidean", "fmr": 1e-3,
                   "threshold_source": "test", "recognizer": "dlib-resnet"},
-        counterfactual={"attack": "pgd", "flipped": True, "linf_eps": 1 / 255, "l2": 0.7, "similarity": 0.52,
-                        "transferred": None},
+        counterfactual={"attack": "pgd", "flipped": True, "linf_eps": 1 / 255, "linf": 1 / 255, "linf_255": 1,
+                        "l2": 0.7, "similarity": 0.52, "transferred": None,
+                        "recovered_to_reference": {"probe": 0.41, "counterfactual": 0.47}},
         significance=significance, groups=groups, images=images, notes=["a note"], provenance={"seed": 0},
         significance_flags={"glasses": "floored", "lbp_r0_c0": "undefined"}, significance_interval=intervals,
-        stability={"members": 5, "members_flipped": 5}, seconds={"total": 1.0})
+        stability={"members": 6, "members_flipped": 6}, seconds={"total": 1.0}, interval_confidence=0.96875)
 
 
 def test_ranking_by_the_median_and_significance_by_the_interval():
@@ -59,6 +60,20 @@ def test_ranking_by_the_median_and_significance_by_the_interval():
     assert "lbp_r0_c0" not in expl.scored
 
 
+def test_too_few_members_for_a_95_interval_call_nothing_significant(tmp_path):
+    # 3 members: their [min, max] is a 75 % interval of the median; it is labelled so, and nothing is significant
+    from explainer.app.wording import decision_markdown
+
+    expl = _explanation()
+    expl.interval_confidence, expl.stability = 0.75, {"members": 3, "members_flipped": 3,
+                                                       "significant_members_agree": {"glasses": 3}}
+    assert expl.significant == [] and expl.interval_label == "75 %" and expl.unresolved == ["lbp_r6_c6"]
+    assert "none can be: 3 members give a 75 % interval, too few for 95 %" in write_html(expl, tmp_path / "r.html").read_text()
+    text = decision_markdown(expl)
+    assert "**No attribute is called significant**: 3 members give the median of s_a an interval of 75 %" in text
+    assert "Every member put these above 1: glasses." in text and "at most 1/255" in text
+
+
 def test_json_is_canonical_and_has_no_timings():
     expl = _explanation()
     text = expl.to_json()
@@ -68,7 +83,7 @@ def test_json_is_canonical_and_has_no_timings():
     assert payload["significance_flags"]["glasses"] == "floored"
     assert payload["significance_interval"]["glasses"] == [3.0, 12.0] and "lbp_r0_c0" not in payload["significance_interval"]
     assert payload["significant"] == ["glasses", "lbp_r5_c6"] and payload["unresolved"] == ["lbp_r6_c6"]
-    assert payload["stability"]["members"] == 5
+    assert payload["stability"]["members"] == 6 and payload["interval_confidence"] == 0.96875
     assert set(payload) >= {"decision", "counterfactual", "significance", "provenance", "groups", "images"}
     with pytest.raises(ValueError, match="non-finite"):
         dumps({"x": math.inf})

@@ -45,7 +45,7 @@ def evidence_markdown(expl) -> str:
             f"| {label} | {_cell(quality['probe'].get(k))} | {_cell(quality['reference'].get(k))} |"
             for k, label in QUALITY_SHOWN.items()))
     rows = [n for n in expl.ranking if expl.groups[n] != "lbp"]
-    lines.append("| attribute | FISWG component | s_a | 95 % interval |\n|---|---|---|---|\n" + "\n".join(
+    lines.append(f"| attribute | FISWG component | s_a | {expl.interval_label} interval |\n|---|---|---|---|\n" + "\n".join(
         f"| {n.replace('_', ' ')} | {fiswg_component(n)} | {_cell(expl.significance.get(n))} | "
         f"{_interval(expl.significance_interval.get(n))} |" for n in rows))
     return "\n\n".join(lines)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from explainer.core.console import TqdmProgress, print_table, write_json
+from explainer.counterfactual.result import measured_linf_text, recovered_score_text
 
 
 def known_pack(name: str | None) -> str | None:
@@ -68,12 +69,14 @@ def cmd_explain(args) -> int:
     for warning in d.get("warnings", []):
         print(f"warning: {warning}")
     print(f"counterfactual ({c['attack']}): {st['members_flipped']} of {st['members']} members flipped the decision; "
-          f"shown: L-inf {c['linf_eps'] * 255:.3g}/255, L2 {c['l2']:.3g}, new score {c['similarity']:.4f}"
+          f"shown: L-inf {measured_linf_text(c)}, L2 {c['l2']:.3g}, new score {c['similarity']:.4f}"
+          + recovered_score_text(c)
           + ("" if c.get("transferred") is None else f", transferred from {c['surrogate']}: {c['transferred']}"))
     rows = [[n, explanation.groups[n], explanation.significance.get(n)] + explanation.significance_interval[n]
             + ["significant" if n in explanation.significant else "not resolved" if n in explanation.unresolved
                else "below 1"] for n in explanation.top(10)]
-    print_table(["attribute", "group", "s_a (median)", "95% low", "95% high", "reading"], rows)
+    print_table(["attribute", "group", "s_a (median)", f"{explanation.interval_label} low",
+                 f"{explanation.interval_label} high", "reading"], rows)
     named = [n for n in explanation.significant if explanation.groups[n] != "lbp"]
     print(f"{len(explanation.scored)} of {len(explanation.groups)} attributes scored; significant (interval above 1): "
           + (", ".join(named) if named else "none") + f"; {len(explanation.unresolved)} not resolved (interval spans 1)")
@@ -186,6 +189,13 @@ def cmd_bench_explain(args) -> int:
     return 0
 
 
+def cmd_bench_coverage(args) -> int:
+    from explainer.bench.coverage import run
+
+    write_json(args.json, run(trials=args.trials, members=args.members))
+    return 0
+
+
 def cmd_bench_analyze(args) -> int:
     from explainer.bench.analyze import run
     from explainer.jobs.analysis import CHUNK
@@ -250,6 +260,14 @@ def add_explain_commands(sub, bench) -> None:
     bench_explain.add_argument("--analyze-images", type=int, default=40, metavar="N")
     bench_explain.set_defaults(func=cmd_bench_explain)
 
+    coverage = bench.add_parser("coverage", help="coverage of the s_a intervals, simulated with the real member and "
+                                                 "jitter counts (and of the bootstrap they replaced)")
+    coverage.add_argument("--trials", type=int, default=2000, metavar="N")
+    coverage.add_argument("--members", type=int, default=None, metavar="M",
+                          help="members for every attack (default: explain's)")
+    coverage.add_argument("--json", metavar="FILE")
+    coverage.set_defaults(func=cmd_bench_coverage)
+
     bench_analyze = bench.add_parser("analyze", help="analyze end to end in photos/s (held-out ORL photos)")
     bench_analyze.add_argument("--pack", metavar="P")
     bench_analyze.add_argument("--json", metavar="FILE")
@@ -263,7 +281,7 @@ def add_explain_commands(sub, bench) -> None:
                            help="packs explained in parallel processes, one thread each (2 on a 2-core machine)")
     stability.add_argument("--attacks", default="pgd,transfer", metavar="A,B", help="pgd, transfer or both (default)")
     stability.add_argument("--members", type=int, default=None, metavar="M",
-                           help="ensemble members for every attack (default: explain's, 5 for pgd and 3 for transfer)")
+                           help="ensemble members for every attack (default: explain's, 6 for pgd and 3 for transfer)")
     stability.add_argument("--one-draw", action="store_true",
                            help="the baseline: the pre-ensemble explanation (one counterfactual, 5 fixed refinement "
                                 "steps per face, no jitter)")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from explainer.measures.ensemble import CONFIDENCE
+from explainer.measures.median_interval import confidence_label
 from explainer.reports import canonical
 
 
@@ -22,11 +24,14 @@ class PairExplanation:
     provenance: dict
     significance_flags: dict[str, str] = field(default_factory=dict)  # attr -> "floored" | "undefined" | "invalid"
     kinds: dict[str, str] = field(default_factory=dict)
-    significance_interval: dict[str, list[float]] = field(default_factory=dict)  # attr -> [low, high], 95 %
+    significance_interval: dict[str, list[float]] = field(default_factory=dict)  # attr -> [low, high]
     stability: dict = field(default_factory=dict)  # members, refine rule, agreement between members
     evidence: dict = field(default_factory=dict)  # report.json's "quality" {probe, reference} and "calibration"
     seconds: dict[str, float] = field(default_factory=dict)  # stage timings; never in report.json
     case: str | None = None  # the investigator's case number (explainer.lab.case), in report.json when given
+    # the level of every significance_interval: what the member count reaches (measures.median_interval;
+    # 0.969 with 6 members, 0.75 with 3). None: not recorded (taken as CONFIDENCE)
+    interval_confidence: float | None = None
 
     @property
     def ranking(self) -> list[str]:
@@ -37,8 +42,21 @@ class PairExplanation:
         return sorted(self.groups, key=key)
 
     @property
+    def interval_reaches_confidence(self) -> bool:
+        """The intervals are at least CONFIDENCE (95 %) intervals: enough members for them."""
+        return self.interval_confidence is None or self.interval_confidence >= CONFIDENCE
+
+    @property
+    def interval_label(self) -> str:
+        """How writers name the intervals' level: "95 %" when they reach it, else their own level ("75 %")."""
+        return confidence_label(CONFIDENCE if self.interval_reaches_confidence else self.interval_confidence)
+
+    @property
     def significant(self) -> list[str]:
-        """Attributes whose 95 % interval lies wholly above 1, by the interval's lower bound (largest first)."""
+        """Attributes whose interval lies wholly above 1, by the interval's lower bound (largest first); none
+        when the intervals do not reach CONFIDENCE (too few members)."""
+        if not self.interval_reaches_confidence:
+            return []
         above = [n for n, (low, _) in self.significance_interval.items() if low > 1.0]
         return sorted(above, key=lambda n: (-self.significance_interval[n][0], n))
 
@@ -62,6 +80,7 @@ class PairExplanation:
                 "significance_flags": self.significance_flags, "significance_interval": self.significance_interval,
                 "groups": self.groups, "kinds": self.kinds, "ranking": self.ranking, "significant": self.significant,
                 "unresolved": self.unresolved, "stability": self.stability, "notes": self.notes,
+                **({"interval_confidence": self.interval_confidence} if self.interval_confidence is not None else {}),
                 "provenance": self.provenance, "images": {name: f"{name}.png" for name in sorted(self.images)},
                 **self.evidence, **({"case": self.case} if self.case is not None else {})}
 

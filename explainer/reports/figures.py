@@ -39,11 +39,12 @@ def significance_figure(expl, include_lbp: bool = False) -> go.Figure:
             error_y={"type": "data", "symmetric": False, "array": [hi - v for (_, hi), v in zip(intervals, values)],
                      "arrayminus": [v - lo for (lo, _), v in zip(intervals, values)], "color": "#444", "thickness": 1.2},
             customdata=[[lo, hi] for lo, hi in intervals],
-            hovertemplate="%{x}: s_a %{y:.2f}, 95 % interval [%{customdata[0]:.2f}, %{customdata[1]:.2f}]<extra></extra>"))
+            hovertemplate=f"%{{x}}: s_a %{{y:.2f}}, {expl.interval_label} interval [%{{customdata[0]:.2f}}, "
+                          "%{customdata[1]:.2f}]<extra></extra>"))
     figure.add_hline(y=1.0, line_dash="dash", line_color="black", annotation_text="s_a = 1",
                      annotation_position="top left")
     figure.update_layout(title="Attribute significance s_a for this decision (median over counterfactual members, "
-                               "95 % interval)", xaxis_title="attribute",
+                               f"{expl.interval_label} interval)", xaxis_title="attribute",
                          yaxis_title="s_a = ||â_p − â_adv|| / ||â_p − â_ref||", barmode="group",
                          xaxis={"categoryorder": "array", "categoryarray": names}, template="plotly_white",
                          legend_title="group", height=480)

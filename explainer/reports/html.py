@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from explainer.counterfactual.result import measured_linf_text, recovered_score_text
 from explainer.evidence.fiswg import fiswg_component
 from explainer.reports import figures
 
@@ -21,7 +22,7 @@ IMAGE_CAPTIONS = {
     "perturbation_amplified": "perturbation, amplified",
     "recovered_probe": "recovered probe",
     "recovered_reference": "recovered reference",
-    "recovered_counterfactual": "recovered counterfactual",
+    "recovered_counterfactual": "recovered probe moved by T(z_cf) − T(z_probe)",
 }
 
 
@@ -74,11 +75,14 @@ def write_html(expl, path) -> Path:
         ["counterfactual ensemble", f"{st.get('members_flipped', int(c['flipped']))} of {st.get('members', 1)} members "
                                     f"flipped the decision; recovery: {st.get('refine_rule', '')}"],
         ["counterfactual shown", f"{c['attack']}: {'flipped' if c['flipped'] else 'NOT flipped'} at L∞ "
-                           f"{c['linf_eps'] * 255:.3g}/255 (L2 {c['l2']:.3g}); new score {c['similarity']:.4f}"
+                           f"{measured_linf_text(c)} (L2 {c['l2']:.3g}); new score {c['similarity']:.4f}"
+                           + recovered_score_text(c)
                            + ("" if c.get("transferred") is None else
                               f"; transferred from {c['surrogate']}: {'yes' if c['transferred'] else 'no'}")],
-        ["significant (95 % interval above 1)", ", ".join(n for n in expl.significant if expl.groups[n] != "lbp") or "none"],
-        ["not resolved (interval spans 1)", ", ".join(n for n in expl.unresolved if expl.groups[n] != "lbp") or "none"],
+        ["significant (95 % interval above 1)", ", ".join(n for n in expl.significant if expl.groups[n] != "lbp") or
+         ("none" if expl.interval_reaches_confidence else f"none can be: {st.get('members', '?')} members give a "
+                                                          f"{expl.interval_label} interval, too few for 95 %")],
+        [f"not resolved ({expl.interval_label} interval spans 1)", ", ".join(n for n in expl.unresolved if expl.groups[n] != "lbp") or "none"],
     ], ["", ""])
     pictures = "".join(f"<figure><img src=\"{_png_data(expl.images[name])}\" alt=\"{name}\">"
                        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
@@ -86,7 +90,8 @@ def write_html(expl, path) -> Path:
     top = _table([[n, fiswg_component(n), expl.groups[n], expl.significance.get(n)]
                   + list(expl.significance_interval.get(n, [None, None])) + [expl.significance_flags.get(n, "")]
                   for n in expl.top(10)],
-                 ["attribute", "FISWG component", "group", "s_a (median)", "95 % low", "95 % high", "flag"])
+                 ["attribute", "FISWG component", "group", "s_a (median)", f"{expl.interval_label} low",
+                  f"{expl.interval_label} high", "flag"])
     body = (f"<h1>Why {html.escape(d['recognizer'])} said “{decision}”</h1>{summary}<h2>Faces</h2>{pictures}"
             f"<h2>Attribute significance</h2>{_figure_html(figures.significance_figure(expl), 'significance')}"
             f"<h3>Top 10</h3>{top}{_evidence_section(expl)}<h2>Texture (LBP) cells</h2>{_figure_html(figures.lbp_heatmap_figure(expl), 'lbp')}"

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from explainer.counterfactual.result import measured_linf_text, recovered_score_text
 from explainer.evidence.fiswg import fiswg_component
 from explainer.evidence.quality import RANGED
 
@@ -24,7 +25,7 @@ CREATION_DATE = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
 IMAGES = (("probe_aligned", "probe (aligned)"), ("reference_aligned", "reference (aligned)"),
           ("counterfactual", "counterfactual probe"), ("perturbation_amplified", "change, amplified"),
           ("recovered_probe", "recovered probe"), ("recovered_reference", "recovered reference"),
-          ("recovered_counterfactual", "recovered counterfactual"))
+          ("recovered_counterfactual", "recovered probe + T(z_cf) − T(z_probe)"))
 QUALITY_ROWS = ("face_width_px", "inter_eye_px", "sharpness", "exposure", "contrast", "underexposed_fraction",
                 "overexposed_fraction", "yaw", "pitch", "roll", "colour", "jpeg_quality", "glasses_probability",
                 "hat_probability", "faces_found")
@@ -59,7 +60,7 @@ def _png(figure) -> io.BytesIO:
     return buffer
 
 
-def _significance_chart(record: dict) -> io.BytesIO:
+def _significance_chart(record: dict, label: str) -> io.BytesIO:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,7 +75,7 @@ def _significance_chart(record: dict) -> io.BytesIO:
     axis.axhline(1.0, color="black", linestyle="--", linewidth=0.8)
     axis.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], rotation=70, ha="right", fontsize=6)
     axis.set_ylabel("s_a")
-    axis.set_title("Attribute significance s_a: median over counterfactual members, 95 % interval (dashed: s_a = 1)",
+    axis.set_title(f"Attribute significance s_a: median over counterfactual members, {label} interval (dashed: s_a = 1)",
                    fontsize=9)
     figure.tight_layout()
     return _png(figure)
@@ -232,18 +233,23 @@ def write_pdf(expl, path) -> Path:
     stability = record.get("stability", {})
     doc.text(f"{stability.get('members_flipped', int(c['flipped']))} of {stability.get('members', 1)} seeded "
              f"counterfactual members flipped the decision. The one shown: {c['attack']}, "
-             f"{'flipped' if c['flipped'] else 'NOT flipped'} at L∞ {c['linf_eps'] * 255:.3g}/255 "
-             f"(L2 {c['l2']:.3g}); new score {c['similarity']:.4f}. Recovery: {stability.get('refine_rule', '')}.")
+             f"{'flipped' if c['flipped'] else 'NOT flipped'} at L∞ {measured_linf_text(c)} "
+             f"(L2 {c['l2']:.3g}); new score {c['similarity']:.4f}"
+             f"{recovered_score_text(c)}. Recovery: {stability.get('refine_rule', '')}.")
     images = getattr(expl, "images", {})
     doc.images([(images[n], caption) for n, caption in IMAGES[:4] if n in images])
     doc.images([(images[n], caption) for n, caption in IMAGES[4:] if n in images])
 
     doc.heading("Attribute significance")
-    doc.picture(_significance_chart(record), 180)
+    label = expl.interval_label
+    doc.picture(_significance_chart(record, label), 180)
     doc.picture(_lbp_map(record, images.get("recovered_probe_attribute_crop")), 80)
     named = [n for n in record["significant"] if record["groups"][n] != "lbp"]
-    doc.text("Significant (the whole 95 % interval of s_a above 1): " + (", ".join(named) if named else "none") + ".")
-    rows = [["attribute", "FISWG component", "group", "s_a", "95 % interval"]]
+    doc.text("Significant (the whole 95 % interval of s_a above 1): " + (", ".join(named) if named else "none") + "."
+             + ("" if expl.interval_reaches_confidence else
+                f" None can be: {stability.get('members', '?')} members give the median a {label} interval (their "
+                "lowest to highest value), too few for 95 %."))
+    rows = [["attribute", "FISWG component", "group", "s_a", f"{label} interval"]]
     for name in record["ranking"]:
         if record["groups"][name] == "lbp":
             continue

@@ -57,8 +57,14 @@ def test_explain_flips_a_genuine_pair_and_scores_every_attribute(genuine_explana
     lows = [expl.significance_interval[n][0] for n in expl.significant]
     assert all(low > 1 for low in lows) and lows == sorted(lows, reverse=True)
     st = expl.stability
-    assert st["members"] == 5 and st["members_flipped"] == 5 and len(c["members"]) == 5
-    assert len({m["seed"] for m in c["members"]}) == 5 and "until the loss falls" in st["refine_rule"]
+    assert st["members"] == 6 and st["members_flipped"] == 6 and len(c["members"]) == 6
+    assert len({m["seed"] for m in c["members"]}) == 6 and "until the loss falls" in st["refine_rule"]
+    # 6 members: [min, max] of their s_a is a 96.9 % interval of the median, so "significant" can be said
+    assert expl.interval_confidence == pytest.approx(0.96875) and expl.interval_label == "95 %"
+    # the L∞ shown is the measured change of the saved counterfactual, in whole levels within the budget
+    measured = np.abs(expl.images["counterfactual"].astype(int) - expl.images["probe_aligned"].astype(int)).max()
+    assert c["linf_255"] == measured and all(m["linf_255"] <= round(m["linf_eps_255"]) for m in c["members"])
+    assert set(c["recovered_to_reference"]) == {"probe", "counterfactual"}
     assert set(expl.images) >= {"probe_aligned", "reference_aligned", "counterfactual", "perturbation_amplified",
                                 "recovered_probe", "recovered_reference", "recovered_counterfactual"}
     assert all(im.dtype == np.uint8 and im.ndim == 3 for im in expl.images.values())
@@ -88,6 +94,8 @@ def test_transfer_explanation_reports_whether_it_transferred():
     assert c["attack"] == "transfer" and c["surrogate"] == "mobilefacenet"
     assert c["transferred"] is True and c["flipped"] is True  # the member shown is one that transferred
     assert expl.stability["members"] == 3 and len({m["seed"] for m in c["members"]}) == 3
+    # 3 members reach a 75 % interval of the median: labelled so, and no attribute is called significant
+    assert expl.interval_confidence == 0.75 and expl.interval_label == "75 %" and expl.significant == []
     assert expl.provenance["surrogate"]["name"] == "mobilefacenet"
     assert any("transferred" in note for note in expl.notes)
 

@@ -146,3 +146,17 @@ def test_model_figures(tmp_path):
     assert comparison.table()[2]["A"] is None
     html = write_comparison_html(comparison, tmp_path / "c.html").read_text()
     assert not re.search(r"<script[^>]*\bsrc=", html) and html.count("Plotly.newPlot") == 3
+
+
+def test_about_and_the_evidence_accordion_say_one_thing_about_the_lr():
+    # The About tab and the accordion (and the PDF) carry the same statement of what the LR is and is not, and
+    # a "No match" beside an LR above 1 says what each means.
+    from explainer.app.about import METHOD
+    from explainer.app.evidence import evidence_markdown
+    from explainer.evidence.likelihood_ratio import STANDING, verbal
+
+    expl = _explanation()
+    expl.decision = {**expl.decision, "match": False, "similarity": 0.53, "log10_lr": 0.1, "verbal": verbal(0.1)}
+    text = evidence_markdown(expl)
+    assert STANDING in METHOD and STANDING in text and "not evidence of identity" in STANDING
+    assert "point different ways" in text and "no match at this threshold" in text

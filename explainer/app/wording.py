@@ -3,6 +3,7 @@ comparison. Handlers call these; nothing here runs a model."""
 from __future__ import annotations
 
 from explainer.counterfactual.result import measured_linf_text
+from explainer.evidence.likelihood_ratio import decision_and_lr
 from explainer.jobs import pipeline
 
 ATTACKS = {"pgd": "PGD (white-box, on this model)", "transfer": "Transfer (crafted on another model)"}
@@ -60,6 +61,9 @@ def decision_markdown(expl) -> str:
              f"**{score.capitalize()} {d['similarity']:.3f}** ({d['recognizer']}); the model says *same person* at "
              f"a {score} {'at most' if euclidean else 'at least'} **{d['threshold']:.3f}**, the threshold set at "
              f"{_fmr_words(d.get('fmr'))}."]
+    parting = decision_and_lr(d["match"], d.get("log10_lr"), d.get("fmr"))
+    if parting:
+        lines.append(f"**Decision and likelihood ratio** (log10 LR {d['log10_lr']:+.2f}): {parting}")
     lines += [f"**Note:** {note}" for note in expl.notes if is_face_note(note)]
     st = expl.stability
     members, flipped = st.get("members", 1), st.get("members_flipped", int(cf["flipped"]))

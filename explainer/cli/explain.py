@@ -7,6 +7,7 @@ from pathlib import Path
 
 from explainer.core.console import TqdmProgress, print_table, write_json
 from explainer.counterfactual.result import measured_linf_text, recovered_score_text
+from explainer.evidence.likelihood_ratio import decision_and_lr
 
 
 def known_pack(name: str | None) -> str | None:
@@ -66,6 +67,9 @@ def cmd_explain(args) -> int:
           f"threshold {d['threshold']:.4f})")
     if d.get("log10_lr") is not None:
         print(f"likelihood ratio: log10 LR {d['log10_lr']:+.2f}: {d['verbal']} (ENFSI 2015 verbal scale)")
+        parting = decision_and_lr(d["match"], d["log10_lr"], d.get("fmr"))
+        if parting:
+            print(f"decision and LR: {parting}")
     for warning in d.get("warnings", []):
         print(f"warning: {warning}")
     print(f"counterfactual ({c['attack']}): {st['members_flipped']} of {st['members']} members flipped the decision; "

@@ -101,7 +101,7 @@ def write_html(expl, path) -> Path:
 
 def _evidence_section(expl) -> str:
     """Likelihood ratio, quality flags of both photos, calibration summary and its Tippett / ECE plots."""
-    from explainer.evidence.likelihood_ratio import CalibrationMissing
+    from explainer.evidence.likelihood_ratio import STANDING, CalibrationMissing, calibration_words, decision_and_lr
     from explainer.reports.evidence_figures import ece_figure, tippett_figure
 
     d, evidence = expl.decision, getattr(expl, "evidence", {}) or {}
@@ -111,6 +111,9 @@ def _evidence_section(expl) -> str:
     if d["log10_lr"] is not None:
         parts.append(f"<p><b>Likelihood ratio: log10 LR = {d['log10_lr']:+.2f}</b>: {html.escape(d['verbal'])} "
                      f"(verbal scale: ENFSI 2015).</p>")
+        parting = decision_and_lr(d["match"], d["log10_lr"], d.get("fmr"))
+        parts += [f"<p>{html.escape(parting)}</p>"] if parting else []
+        parts.append(f"<p><i>{html.escape(STANDING)}</i></p>")
     parts += [f"<p>Warning: {html.escape(w)}</p>" for w in d.get("warnings", [])]
     quality = evidence.get("quality")
     if quality:
@@ -119,9 +122,11 @@ def _evidence_section(expl) -> str:
                             ["quality flag", "probe", "reference"]))
     calibration = evidence.get("calibration", {})
     if calibration.get("available"):
-        parts.append(_table([[k, calibration[k]] for k in ("method", "lir_version", "n_genuine", "n_impostor", "cllr",
-                                                            "cllr_min", "correct_sign", "log10_lr_bounds", "data",
-                                                            "validation", "command")], ["calibration", ""]))
+        parts.append(f"<p>{html.escape(calibration_words(calibration))}</p>")
+        parts.append(_table([[k, calibration.get(k)] for k in (
+            "method", "lir_version", "n_genuine", "n_genuine_before_cap", "n_impostor", "n_people",
+            "n_genuine_effective", "n_impostor_effective", "held_out_scored", "cllr", "cllr_min", "correct_sign",
+            "log10_lr_bounds", "lr_one_at_score", "data", "validation", "command")], ["calibration", ""]))
         try:
             parts.append(_figure_html(tippett_figure(d["recognizer"], d["log10_lr"]), "tippett")
                          + _figure_html(ece_figure(d["recognizer"]), "ece"))

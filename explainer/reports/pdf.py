@@ -18,6 +18,7 @@ from PIL import Image
 
 from explainer.counterfactual.result import measured_linf_text, recovered_score_text
 from explainer.evidence.fiswg import fiswg_component
+from explainer.evidence.likelihood_ratio import STANDING, decision_and_lr
 from explainer.evidence.quality import RANGED
 
 # A fixed creation date: the same explanation writes the same document.
@@ -209,6 +210,10 @@ def write_pdf(expl, path) -> Path:
         propositions = d.get("propositions", {})
         doc.text(f"Hp: {propositions.get('Hp', 'same person')}; Hd: {propositions.get('Hd', 'different people')}. "
                  f"Scale: {calibration.get('verbal_scale', d.get('verbal_scale', ''))}.")
+        parting = decision_and_lr(d["match"], d["log10_lr"], d.get("fmr"))
+        if parting:
+            doc.text(parting)
+        doc.text(STANDING)
     else:
         doc.text("Likelihood ratio: not available for this recognizer (no calibration).", bold=True)
     for warning in d.get("warnings", []):
@@ -266,6 +271,10 @@ def write_pdf(expl, path) -> Path:
                                         f"{calibration['bounding']} bounds {calibration['log10_lr_bounds']}"],
                    ["data", f"{calibration['data']}: {calibration['n_genuine']} genuine, "
                             f"{calibration['n_impostor']} impostor pairs, {calibration['n_people']} people"],
+                   ["counted by person", f"{calibration.get('n_genuine_effective')} people with genuine pairs, "
+                                         f"{calibration.get('n_impostor_effective')} independent impostor comparisons; "
+                                         f"genuine pairs at most {calibration.get('genuine_cap_per_person')} per "
+                                         "person"],
                    ["validation", calibration["validation"]],
                    ["Cllr (held out)", f"{calibration['cllr']:.4f}"], ["Cllr_min", f"{calibration['cllr_min']:.4f}"],
                    ["LRs on the correct side of 1", f"{100 * calibration['correct_sign']:.2f} %"],

@@ -4,7 +4,7 @@
     M counterfactual members (seeded) x_adv^m, each a minimal change that flips the decision -> z_adv^m
     recovered faces: probe and reference refined by the stopping rule (once per pair); each member's face
         is the probe's recovered latent moved by the transformer's own response, T(z_adv^m) - T(z_p)
-    attributes of every recovered face under test-time jitter -> s_a per member -> median and 95 % interval
+    attributes of every recovered face under test-time jitter -> s_a per member -> median and its order-statistic interval
 
 Why the members' faces start from the probe's: refinement is chaotic (a face refined alone from T(z_adv)
 differs from the probe's by noise far larger than what the small embedding change asks for), so the

@@ -13,9 +13,6 @@ $(VENV)/.installed: pyproject.toml
 	# insightface: reference ArcFace alignment for the tests. --no-deps: it requires the GUI build of
 	# opencv-python, which would overwrite opencv-python-headless's cv2.
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps "insightface==2.1"
-	# torchattacks: the attack framework of explainer.counterfactual. --no-deps: it pins requests~=2.25.1,
-	# which would downgrade urllib3/idna; it needs only torch, which we have.
-	$(PY) -m pip install --disable-pip-version-check -q --no-deps "torchattacks==3.5.1"
 	touch $@
 
 setup: $(VENV)/.installed assets

@@ -37,7 +37,14 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from explainer.app import about  # noqa: E402
 from explainer.app.examples import digests, example_pairs  # noqa: E402
-from explainer.app.handlers import COMPARE_SOURCES, EXPLAIN_IMAGES, Handlers, attack_choices, pack_choices  # noqa: E402
+from explainer.app.handlers import (  # noqa: E402
+    COMPARE_SOURCES,
+    EXPLAIN_IMAGES,
+    Handlers,
+    attack_choices,
+    fresh_pack_dropdowns,
+    pack_choices,
+)
 from explainer.app.uploads import UploadClaims  # noqa: E402
 from explainer.packs.catalogue import DEFAULT_PACK, PACKS  # noqa: E402
 
@@ -145,6 +152,8 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
                 gr.Markdown(about.model_cards())
             with gr.Accordion("Licences of every model and data set", open=False):
                 gr.Markdown(about.licences())
+        # Packs are read from disk at every page load, not only when the app started.
+        demo.load(fresh_pack_dropdowns, outputs=[pack, pack_a, pack_b], api_visibility="private", queue=False)
     # The validators refuse, with a plain message, at settings.queue_size waiting; Gradio's own bare
     # "Queue is full" is only a backstop far beyond that (validators run concurrently, so a burst can
     # overshoot by a few).

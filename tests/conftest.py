@@ -55,10 +55,10 @@ def tiny_face_folder(tmp_path_factory, real_photos) -> Path:
 def single_thread():
     """One intra-op thread for the tiny trainers: on a shared 2-core machine, OpenMP's spinning threads
     made each tiny step ~50x slower."""
-    from explainer.core.runtime import single_thread as one_thread
+    import torch
 
-    with one_thread():
-        yield
+    torch.set_num_threads(1)  # not runtime.single_thread(): held all session, it would keep other threads' jobs waiting
+    yield
 
 
 @pytest.fixture(scope="session")

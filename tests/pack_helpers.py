@@ -36,9 +36,9 @@ def conv_onnx(path: Path, size: int = 112, dim: int = 8, constant: bool = False,
     return path
 
 
-def ready_pack(name: str) -> Path:
-    """A ready pack on disk ($FACEXPLAIN_PACKS/NAME) around fr_feature.onnx, with an untrained transformer:
-    what `pack create` leaves, without its minutes of calibration and training."""
+def ready_pack(name: str, seed: int = 0) -> Path:
+    """A ready pack on disk ($FACEXPLAIN_PACKS/NAME) around fr_feature.onnx, with an untrained transformer
+    drawn with `seed`: what `pack create` leaves, without its minutes of calibration and training."""
     import dataclasses
     import shutil
 
@@ -57,7 +57,7 @@ def ready_pack(name: str) -> Path:
                    "n_impostor": 0}
     write_spec(dataclasses.replace(spec, file=target.name, threshold=calibration), directory)
     decoder = load_decoder("dcgan-digiface")
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     transformer = LatentTransformer(TransformerConfig(model.embedding_dim, *decoder.latent_shape, tanh=True),
                                     decoder.mean_latent)
     save_transformer(directory / "transformer.pt", transformer, {"decoder": "dcgan-digiface", "test": True})

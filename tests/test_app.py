@@ -298,6 +298,22 @@ def test_both_tabs_offer_the_users_pack_on_disk(client):
         assert USER_PACK in parameter["type"]["enum"], parameter
 
 
+def test_a_pack_made_while_the_app_runs_is_offered_at_the_next_page_load(app_module):
+    from pack_helpers import ready_pack
+
+    from explainer.app.handlers import fresh_pack_dropdowns
+
+    demo = app_module.demo
+    loads = [f for f in demo.fns.values() if f.fn is fresh_pack_dropdowns]
+    assert len(loads) == 1 and [t[1] for t in loads[0].targets] == ["load"]
+    dropdowns = {c.elem_id: c for c in demo.blocks.values() if isinstance(c, app_module.gr.Dropdown)}
+    assert {o._id for o in loads[0].outputs} == {dropdowns[k]._id for k in ("pack", "pack-a", "pack-b")}
+    assert "made-while-running" not in [value for _, value in dropdowns["pack"].choices]
+    ready_pack("made-while-running")  # `facexplain pack create` while the app is up
+    for dropdown in fresh_pack_dropdowns():
+        assert "made-while-running" in [value for _, value in dropdown.choices]
+
+
 def test_served_privately(app_url, app_module, tmp_path):
     import os
 

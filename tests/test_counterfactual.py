@@ -7,7 +7,6 @@ import io
 import numpy as np
 import pytest
 import torch
-import torchattacks
 from PIL import Image
 
 from explainer import assets, faces
@@ -57,7 +56,7 @@ def test_pgd_flips_a_genuine_pair_and_the_saved_png_keeps_the_flip(dlib, genuine
     assert result.image.dtype == np.uint8 and result.image.shape == crops[0].shape
     # the reported L∞ is the measured change of the saved image, and the budget is a whole level it respects
     measured = np.abs(result.image.astype(int) - crops[0].astype(int)).max()
-    assert result.summary()["linf_255"] == result.linf_255 == measured > 0 and result.l2 > 0
+    assert result.linf_255 == measured > 0 and result.l2 > 0
     assert float(result.linf_eps * 255).is_integer() and measured <= round(result.linf_eps * 255)
     reloaded = _png_round_trip(result.image)
     with torch.no_grad():
@@ -94,23 +93,21 @@ def test_a_half_level_budget_is_reported_as_the_change_it_makes(dlib):
     # on +2. The counterfactual says what the saved image changed (3 levels), not the budget (2.5), and the
     # bisection never tries such a budget: between whole levels there is nothing to gain.
     from explainer.counterfactual.pgd import whole_level_between
-    from explainer.counterfactual.result import measured_linf_text
 
     _, _, crops, z = _pair(dlib, "s34/1", "s36/1")
     result = pgd_counterfactual(dlib, crops[0], z[1], currently_matches=False, schedule=(2.5,), bisection_rounds=0)
     change = np.abs(result.image.astype(int) - crops[0].astype(int))
     assert result.flipped and result.linf_eps * 255 == pytest.approx(2.5)
     assert (change == 3).sum() > 1000  # measured: 9146 channel values moved by 3 levels, 28789 by 2
-    assert result.linf_255 == change.max() == 3 and measured_linf_text(result.summary()) == "3/255"
+    assert result.linf_255 == change.max() == 3  # what every writer prints (CounterfactualOutcome.linf_255)
     assert [whole_level_between(*gap) for gap in ((1, 2), (1, 1.5), (0, 1), (4, 6), (16, 24), (17, 18))] == \
         [None, None, None, 5, 20, None]
 
 
-def test_embedding_pgd_is_a_torchattacks_attack_with_the_reference_in_the_label_slot(dlib, genuine):
+def test_embedding_pgd_moves_the_embedding_within_its_budget(dlib, genuine):
     _, _, crops, z = genuine
     goal = DecisionGoal.for_pair(dlib, currently_matches=True)
     attack = EmbeddingPGD(dlib, goal, dlib.metric, eps=2 / 255, steps=3, stop_early=False)
-    assert isinstance(attack, torchattacks.attack.Attack)
     x = faces.to_tensor(crops[0])
     adversarial = attack(x, z[1:])
     assert (adversarial - x).abs().max() <= 2 / 255 + 1e-6 and 0 <= adversarial.min() and adversarial.max() <= 1
@@ -173,3 +170,42 @@ def test_transfer_attack_never_takes_target_gradients_and_reports_the_transfer(d
     assert np.array_equal(again.image, result.image)
     with pytest.raises(ValueError, match="another recognizer"):
         transfer_counterfactual(dlib, dlib, crops[0], probe.face.landmarks, z[1], z[1], currently_matches=True)
+
+
+# -- the attack registry -------------------------------------------------------------------------------
+def test_an_unknown_attack_is_a_plain_error_listing_the_known_ones():
+    from explainer.core.errors import FacexplainError
+    from explainer.counterfactual.attacks import ATTACKS, attack
+
+    assert list(ATTACKS) == ["pgd", "transfer"]
+    with pytest.raises(FacexplainError, match="unknown attack 'fgsm'; known: pgd, transfer"):
+        attack("fgsm")
+
+
+def test_the_app_cli_and_benches_offer_the_registered_attacks():
+    from explainer.app.wording import ATTACKS as LABELS
+    from explainer.bench.stability import ATTACKS as STABILITY
+    from explainer.cli.commands import build_parser
+    from explainer.counterfactual.attacks import ATTACKS
+    from explainer.jobs.explain import MEMBERS
+
+    assert LABELS == {name: entry.label for name, entry in ATTACKS.items()}
+    assert STABILITY == tuple(ATTACKS) and MEMBERS == {name: entry.members for name, entry in ATTACKS.items()}
+    parser = build_parser()
+    explain = parser._subparsers._group_actions[0].choices["explain"]
+    (option,) = [a for a in explain._actions if "--attack" in a.option_strings]
+    assert list(option.choices) == list(ATTACKS)
+
+
+def test_every_attack_runs_through_the_one_signature(dlib, genuine):
+    from explainer.counterfactual.attacks import ATTACKS, AttackInput
+
+    probe, reference, crops, z = genuine
+    given = AttackInput(dlib, crops[0], probe.face.landmarks, reference.image, reference.face.landmarks, z[1],
+                        currently_matches=True, seeds=[3])
+    for name, entry in ATTACKS.items():
+        run = entry.run(given)
+        (member,) = run.members
+        assert member.attack == name and member.image.shape == crops[0].shape and member.details["seed"] == 3
+        assert all(r is not dlib for r in run.crafted_on)  # the target's gradients are PGD's alone
+    assert ATTACKS["transfer"].run(given).parameters["surrogate"] == "mobilefacenet"

@@ -40,10 +40,15 @@ def test_case_numbers_are_plain_text_never_paths():
 
 
 def test_a_report_names_its_case_only_when_there_is_one():
-    from explainer.jobs.results import PairExplanation
+    from explainer.jobs.results import CounterfactualOutcome, Decision, PairExplanation, Stability
 
-    bare = PairExplanation(decision={"match": True}, counterfactual={}, significance={}, groups={}, images={},
-                           notes=[], provenance={})
+    bare = PairExplanation(
+        decision=Decision(match=True, similarity=0.3, threshold=0.5, metric="euclidean", fmr=None,
+                          threshold_source="", recognizer="r"),
+        counterfactual=CounterfactualOutcome(attack="pgd", flipped=True, linf_eps=0.0, linf=0.0, l2=0.0, similarity=0.0),
+        stability=Stability(members=1, members_flipped=1, jitters=1, refine_rule="", refine_steps_taken={},
+                            top10_agreement_between_members=None, significant_members_agree={}),
+        significance={}, groups={}, images={}, notes=[], provenance={})
     assert "case" not in json.loads(bare.to_json())  # without a case: the same bytes as before cases existed
     bare.case = "2026-0117"
     assert json.loads(bare.to_json())["case"] == "2026-0117"

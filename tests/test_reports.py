@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import pytest
 
 from explainer.jobs.pipeline import ModelComparison, ModelReport, PairExplanation
+from explainer.jobs.results import CounterfactualOutcome, Decision, Stability
 from explainer.reports import (
     comparison_figure,
     lbp_heatmap_figure,
@@ -39,14 +40,16 @@ def _explanation() -> PairExplanation:
               ("probe_aligned", "reference_aligned", "counterfactual", "perturbation_amplified", "recovered_probe",
                "recovered_reference", "recovered_counterfactual", "recovered_probe_attribute_crop")}
     return PairExplanation(
-        decision={"match": True, "similarity": 0.3, "threshold": 0.513, "metric": "euclidean", "fmr": 1e-3,
-                  "threshold_source": "test", "recognizer": "dlib-resnet"},
-        counterfactual={"attack": "pgd", "flipped": True, "linf_eps": 1 / 255, "linf": 1 / 255, "linf_255": 1,
-                        "l2": 0.7, "similarity": 0.52, "transferred": None,
-                        "recovered_to_reference": {"probe": 0.41, "counterfactual": 0.47}},
+        decision=Decision(match=True, similarity=0.3, threshold=0.513, metric="euclidean", fmr=1e-3,
+                          threshold_source="test", recognizer="dlib-resnet"),
+        counterfactual=CounterfactualOutcome(attack="pgd", flipped=True, linf_eps=1 / 255, linf=1 / 255, l2=0.7,
+                                             similarity=0.52,
+                                             recovered_to_reference={"probe": 0.41, "counterfactual": 0.47}),
         significance=significance, groups=groups, images=images, notes=["a note"], provenance={"seed": 0},
         significance_flags={"glasses": "floored", "lbp_r0_c0": "undefined"}, significance_interval=intervals,
-        stability={"members": 6, "members_flipped": 6}, seconds={"total": 1.0}, interval_confidence=0.96875)
+        stability=Stability(members=6, members_flipped=6, jitters=2, refine_rule="test", refine_steps_taken={},
+                            top10_agreement_between_members=None, significant_members_agree={}),
+        seconds={"total": 1.0}, interval_confidence=0.96875)
 
 
 def test_ranking_by_the_median_and_significance_by_the_interval():
@@ -62,11 +65,13 @@ def test_ranking_by_the_median_and_significance_by_the_interval():
 
 def test_too_few_members_for_a_95_interval_call_nothing_significant(tmp_path):
     # 3 members: their [min, max] is a 75 % interval of the median; it is labelled so, and nothing is significant
+    from dataclasses import replace
+
     from explainer.app.wording import decision_markdown
 
     expl = _explanation()
-    expl.interval_confidence, expl.stability = 0.75, {"members": 3, "members_flipped": 3,
-                                                       "significant_members_agree": {"glasses": 3}}
+    expl.interval_confidence = 0.75
+    expl.stability = replace(expl.stability, members=3, members_flipped=3, significant_members_agree={"glasses": 3})
     assert expl.significant == [] and expl.interval_label == "75 %" and expl.unresolved == ["lbp_r6_c6"]
     assert "none can be: 3 members give a 75 % interval, too few for 95 %" in write_html(expl, tmp_path / "r.html").read_text()
     text = decision_markdown(expl)
@@ -122,28 +127,42 @@ def test_html_opens_offline_and_is_deterministic(tmp_path):
 
 
 def _report(pack: str, scale: float) -> ModelReport:
+    null = {"null_mean": 0.3, "null_high": 0.45, "n_null": 200}
     mi = {"shape": {"value": 0.8 * scale, "ci_low": 0.6 * scale, "ci_high": 1.0 * scale, "normalised": 0.8 * scale,
-                    "n": 50, "estimator": "ksg", "normalisation": "linfoot", "entropy": None},
+                    "n": 50, "estimator": "ksg", "normalisation": "linfoot", "entropy": None, **null,
+                    "excess": 0.8 * scale - 0.3, "p_value": 0.001, "p_holm": 0.002, "kept": True},
           "glasses": {"value": 0.2 * scale, "ci_low": 0.1 * scale, "ci_high": 0.3 * scale, "normalised": 0.3 * scale,
-                      "n": 50, "estimator": "miller-madow", "normalisation": "I/H(a)", "entropy": 0.6},
+                      "n": 50, "estimator": "miller-madow", "normalisation": "I/H(a)", "entropy": 0.6, **null,
+                      "excess": 0.2 * scale - 0.3, "p_value": 0.6, "p_holm": 0.6, "kept": False},
+          "age": {"value": 0.5, "ci_low": 0.3, "ci_high": 0.7, "normalised": 0.6, "n": 50, "estimator": "ksg",
+                  "normalisation": "linfoot", "entropy": None, **null, "excess": 0.2, "p_value": 0.01,
+                  "p_holm": 0.02 if pack == "B" else 0.2, "kept": pack == "B"},
           "hat": None}
     return ModelReport(pack=pack, data="orl", n_images=50, n_faces=50, mi=mi,
-                       groups={"shape": "structure", "glasses": "accessory", "hat": "accessory"},
-                       kinds={"shape": "continuous", "glasses": "categorical", "hat": "categorical"},
+                       groups={"shape": "structure", "glasses": "accessory", "age": "structure", "hat": "accessory"},
+                       kinds={"shape": "continuous", "glasses": "categorical", "age": "continuous",
+                              "hat": "categorical"},
                        notes=[], provenance={})
 
 
 def test_model_figures(tmp_path):
     a, b = _report("A", 1.0), _report("B", 0.5)
-    assert a.ranking == ["shape", "glasses", "hat"]
+    # kept first (by excess), then not distinguishable from chance (by name), then no estimate
+    assert a.kept == ["shape"] and a.not_distinguishable == ["age", "glasses"]
+    assert a.ranking == ["shape", "age", "glasses", "hat"] and b.ranking == ["age", "shape", "glasses", "hat"]
     figure = mi_figure(a)
-    assert list(figure.data[0].x) == ["shape", "glasses"]
-    assert list(figure.data[0].error_y.array) == pytest.approx([0.2, 0.1])
+    assert list(figure.data[0].x) == ["shape", "age", "glasses"]
+    assert list(figure.data[0].error_y.array) == pytest.approx([0.2, 0.2, 0.1])
+    assert figure.data[0].marker.color[1] == "#c7c7c7"  # not kept: grey
+    assert list(figure.data[1].y) == pytest.approx([0.3, 0.3, 0.3])  # the null's mean on each bar
     comparison = ModelComparison(["A", "B"], "orl", {"A": a, "B": b})
     bars = comparison_figure(comparison)
     assert [t.name for t in bars.data] == ["A", "B"]
-    assert bars.data[0].y[0] > bars.data[1].y[0]
-    assert comparison.table()[2]["A"] is None
+    # only attributes some model keeps, plotted as excess over the null; faded where not kept
+    assert list(bars.data[0].x) == ["shape", "age"]
+    assert list(bars.data[0].y) == pytest.approx([0.5, 0.2]) and list(bars.data[1].y) == pytest.approx([0.1, 0.2])
+    assert list(bars.data[0].marker.opacity) == [1.0, 0.3]
+    assert comparison.table()[3]["A"] is None
     html = write_comparison_html(comparison, tmp_path / "c.html").read_text()
     assert not re.search(r"<script[^>]*\bsrc=", html) and html.count("Plotly.newPlot") == 3
 
@@ -151,12 +170,14 @@ def test_model_figures(tmp_path):
 def test_about_and_the_evidence_accordion_say_one_thing_about_the_lr():
     # The About tab and the accordion (and the PDF) carry the same statement of what the LR is and is not, and
     # a "No match" beside an LR above 1 says what each means.
+    from dataclasses import replace
+
     from explainer.app.about import METHOD
     from explainer.app.evidence import evidence_markdown
     from explainer.evidence.likelihood_ratio import STANDING, verbal
 
     expl = _explanation()
-    expl.decision = {**expl.decision, "match": False, "similarity": 0.53, "log10_lr": 0.1, "verbal": verbal(0.1)}
+    expl.decision = replace(expl.decision, match=False, similarity=0.53, log10_lr=0.1, verbal=verbal(0.1))
     text = evidence_markdown(expl)
     assert STANDING in METHOD and STANDING in text and "not evidence of identity" in STANDING
     assert "point different ways" in text and "no match at this threshold" in text

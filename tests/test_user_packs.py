@@ -120,6 +120,21 @@ def test_pack_from_an_onnx_file_is_listed_loaded_and_explains(packs_home, capsys
         load_pack("onnx-mine")
 
 
+def test_a_pack_made_again_under_its_name_is_loaded_and_hashed_again(packs_home):
+    from pack_helpers import ready_pack
+
+    from explainer.assets.fetch import cached_sha256, sha256_file
+
+    folder = ready_pack("remade", seed=0)
+    first = load_pack("remade")
+    assert load_pack("remade") is first  # unchanged files: the pack loaded before
+    hash_before = cached_sha256(folder / "transformer.pt")
+    ready_pack("remade", seed=1)  # `pack create` again while the app runs: other weights, same paths
+    again = load_pack("remade")
+    assert again is not first and again.fingerprint != first.fingerprint
+    assert cached_sha256(folder / "transformer.pt") == sha256_file(folder / "transformer.pt") != hash_before
+
+
 def test_unknown_pack_names_list_every_pack(packs_home):
     with pytest.raises(UnknownName, match="known: dlib-dcgan, mobilefacenet-dcgan"):
         load_pack("no-such-pack")
@@ -204,3 +219,41 @@ def test_insightface_layout_from_a_local_file_and_offline_message(packs_home, tm
         create_insightface_pack("buffalo_l", root=tmp_path / "empty", config="cpu-tiny")
     with pytest.raises(InsightfaceUnavailable, match="known: buffalo_l, buffalo_s"):
         create_insightface_pack("antelopev2", root=root)
+
+
+# -- errors a user can cause are plain, never a traceback -----------------------------------------------
+def _with_transformer(name: str, **config) -> None:
+    """A ready pack whose transformer.pt is replaced by one of another shape (a wrong file copied in)."""
+    from pack_helpers import ready_pack
+
+    from explainer.generation.transformer import LatentTransformer, TransformerConfig
+    from explainer.packs.catalogue import save_transformer
+
+    folder = ready_pack(name)
+    save_transformer(folder / "transformer.pt", LatentTransformer(TransformerConfig(**config)), {"test": True})
+
+
+@pytest.mark.parametrize("config, said", [
+    ({"embedding_dim": 512, "n_codes": 3, "code_dim": 7}, "does not fit its decoder"),
+    ({"embedding_dim": 128, "n_codes": 1, "code_dim": 128}, "does not fit the recognizer: it takes 128-D"),
+])
+def test_a_transformer_that_does_not_fit_is_a_plain_cli_error(packs_home, capsys, config, said):
+    from explainer.assets import datasets
+    from explainer.generation.registry import load_decoder
+
+    n_codes, code_dim = load_decoder("dcgan-digiface").latent_shape
+    if config["n_codes"] == 1:  # the decoder's latent, a recognizer of another dimension
+        config = {**config, "n_codes": n_codes, "code_dim": code_dim}
+    _with_transformer("misfit", **config)
+    photo = str(datasets.orl((31,))[0].path)
+    assert cli.main(["recover", photo, "--pack", "misfit"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and said in err and "Traceback" not in err
+
+
+def test_a_surrogate_that_is_the_target_is_a_plain_cli_error(capsys, tmp_path):
+    probe, reference = _orl_pair()
+    assert cli.main(["explain", probe, reference, "--attack", "transfer", "--surrogate", "dlib-resnet",
+                     "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "another recognizer than the target (dlib-resnet)" in err

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from explainer import assets, faces
 from explainer.jobs import pipeline
+from explainer.jobs.analysis_data import synthetic_count
 
 EXPLAINER_DIR = Path(__file__).resolve().parents[1]
 _HEADER = "sha256:"
@@ -42,7 +43,7 @@ def cache_key(packs: tuple[str, ...], data: str, seed: int) -> str:
     from explainer.reports.provenance import library_versions, pack_provenance
 
     identity = {"packs": [pack_provenance(load_pack(p)) for p in packs], "data": data, "seed": seed,
-                "files": [faces.sha256_of(p) for p in pipeline.data_paths(data)],
+                "files": [] if synthetic_count(data) else [faces.sha256_of(p) for p in pipeline.data_paths(data)],
                 "versions": library_versions(), "source": _source_digest()}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 

@@ -23,19 +23,19 @@ def evidence_markdown(expl) -> str:
     d = expl.decision
     evidence = getattr(expl, "evidence", {}) or {}
     lines = []
-    if d.get("log10_lr") is None:
+    if d.log10_lr is None:
         lines.append("**No calibrated likelihood ratio for this recognizer.**")
     else:
-        lines.append(f"**Likelihood ratio: log10 LR = {d['log10_lr']:+.2f}**: {d['verbal']}. "
+        lines.append(f"**Likelihood ratio: log10 LR = {d.log10_lr:+.2f}**: {d.verbal}. "
                      "Hp: same person; Hd: different people. Verbal scale: ENFSI Guideline for Evaluative Reporting "
                      "in Forensic Science (2015)."
                      + (" This LR is at the calibration's ELUB bound: the most extreme value its data support."
-                        if d.get("lr_bounded") else ""))
-    parting = decision_and_lr(d["match"], d.get("log10_lr"), d.get("fmr"))
+                        if d.lr_bounded else ""))
+    parting = decision_and_lr(d.match, d.log10_lr, d.fmr)
     if parting:
         lines.append(parting)
-    lines += [f"⚠ {warning}" for warning in d.get("warnings", [])]
-    if d.get("log10_lr") is not None:
+    lines += [f"⚠ {warning}" for warning in d.warnings]
+    if d.log10_lr is not None:
         lines.append(f"*{STANDING}*")
     calibration = evidence.get("calibration", {})
     if calibration.get("available"):
@@ -59,7 +59,7 @@ def _interval(interval) -> str:
 def evidence_figures(expl) -> tuple:
     """(Tippett plot with this pair's LR, ECE plot), or (None, None) for an uncalibrated recognizer."""
     try:
-        return tippett_figure(expl.decision["recognizer"], expl.decision.get("log10_lr")), \
-            ece_figure(expl.decision["recognizer"])
+        return tippett_figure(expl.decision.recognizer, expl.decision.log10_lr), \
+            ece_figure(expl.decision.recognizer)
     except CalibrationMissing:
         return None, None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+import plotly.graph_objects as go
 import numpy as np
 import torch
 
@@ -87,15 +88,27 @@ def _photo(value: Upload, role: str, max_pixels: int | None = None) -> tuple[np.
 # -- how results read --------------------------------------------------------------------------------------
 def summary(expl) -> dict:
     """The decision, counterfactual, top attributes and notes as plain data (the full record: report.json)."""
-    return {"decision": expl.decision, "counterfactual": expl.counterfactual,
+    return {"decision": expl.decision.as_dict(), "counterfactual": expl.counterfactual.as_dict(),
             "top_attributes": {n: expl.significance.get(n) for n in named_ranking(expl)[:10]},
             "significance_interval": {n: expl.significance_interval[n] for n in named_ranking(expl)[:10]},
-            "significant": expl.significant, "unresolved": expl.unresolved, "stability": expl.stability,
+            "significant": expl.significant, "unresolved": expl.unresolved, "stability": expl.stability.as_dict(),
             "notes": list(expl.notes)}
+
+
+def _no_ranking_figure() -> go.Figure:
+    """In place of an s_a chart when no counterfactual flipped the decision: no bars, only why."""
+    figure = go.Figure()
+    figure.add_annotation(text="No counterfactual flipped the decision:<br>no attribute is ranked (see the decision "
+                               "text).", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 15})
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    return figure
 
 
 def _significance_figure(expl):
     """The s_a chart; when no named attribute could be measured it says so instead of staying blank."""
+    if not expl.counterfactual.flipped:
+        return _no_ranking_figure()
     figure = reports.significance_figure(expl)
     if not named_ranking(expl):
         figure.add_annotation(text="No named attribute could be measured on these recovered faces;<br>"
@@ -106,8 +119,6 @@ def _significance_figure(expl):
 
 def pair_significance_figure(explanations: dict):
     """s_a of the named attributes for each model on the same pair, side by side, with 95 % intervals."""
-    import plotly.graph_objects as go
-
     first = next(iter(explanations.values()))
     names = [n for n in first.groups if first.groups[n] != "lbp"]
     figure = go.Figure()
@@ -209,7 +220,8 @@ class Handlers:
             if is_face_note(note):
                 gr.Warning(note)  # several faces: say which one was used
         return (decision_markdown(expl), summary(expl), *[expl.images[name] for name in EXPLAIN_IMAGES],
-                _significance_figure(expl), reports.lbp_heatmap_figure(expl),
+                _significance_figure(expl),
+                reports.lbp_heatmap_figure(expl) if expl.counterfactual.flipped else _no_ranking_figure(),
                 str(saved["report.json"]), str(saved["report.html"]),
                 evidence_markdown(expl), *evidence_figures(expl), str(saved["report.pdf"]))
 
@@ -300,10 +312,16 @@ def _photos_gallery(data: str) -> tuple[tuple[np.ndarray, str], ...]:
     return tuple((faces.load_image(path), f"photo: {path.parent.name}/{path.stem}") for path in _gallery_paths(data))
 
 
-@functools.lru_cache(maxsize=None)
 def _recovered_gallery(pack_name: str, data: str) -> tuple[tuple[np.ndarray, str], ...]:
     """The gallery photos recovered by one pack feed-forward (as the comparison recovers them), each
-    captioned with the pack and the photo."""
+    captioned with the pack and the photo; remembered per version of the pack's files."""
+    from explainer.packs.catalogue import pack_version
+
+    return _recovered_gallery_of(pack_name, pack_version(pack_name), data)
+
+
+@functools.lru_cache(maxsize=None)
+def _recovered_gallery_of(pack_name: str, version: tuple, data: str) -> tuple[tuple[np.ndarray, str], ...]:
     from explainer.generation.frame import to_uint8
     from explainer.packs.catalogue import load_pack
 
@@ -319,6 +337,13 @@ def pack_choices() -> list[tuple[str, str]]:
     from explainer.packs.catalogue import pack_names, pack_spec
 
     return [(f"{name}: {pack_spec(name).description}", name) for name in pack_names()]
+
+
+def fresh_pack_dropdowns(count: int = 3) -> list[gr.Dropdown]:
+    """The pack dropdowns with the packs there are now, for every page load: a pack made with
+    `facexplain pack create` while the app runs is offered without a restart."""
+    choices = pack_choices()
+    return [gr.Dropdown(choices=choices) for _ in range(count)]
 
 
 def attack_choices() -> list[tuple[str, str]]:

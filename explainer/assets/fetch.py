@@ -5,6 +5,7 @@ Idempotent: an asset with its completion marker is skipped, and a verified archi
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -38,6 +39,27 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime in ns, size) of a file, None when there is none: what tells a cache that a file was written
+    again (a pack made again under its old name while the app runs)."""
+    try:
+        status = Path(path).stat()
+    except FileNotFoundError:
+        return None
+    return status.st_mtime_ns, status.st_size
+
+
+def cached_sha256(path: Path) -> str:
+    """sha256_file, remembered per (path, mtime, size): weight files are hashed once, and again when rewritten."""
+    path = Path(path).resolve()
+    return _sha256_of_version(path, file_stamp(path))
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_of_version(path: Path, stamp: tuple[int, int] | None) -> str:
+    return sha256_file(path)
 
 
 # -- downloading -----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Starts app.py in a child process on a free loopback port (its own upload and sta
 gradio_client clients at once, each with its own Client and one /explain request:
   - half send the SAME probe and reference (a team sharing one photo): the case that lost uploads;
   - half send photos of their own (distinct bytes), pairs of held-out ORL people;
-  - attacks alternate between pgd and transfer.
+  - clients take the registered attacks in turn (pgd, transfer).
 Each client ends as one of:
   served    a decision came back
   refused   told plainly that the app is busy and to retry (the admission message)
@@ -35,6 +35,7 @@ from PIL import Image
 
 from explainer import assets
 from explainer.core.errors import FacexplainError
+from explainer.counterfactual.attacks import ATTACKS
 
 MAX_CLIENTS = 64
 APP = Path(__file__).resolve().parents[2] / "app.py"
@@ -160,7 +161,8 @@ def run(clients: int = 16, timeout_s: float = 900.0, queue_size: int | None = No
             started = time.monotonic()
             wait_ready(url, process, min(deadline, started + 300))
             startup_s = time.monotonic() - started
-            attacks = ["pgd" if k % 2 == 0 else "transfer" for k in range(clients)]
+            names = list(ATTACKS)  # clients take the registered attacks in turn
+            attacks = [names[k % len(names)] for k in range(clients)]
             # All clients are let go at once, as a burst of users would be.
             gate = threading.Barrier(clients)
 

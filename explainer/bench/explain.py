@@ -64,11 +64,11 @@ def _attack_summary(runs: list[dict]) -> dict:
 def run(pack: str = "dlib-dcgan", analyze_images: int = 40) -> dict:
     from explainer.core.console import print_table
     from explainer.jobs.explain import clear_recovery_cache
-    from explainer.jobs.pipeline import MEMBERS, REFINE_CAP, analyze_model, explain_pair
+    from explainer.jobs.pipeline import ATTACKS, MEMBERS, REFINE_CAP, analyze_model, explain_pair
 
     explain_pair(*pairs()[0][:2], pack=pack, members=1, jitters=1)  # warm-up: models load outside the figures
-    runs: dict[str, list[dict]] = {"pgd": [], "transfer": []}
-    tops: dict[str, list[list[str]]] = {"pgd": [], "transfer": []}
+    runs: dict[str, list[dict]] = {name: [] for name in ATTACKS}
+    tops: dict[str, list[list[str]]] = {name: [] for name in ATTACKS}
     for probe, reference, kind in tqdm(pairs(), desc="bench explain", unit="pair", disable=None):
         for attack in runs:
             clear_recovery_cache()  # every explanation from cold: what one user's first explanation of a pair costs
@@ -76,11 +76,11 @@ def run(pack: str = "dlib-dcgan", analyze_images: int = 40) -> dict:
             c = explanation.counterfactual
             runs[attack].append({"pair": f"{os.path.basename(os.path.dirname(probe))}/{os.path.basename(probe)} vs "
                                          f"{os.path.basename(os.path.dirname(reference))}/{os.path.basename(reference)}",
-                                 "kind": kind, "match": explanation.decision["match"], "flipped": c["flipped"],
-                                 "linf_eps": c["linf_eps"], "linf_255": c["linf_255"], "l2": c["l2"], "seconds": explanation.seconds,
+                                 "kind": kind, "match": explanation.decision.match, "flipped": c.flipped,
+                                 "linf_eps": c.linf_eps, "linf_255": c.linf_255, "l2": c.l2, "seconds": explanation.seconds,
                                  "scored": len(explanation.scored),
-                                 "members_flipped": explanation.stability["members_flipped"],
-                                 "members": explanation.stability["members"]})
+                                 "members_flipped": explanation.stability.members_flipped,
+                                 "members": explanation.stability.members})
             tops[attack].append(explanation.scored)
 
     def overlap(keep) -> tuple[list[float], int]:

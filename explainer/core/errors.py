@@ -21,3 +21,17 @@ class FaceTooSmallError(FacexplainError):
         super().__init__(message)
         self.face_px = face_px
         self.min_face_px = min_face_px
+
+
+class MismatchError(FacexplainError, ValueError):
+    """Parts that must fit together do not: a transformer and the decoder or recognizer of its pack, a
+    recognizer file and the crop it was declared with, a surrogate that is the target itself. The message
+    names both parts and what to use instead. (A ValueError too, for callers that catch that.)"""
+
+
+class InvalidSetting(FacexplainError, ValueError):
+    """A name or value given by the user is not one facexplain accepts; the message says what is."""
+
+
+class ThresholdMissing(FacexplainError, RuntimeError):
+    """A recognizer has no decision threshold: it was never calibrated."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Callable
 
 import torch
@@ -15,16 +16,22 @@ import torch
 Progress = Callable[[float, str], None] | None
 
 
+# Jobs in one process run one at a time (re-entrant: a job's attack or refinement takes it again). Jobs
+# share loaded models that are not safe to use from two threads at once (dlib's detector; the surrogate a
+# transfer attack hooks feature dropout into), so the app's concurrent requests (FACEXPLAIN_CONCURRENCY > 1)
+# queue here instead of mixing their state; tests/test_concurrency.py checks the bytes against a serial run.
+_ONE_JOB = threading.RLock()
+
+
 @contextlib.contextmanager
 def single_thread():
-    """One intra-op thread: multi-threaded reductions in the backward pass sum in an order that depends
-    on timing, and refinement amplifies those last-bit differences into visibly different faces."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    """One job at a time in this process, on one intra-op thread: multi-threaded reductions in the backward
+    pass sum in an order that depends on timing, and refinement amplifies those last-bit differences into
+    visibly different faces. The thread count is set and never restored: restoring it when one job ends
+    would hand threads to whatever runs next in the process while the project's rule is one thread."""
+    with _ONE_JOB:
+        torch.set_num_threads(1)
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def single_threaded(function):

@@ -12,10 +12,8 @@ from explainer.counterfactual.result import Counterfactual
 from explainer.counterfactual.transfer import (DEFAULT_SURROGATES, FeatureDropout, SurrogateView, TransferPGD,
                                                transfer_counterfactual, transfer_counterfactuals)
 
-ATTACKS = ("pgd", "transfer")  # the counterfactual searches explain_pair offers
-
 __all__ = [
-    "ATTACKS", "DEFAULT_SCHEDULE", "DEFAULT_SURROGATES", "Counterfactual", "DecisionGoal", "EmbeddingPGD", "FeatureDropout",
+    "DEFAULT_SCHEDULE", "DEFAULT_SURROGATES", "Counterfactual", "DecisionGoal", "EmbeddingPGD", "FeatureDropout",
     "SurrogateView", "TransferPGD", "pgd_counterfactual", "pgd_counterfactuals", "quantise",
     "transfer_counterfactual", "transfer_counterfactuals",
 ]

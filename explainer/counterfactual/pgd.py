@@ -1,8 +1,10 @@
-"""White-box PGD in pixel space with an embedding-space cost, as a torchattacks Attack.
+"""White-box PGD in pixel space with an embedding-space cost.
 
-torchattacks' attacks are classification attacks (a hard-coded cross-entropy on labels); here the
-`labels` slot carries the reference embedding [B, D] and the cost is the recognizer's own metric
-between F(x) and it (explainer.counterfactual.objective). Steps are L∞ sign steps (Madry et al.).
+Classification attack libraries (torchattacks, which this once subclassed) hard-code a cross-entropy on
+labels; here the cost is the recognizer's own metric between F(x) and the reference embedding [B, D]
+(explainer.counterfactual.objective), and the steps are L∞ sign steps (Madry et al.). The attack is our
+own few lines: the library contributed only a base class whose every method was overridden, and its
+package pins requests~=2.25.1, which cannot be installed beside the app's and tests' urllib3 2.
 
 Minimal change: budgets are tried in increasing order on a fixed schedule, each warm-started from the
 last perturbation, until one flips the decision of the re-quantised image; then a few bisection rounds
@@ -17,11 +19,10 @@ import math
 
 import numpy as np
 import torch
-from torchattacks.attack import Attack
 
 from explainer.core.runtime import single_threaded
 from explainer.counterfactual.objective import DecisionGoal, quantise
-from explainer.counterfactual.result import Counterfactual, perturbation_norms
+from explainer.counterfactual.result import Counterfactual, finish
 from explainer.faces.align import to_tensor
 from explainer.recognition.base import Recognizer
 
@@ -31,17 +32,18 @@ STEPS_PER_BUDGET = 10
 BISECTION_ROUNDS = 3  # whole levels: enough to close the schedule's widest gap (8 levels) to one level
 
 
-class EmbeddingPGD(Attack):
+class EmbeddingPGD:
     """L∞ PGD toward a `DecisionGoal`; stops early, per sample, once the re-quantised image reaches it.
 
     attack(inputs [B, 3, S, S] in [0, 1], reference embeddings [B, D]) -> adversarial float images.
     `start` (optional, [B, 3, S, S]): a perturbation to warm-start from (clipped to the budget).
+    `model` is used as it is (an eval-mode recognizer with frozen weights).
     """
 
     def __init__(self, model: torch.nn.Module, goal: DecisionGoal, metric, eps: float | torch.Tensor,
                  steps: int = STEPS_PER_BUDGET, alpha: float | None = None, stop_early: bool = True,
                  momentum: float = 0.0) -> None:
-        super().__init__("EmbeddingPGD", model)
+        self.model = model
         self.goal, self.metric = goal, metric
         self.steps = int(steps)
         # eps: one budget for the batch, or one per sample ([B]: ensemble members at their own budgets)
@@ -55,8 +57,11 @@ class EmbeddingPGD(Attack):
         self.start: torch.Tensor | None = None
         self.steps_taken = 0
 
+    def __call__(self, inputs: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        return self.forward(inputs, references)
+
     def scores(self, images: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
-        return self.metric(self.get_logits(images), references)
+        return self.metric(self.model(images), references)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         references = labels.detach().float()
@@ -176,7 +181,7 @@ def pgd_counterfactuals(recognizer: Recognizer, probe_crop: np.ndarray, referenc
     results = []
     for k in range(n):
         image, eps = (best[k], high[k] / 255) if best[k] is not None else (last[k], schedule[-1] / 255)
-        results.append(_finish("pgd", recognizer, probe_crop, image, reference, goal, eps, total_steps[k], tried[k],
+        results.append(finish("pgd", recognizer, probe_crop, image, reference, goal, eps, total_steps[k], tried[k],
                                **({"details": {"seed": seeds[k]}} if seeds[k] is not None else {})))
     return results
 
@@ -186,17 +191,3 @@ def whole_level_between(low: float, high: float) -> int | None:
     down; None when no whole level of at least 1 lies strictly between them (nothing left to bisect)."""
     middle = math.floor((low + high) / 2)
     return middle if low < middle < high and middle >= 1 else None
-
-
-def _finish(attack: str, recognizer: Recognizer, probe_crop: np.ndarray, adversarial: torch.Tensor,
-            reference: torch.Tensor, goal: DecisionGoal, eps: float, steps: int, tried: list[float],
-            **extra) -> Counterfactual:
-    """Re-check the uint8 image on the target and measure the change."""
-    image = (adversarial[0].permute(1, 2, 0) * 255).round().clamp(0, 255).byte().numpy()
-    with torch.no_grad():
-        score = recognizer.similarity(recognizer(to_tensor(image)), reference)
-    linf, l2 = perturbation_norms(image, probe_crop)
-    return Counterfactual(attack=attack, image=image, flipped=bool(goal.reached(score)[0]), linf_eps=float(eps),
-                          linf=linf, l2=l2, similarity=float(score[0]), steps=steps,
-                          budgets_tried=tuple(float(e) for e in tried), **extra)
-

@@ -1,9 +1,15 @@
-"""The result of a counterfactual search."""
+"""The result of a counterfactual search, and how every attack finishes one: the uint8 image re-checked on
+the target and the change measured."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+
+from explainer.counterfactual.objective import DecisionGoal
+from explainer.faces.align import to_tensor
+from explainer.recognition.base import Recognizer
 
 
 @dataclass(frozen=True)
@@ -12,7 +18,7 @@ class Counterfactual:
     image: np.ndarray  # uint8 RGB [S, S, 3]: the counterfactual aligned crop, as saved
     flipped: bool  # the target's decision on the saved (uint8) image is flipped
     linf_eps: float  # the L∞ budget that flipped, in [0, 1] pixel units (the largest tried when none did)
-    linf: float  # measured L∞ of (uint8 counterfactual - uint8 original), [0, 1] units: what reports print
+    linf: float  # measured L∞ of (uint8 counterfactual - uint8 original), [0, 1] units
     l2: float  # measured L2 over all pixels and channels, [0, 1] units
     similarity: float  # the target's score between the counterfactual and the reference
     steps: int  # gradient steps taken
@@ -24,37 +30,26 @@ class Counterfactual:
 
     @property
     def linf_255(self) -> int:
-        """The measured L∞ change of the saved image, in whole uint8 levels."""
+        """The measured L∞ change of the saved image, in whole uint8 levels: the figure to show (linf_eps is
+        the search's budget)."""
         return round(self.linf * 255)
-
-    def summary(self) -> dict:
-        """Plain JSON-able fields (no image). linf_255 is the measured change of the saved PNG in uint8 levels,
-        the figure to show; linf_eps is the search's budget."""
-        return {"attack": self.attack, "flipped": self.flipped, "linf_eps": self.linf_eps,
-                "linf_eps_255": self.linf_eps * 255, "linf": self.linf, "linf_255": self.linf_255, "l2": self.l2,
-                "similarity": self.similarity, "steps": self.steps, "budgets_tried": list(self.budgets_tried),
-                "transferred": self.transferred, "surrogate": self.surrogate,
-                "target_checks": self.target_checks, **self.details}
-
-
-def measured_linf_text(counterfactual: dict) -> str:
-    """How writers state a counterfactual's size: the measured L∞ of the saved PNG in levels ("2/255"),
-    never the search's budget (a report written before linf_255 existed: from its measured linf)."""
-    levels = counterfactual.get("linf_255")
-    return f"{round(counterfactual['linf'] * 255) if levels is None else levels}/255"
-
-
-def recovered_score_text(counterfactual: dict) -> str:
-    """The model's score of the counterfactual's recovered face (the probe's recovered latent moved by
-    T(z_cf) - T(z_probe)) against the reference, as writers add it beside the counterfactual's own score."""
-    moved = counterfactual.get("recovered_to_reference")
-    if not moved:
-        return ""
-    return (f"; its recovered face (the probe's, moved by T(z_cf) − T(z_probe)) scores {moved['counterfactual']:.4f} "
-            f"against the reference (the probe's recovered face {moved['probe']:.4f})")
 
 
 def perturbation_norms(adversarial: np.ndarray, original: np.ndarray) -> tuple[float, float]:
     """(L∞, L2) of the difference of two uint8 images, in [0, 1] pixel units."""
     delta = (adversarial.astype(np.float64) - original.astype(np.float64)) / 255
     return float(np.abs(delta).max()), float(np.sqrt((delta ** 2).sum()))
+
+
+def finish(attack: str, recognizer: Recognizer, probe_crop: np.ndarray, adversarial: torch.Tensor,
+           reference: torch.Tensor, goal: DecisionGoal, eps: float, steps: int, tried: list[float],
+           **extra) -> Counterfactual:
+    """The Counterfactual of `adversarial` ([1, 3, S, S] float): saved as uint8, re-checked on the target
+    (one more decision asked of it) and measured against `probe_crop`."""
+    image = (adversarial[0].permute(1, 2, 0) * 255).round().clamp(0, 255).byte().numpy()
+    with torch.no_grad():
+        score = recognizer.similarity(recognizer(to_tensor(image)), reference)
+    linf, l2 = perturbation_norms(image, probe_crop)
+    return Counterfactual(attack=attack, image=image, flipped=bool(goal.reached(score)[0]), linf_eps=float(eps),
+                          linf=linf, l2=l2, similarity=float(score[0]), steps=steps,
+                          budgets_tried=tuple(float(e) for e in tried), **extra)

@@ -20,10 +20,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from explainer.core.errors import MismatchError
 from explainer.core.runtime import single_threaded
 from explainer.counterfactual.objective import DecisionGoal, quantise
-from explainer.counterfactual.pgd import EmbeddingPGD, _finish
-from explainer.counterfactual.result import Counterfactual
+from explainer.counterfactual.pgd import EmbeddingPGD
+from explainer.counterfactual.result import Counterfactual, finish
 from explainer.faces.align import similarity_transform, to_tensor
 from explainer.faces.landmarks import Landmarks
 from explainer.generation.crop import warp_affine
@@ -141,7 +142,8 @@ def transfer_counterfactuals(target: Recognizer, surrogate: Recognizer, probe_cr
     """One transfer counterfactual per seed (the seed draws that member's dropout masks), crafted as one
     batch: each member walks the schedule until the target's decision on it flips."""
     if surrogate is target or surrogate.name == target.name:
-        raise ValueError("the surrogate must be another recognizer than the target")
+        raise MismatchError(f"the transfer attack's surrogate must be another recognizer than the target "
+                            f"({target.name}); choose another with --surrogate")
     goal = DecisionGoal.for_pair(target, currently_matches)
     # The surrogate aims in the same direction as the target's flip, by its own metric and threshold.
     surrogate_goal = DecisionGoal.for_pair(surrogate, currently_matches)
@@ -200,8 +202,8 @@ def transfer_counterfactuals(target: Recognizer, surrogate: Recognizer, probe_cr
     results = []
     for k in range(n):
         eps = transferred_at[k] * scale[k] if transferred_at[k] is not None else tried[k][-1]
-        # _finish asks the target once more: the re-check of the saved uint8 image.
-        result = _finish("transfer", target, probe_crop, adversarial[k], reference, goal, eps, total_steps[k], tried[k],
+        # finish asks the target once more: the re-check of the saved uint8 image.
+        result = finish("transfer", target, probe_crop, adversarial[k], reference, goal, eps, total_steps[k], tried[k],
                          surrogate=surrogate.name, target_checks=checks[k] + 1,
                          details={"dropout": dropout, "surrogate_flipped_budgets": surrogate_flips[k], "seed": seeds[k],
                                   "scale": scale[k]})

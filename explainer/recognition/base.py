@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 # The crop contract lives in the shared geometry module; re-exported here, where models declare it.
+from explainer.core.errors import ThresholdMissing
 from explainer.core.geometry import ARCFACE_112, LANDMARK_SCHEMES, CropSpec  # noqa: F401
 
 
@@ -90,7 +91,8 @@ class Recognizer(nn.Module):
             return self._threshold
         if self.upstream_threshold is not None:
             return self.upstream_threshold
-        raise RuntimeError(f"{self.name}: no threshold known; run `facexplain bench verify --calibrate`")
+        raise ThresholdMissing(f"{self.name}: no decision threshold is known; calibrate it with "
+                               "`facexplain bench verify --calibrate`")
 
     @threshold.setter
     def threshold(self, value: Threshold) -> None:

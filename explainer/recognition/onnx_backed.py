@@ -22,6 +22,7 @@ from onnx import numpy_helper
 from onnx2torch import convert
 from onnx2torch.node_converters import get_converter
 
+from explainer.core.errors import InvalidSetting, MismatchError
 from explainer.recognition.base import ARCFACE_112, CropSpec, Metric, Recognizer, Threshold
 
 CHANNEL_ORDERS = ("RGB", "BGR")
@@ -48,11 +49,11 @@ class OnnxPreprocessing:
 
     def __post_init__(self) -> None:
         if self.channel_order not in CHANNEL_ORDERS:
-            raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}, got {self.channel_order!r}")
+            raise InvalidSetting(f"channel_order must be one of {CHANNEL_ORDERS}, got {self.channel_order!r}")
         if len(self.mean) != 3 or len(self.std) != 3:
-            raise ValueError("mean and std need one value per channel (3 each)")
+            raise InvalidSetting("mean and std need one value per channel (3 each)")
         if any(s <= 0 for s in self.std):
-            raise ValueError(f"std must be positive, got {self.std}")
+            raise InvalidSetting(f"std must be positive, got {self.std}")
 
 
 # insightface's ArcFace recognizers (buffalo_l's w600k_r50.onnx, glintr100, ...): RGB 112x112,
@@ -221,7 +222,8 @@ class OnnxRecognizer(Recognizer):
     ) -> None:
         super().__init__()
         if crop.size != preprocessing.size:
-            raise ValueError(f"{name}: crop is {crop.size}px but the model input is {preprocessing.size}px")
+            raise MismatchError(f"{name}: crop is {crop.size}px but the model input is {preprocessing.size}px; "
+                                "choose the crop of the model's input size")
         self.name = name
         self.crop = crop
         self.metric = metric

@@ -110,49 +110,65 @@ def _mi_bars(report, name_filter=None):
     return names, values, upper, lower
 
 
+def _verdict(entry: dict) -> str:
+    if entry.get("p_holm") is None:
+        return "no null drawn"
+    return (f"kept, Holm p {entry['p_holm']:.3g}" if entry.get("kept")
+            else f"not distinguishable from chance, Holm p {entry['p_holm']:.3g}")
+
+
 def mi_figure(report, include_lbp: bool = False) -> go.Figure:
-    """I(a; â) in nats per attribute with its 95 % interval, coloured by group, in ranking order."""
+    """I(a; â) in nats per attribute with its 95 % interval, in ranking order (kept attributes by excess
+    over the identity-permutation null, then the rest); the null's mean as a black dash on each bar. Kept
+    attributes in their group's colour, the others grey."""
     keep = None if include_lbp else (lambda n: report.groups[n] != "lbp")
     names, values, upper, lower = _mi_bars(report, keep)
-    colours = [GROUP_COLOURS.get(report.groups[n], "#7f7f7f") for n in names]
-    normalised = [report.mi[n]["normalised"] for n in names]
-    figure = go.Figure(go.Bar(x=names, y=values, marker_color=colours,
+    entries = [report.mi[n] for n in names]
+    colours = [GROUP_COLOURS.get(report.groups[n], "#7f7f7f") if e.get("kept") else "#c7c7c7"
+               for n, e in zip(names, entries)]
+    hover = [[e["normalised"] if e["normalised"] is not None else float("nan"),
+              e.get("null_mean", float("nan")), _verdict(e)] for e in entries]
+    figure = go.Figure(go.Bar(x=names, y=values, marker_color=colours, name="I(a; â)",
                               error_y={"type": "data", "array": upper, "arrayminus": lower, "visible": True},
-                              customdata=[[n if n is not None else float("nan")] for n in normalised],
-                              hovertemplate="%{x}: I = %{y:.3f} nats, normalised %{customdata[0]:.3f}<extra></extra>"))
-    figure.update_layout(title=f"What {report.pack} keeps: I(a; â) on {report.data} ({report.n_faces} faces)",
-                         xaxis_title="attribute (ranked by normalised MI)", yaxis_title="I(a; â), nats",
-                         template="plotly_white", height=480)
+                              customdata=hover,
+                              hovertemplate="%{x}: I = %{y:.3f} nats, null %{customdata[1]:.3f}, "
+                                            "%{customdata[2]}<extra></extra>"))
+    if any(e.get("null_mean") is not None for e in entries):
+        figure.add_trace(go.Scatter(x=names, y=[e.get("null_mean") for e in entries], mode="markers",
+                                    name="identity-permutation null (mean)",
+                                    marker={"symbol": "line-ew-open", "size": 18, "color": "black"}))
+    figure.update_layout(title=f"What {report.pack} keeps: I(a; â) on {report.data} ({report.n_faces} faces; "
+                               f"{len(report.kept)} attributes kept, grey: not distinguishable from chance)",
+                         xaxis_title="attribute (kept ones by excess over the null, then the rest)",
+                         yaxis_title="I(a; â), nats", template="plotly_white", height=480)
     return figure
 
 
 def comparison_figure(comparison, include_lbp: bool = False) -> go.Figure:
-    """Normalised MI of each model per attribute, side by side, with intervals mapped through the same
-    normalisation where it is monotone (Linfoot) and scaled by H(a) for categorical attributes."""
-    first = comparison.reports[comparison.packs[0]]
-    names = [n for n in first.ranking if (include_lbp or first.groups[n] != "lbp")]
+    """Each model's excess I(a; â) over its identity-permutation null, per attribute, side by side, with
+    the interval shifted by the null's mean. Only attributes some model keeps are drawn, in the first
+    model's ranking; a model's bar is faded where it does not keep the attribute."""
+    reports = [comparison.reports[p] for p in comparison.packs]
+    order = [n for r in reports for n in r.ranking]
+    kept = {n for r in reports for n in r.kept}
+    names = list(dict.fromkeys(n for n in order if n in kept and (include_lbp or reports[0].groups[n] != "lbp")))
     figure = go.Figure()
-    for k, pack in enumerate(comparison.packs):
-        report = comparison.reports[pack]
-        ys, up, down = [], [], []
+    for k, (pack, report) in enumerate(zip(comparison.packs, reports)):
+        ys, up, down, opacity = [], [], [], []
         for n in names:
             entry = report.mi.get(n)
-            if entry is None or entry["normalised"] is None:
-                ys.append(None), up.append(0), down.append(0)
+            if entry is None or entry.get("excess") is None:
+                ys.append(None), up.append(0), down.append(0), opacity.append(1.0)
                 continue
-            low, high = _normalise(entry, entry["ci_low"]), _normalise(entry, entry["ci_high"])
-            ys.append(entry["normalised"])
-            up.append(max(high - entry["normalised"], 0.0))
-            down.append(max(entry["normalised"] - low, 0.0))
+            ys.append(entry["excess"])
+            up.append(entry["ci_high"] - entry["value"])
+            down.append(entry["value"] - entry["ci_low"])
+            opacity.append(1.0 if entry.get("kept") else 0.3)
         figure.add_trace(go.Bar(x=names, y=ys, name=pack, marker_color=PACK_COLOURS[k % len(PACK_COLOURS)],
+                                marker_opacity=opacity,
                                 error_y={"type": "data", "array": up, "arrayminus": down, "visible": True}))
-    figure.update_layout(title=f"Normalised I(a; â) per attribute on {comparison.data}", barmode="group",
-                         xaxis_title="attribute", yaxis_title="normalised MI (I/H(a) or Linfoot r_I)",
-                         template="plotly_white", height=480, yaxis_range=[0, 1.05])
+    figure.update_layout(title=f"Excess I(a; â) over the identity-permutation null on {comparison.data} "
+                               "(attributes some model keeps; faded: that model does not)", barmode="group",
+                         xaxis_title="attribute", yaxis_title="I(a; â) − null mean, nats",
+                         template="plotly_white", height=480)
     return figure
-
-
-def _normalise(entry: dict, mi: float) -> float:
-    if entry["normalisation"] == "I/H(a)":
-        return min(max(mi, 0.0) / entry["entropy"], 1.0) if entry["entropy"] else 0.0
-    return float(np.sqrt(1.0 - np.exp(-2.0 * max(mi, 0.0))))

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from explainer.counterfactual.result import measured_linf_text, recovered_score_text
 from explainer.evidence.fiswg import fiswg_component
 from explainer.reports import figures
+from explainer.reports.readings import no_flip_reading
 
 IMAGE_CAPTIONS = {
     "probe_aligned": "probe (recognizer's aligned crop)",
@@ -67,22 +67,23 @@ def _cell(value) -> str:
 def write_html(expl, path) -> Path:
     """The pair explanation as one HTML file: decision, images, s_a bars, LBP heat map, notes, provenance."""
     d, c, st = expl.decision, expl.counterfactual, expl.stability
-    decision = "match" if d["match"] else "no match"
-    kind = "distance, lower = more alike" if d["metric"] == "euclidean" else "cosine, higher = more alike"
+    decision = "match" if d.match else "no match"
+    kind = "distance, lower = more alike" if d.euclidean else "cosine, higher = more alike"
     case = [["case", expl.case]] if getattr(expl, "case", None) else []
     summary = _table(case + [
-        ["decision", f"{decision} ({d['recognizer']}: {d['similarity']:.4f}, {kind}; threshold {d['threshold']:.4f})"],
-        ["counterfactual ensemble", f"{st.get('members_flipped', int(c['flipped']))} of {st.get('members', 1)} members "
-                                    f"flipped the decision; recovery: {st.get('refine_rule', '')}"],
-        ["counterfactual shown", f"{c['attack']}: {'flipped' if c['flipped'] else 'NOT flipped'} at L∞ "
-                           f"{measured_linf_text(c)} (L2 {c['l2']:.3g}); new score {c['similarity']:.4f}"
-                           + recovered_score_text(c)
-                           + ("" if c.get("transferred") is None else
-                              f"; transferred from {c['surrogate']}: {'yes' if c['transferred'] else 'no'}")],
-        ["significant (95 % interval above 1)", ", ".join(n for n in expl.significant if expl.groups[n] != "lbp") or
-         ("none" if expl.interval_reaches_confidence else f"none can be: {st.get('members', '?')} members give a "
-                                                          f"{expl.interval_label} interval, too few for 95 %")],
-        [f"not resolved ({expl.interval_label} interval spans 1)", ", ".join(n for n in expl.unresolved if expl.groups[n] != "lbp") or "none"],
+        ["decision", f"{decision} ({d.recognizer}: {d.similarity:.4f}, {kind}; threshold {d.threshold:.4f})"],
+        ["counterfactual ensemble", f"{st.members_flipped} of {st.members} members "
+                                    f"flipped the decision; recovery: {st.refine_rule}"],
+        ["counterfactual shown", f"{c.attack}: {'flipped' if c.flipped else 'NOT flipped'} at L∞ "
+                           f"{c.linf_255}/255 measured (L2 {c.l2:.3g}); new score {c.similarity:.4f}"
+                           + c.recovered_score_text()
+                           + ("" if c.transferred is None else
+                              f"; transferred from {c.surrogate}: {'yes' if c.transferred else 'no'}")],
+        ["significant (95 % interval above 1)", (", ".join(n for n in expl.significant if expl.groups[n] != "lbp") or (
+            "none" if expl.interval_reaches_confidence else f"none can be: {st.members_flipped} members give a "
+                                                            f"{expl.interval_label} interval, too few for 95 %"))
+         if c.flipped else "nothing is ranked: no counterfactual flipped the decision"],
+        ["not resolved (interval spans 1)", ", ".join(n for n in expl.unresolved if expl.groups[n] != "lbp") or "none"],
     ], ["", ""])
     pictures = "".join(f"<figure><img src=\"{_png_data(expl.images[name])}\" alt=\"{name}\">"
                        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
@@ -92,10 +93,14 @@ def write_html(expl, path) -> Path:
                   for n in expl.top(10)],
                  ["attribute", "FISWG component", "group", "s_a (median)", f"{expl.interval_label} low",
                   f"{expl.interval_label} high", "flag"])
-    body = (f"<h1>Why {html.escape(d['recognizer'])} said “{decision}”</h1>{summary}<h2>Faces</h2>{pictures}"
-            f"<h2>Attribute significance</h2>{_figure_html(figures.significance_figure(expl), 'significance')}"
-            f"<h3>Top 10</h3>{top}{_evidence_section(expl)}<h2>Texture (LBP) cells</h2>{_figure_html(figures.lbp_heatmap_figure(expl), 'lbp')}"
-            f"{_notes_and_provenance(expl.notes, expl.provenance)}")
+    if c.flipped:
+        significance = (f"<h2>Attribute significance</h2>{_figure_html(figures.significance_figure(expl), 'significance')}"
+                        f"<h3>Top 10</h3>{top}")
+        texture = f"<h2>Texture (LBP) cells</h2>{_figure_html(figures.lbp_heatmap_figure(expl), 'lbp')}"
+    else:  # no flip, no ranking
+        significance, texture = f"<h2>Attribute significance</h2><p><b>{html.escape(no_flip_reading(expl))}</b></p>", ""
+    body = (f"<h1>Why {html.escape(d.recognizer)} said “{decision}”</h1>{summary}<h2>Faces</h2>{pictures}"
+            f"{significance}{_evidence_section(expl)}{texture}{_notes_and_provenance(expl.notes, expl.provenance)}")
     return _write_page(path, "facexplain: pair explanation", body)
 
 
@@ -105,16 +110,16 @@ def _evidence_section(expl) -> str:
     from explainer.reports.evidence_figures import ece_figure, tippett_figure
 
     d, evidence = expl.decision, getattr(expl, "evidence", {}) or {}
-    if "log10_lr" not in d:
+    if d.log10_lr is None and not d.warnings and not evidence:  # no calibration was consulted
         return ""
     parts = ["<h2>Strength of evidence</h2>"]
-    if d["log10_lr"] is not None:
-        parts.append(f"<p><b>Likelihood ratio: log10 LR = {d['log10_lr']:+.2f}</b>: {html.escape(d['verbal'])} "
+    if d.log10_lr is not None:
+        parts.append(f"<p><b>Likelihood ratio: log10 LR = {d.log10_lr:+.2f}</b>: {html.escape(d.verbal)} "
                      f"(verbal scale: ENFSI 2015).</p>")
-        parting = decision_and_lr(d["match"], d["log10_lr"], d.get("fmr"))
+        parting = decision_and_lr(d.match, d.log10_lr, d.fmr)
         parts += [f"<p>{html.escape(parting)}</p>"] if parting else []
         parts.append(f"<p><i>{html.escape(STANDING)}</i></p>")
-    parts += [f"<p>Warning: {html.escape(w)}</p>" for w in d.get("warnings", [])]
+    parts += [f"<p>Warning: {html.escape(w)}</p>" for w in d.warnings]
     quality = evidence.get("quality")
     if quality:
         names = [n for n in quality["probe"] if n not in ("image_px",)]
@@ -128,8 +133,8 @@ def _evidence_section(expl) -> str:
             "n_genuine_effective", "n_impostor_effective", "held_out_scored", "cllr", "cllr_min", "correct_sign",
             "log10_lr_bounds", "lr_one_at_score", "data", "validation", "command")], ["calibration", ""]))
         try:
-            parts.append(_figure_html(tippett_figure(d["recognizer"], d["log10_lr"]), "tippett")
-                         + _figure_html(ece_figure(d["recognizer"]), "ece"))
+            parts.append(_figure_html(tippett_figure(d.recognizer, d.log10_lr), "tippett")
+                         + _figure_html(ece_figure(d.recognizer), "ece"))
         except CalibrationMissing:
             pass
     return "".join(parts)
@@ -149,15 +154,23 @@ def _write_page(path, title: str, body: str) -> Path:
     return path
 
 
+def _mi_cells(entry: dict | None) -> list:
+    if entry is None:
+        return [None] * 7
+    reading = None if entry.get("p_holm") is None else ("kept" if entry.get("kept") else "not distinguishable from chance")
+    return [entry["value"], entry["ci_low"], entry["ci_high"], entry.get("null_mean"), entry.get("excess"),
+            entry.get("p_holm"), reading]
+
+
 def _mi_table(report) -> str:
     rows = []
     for name in report.ranking:
-        entry = report.mi.get(name)
-        if entry is None:
-            rows.append([name, report.groups[name], None, None, None, None])
-        else:
-            rows.append([name, report.groups[name], entry["value"], entry["ci_low"], entry["ci_high"], entry["normalised"]])
-    return _table(rows, ["attribute", "group", "I (nats)", "95% low", "95% high", "normalised"])
+        probe = report.probe.get(name) if report.probe else None
+        rows.append([name, report.groups[name]] + _mi_cells(report.mi.get(name))
+                    + ([None if probe is None else probe["value"], None if probe is None else probe.get("excess")]
+                       if report.probe else []))
+    return _table(rows, ["attribute", "group", "I (nats)", "95% low", "95% high", "null mean", "excess", "p (Holm)",
+                         "reading"] + (["I probe", "probe excess"] if report.probe else []))
 
 
 def write_model_html(report, path) -> Path:

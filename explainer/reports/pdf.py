@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from explainer.counterfactual.result import measured_linf_text, recovered_score_text
 from explainer.evidence.fiswg import fiswg_component
 from explainer.evidence.likelihood_ratio import STANDING, decision_and_lr
 from explainer.evidence.quality import RANGED
+from explainer.reports.readings import no_flip_reading
 
 # A fixed creation date: the same explanation writes the same document.
 CREATION_DATE = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
@@ -183,40 +183,62 @@ class _Document:
         self.pdf.ln(2)
 
 
+def _significance_section(doc: _Document, record: dict, images: dict, expl) -> None:
+    """The s_a chart, the LBP map, what is significant and the table of every named attribute."""
+    label = expl.interval_label
+    doc.picture(_significance_chart(record, label), 180)
+    doc.picture(_lbp_map(record, images.get("recovered_probe_attribute_crop")), 80)
+    named = [n for n in record["significant"] if record["groups"][n] != "lbp"]
+    doc.text("Significant (the whole 95 % interval of s_a above 1): " + (", ".join(named) if named else "none") + "."
+             + ("" if expl.interval_reaches_confidence else
+                f" None can be: {expl.stability.members_flipped} members give the median a {label} interval (their "
+                "lowest to highest value), too few for 95 %."))
+    rows = [["attribute", "FISWG component", "group", "s_a", f"{label} interval"]]
+    for name in record["ranking"]:
+        if record["groups"][name] == "lbp":
+            continue
+        flag = record["significance_flags"].get(name)
+        value = _fmt(record["significance"].get(name)) if flag in (None, "floored") else flag
+        interval = record["significance_interval"].get(name)
+        span = "–" if interval is None else f"[{_fmt(interval[0])}, {_fmt(interval[1])}]"
+        rows.append([name, fiswg_component(name), record["groups"][name], ("≥" if flag == "floored" else "") + value, span])
+    doc.table(rows, widths=(62, 42, 22, 20, 34), size=7)
+
+
 def write_pdf(expl, path) -> Path:
     """The pair explanation `expl` (explainer.jobs.pipeline.PairExplanation) as report.pdf at `path`."""
     from explainer.reports.canonical import dumps
 
     record = json.loads(expl.to_json())  # the canonical (rounded) record: what report.json says, nothing else
-    d, c = record["decision"], record["counterfactual"]
+    d, c, stability = expl.decision, expl.counterfactual, expl.stability
     quality, calibration = record.get("quality"), record.get("calibration") or {}
     doc = _Document()
-    outcome = "match" if d["match"] else "no match"
-    doc.heading(f"facexplain: why {d['recognizer']} said “{outcome}”", 15)
+    outcome = "match" if d.match else "no match"
+    doc.heading(f"facexplain: why {d.recognizer} said “{outcome}”", 15)
     if record.get("case"):
         doc.text(f"Case: {record['case']}", size=11, bold=True)
 
     doc.heading("Decision and strength of evidence")
-    kind = "Euclidean distance (lower = more alike)" if d["metric"] == "euclidean" else "cosine similarity (higher = more alike)"
-    doc.text(f"Decision: {outcome}. Score {d['similarity']:.4f} ({kind}); threshold {d['threshold']:.4f} "
-             f"({d.get('threshold_source', '')}).")
-    if d.get("log10_lr") is not None:
-        lr = 10 ** d["log10_lr"]
+    kind = "Euclidean distance (lower = more alike)" if d.euclidean else "cosine similarity (higher = more alike)"
+    doc.text(f"Decision: {outcome}. Score {d.similarity:.4f} ({kind}); threshold {d.threshold:.4f} "
+             f"({d.threshold_source}).")
+    if d.log10_lr is not None:
+        lr = 10 ** d.log10_lr
         lr_words = f"{lr:,.0f}" if lr >= 10 else (f"1/{1 / lr:,.0f}" if lr <= 0.1 else f"{lr:.2f}")
-        doc.text(f"Likelihood ratio: log10 LR = {d['log10_lr']:+.2f} (LR ≈ {lr_words})", size=11, bold=True)
-        if d.get("lr_bounded"):
+        doc.text(f"Likelihood ratio: log10 LR = {d.log10_lr:+.2f} (LR ≈ {lr_words})", size=11, bold=True)
+        if d.lr_bounded:
             doc.text("This LR is at the calibration's ELUB bound: the most extreme value its data support.")
-        doc.text(f"Verbal equivalent: {d['verbal']}.")
-        propositions = d.get("propositions", {})
+        doc.text(f"Verbal equivalent: {d.verbal}.")
+        propositions = d.propositions or {}
         doc.text(f"Hp: {propositions.get('Hp', 'same person')}; Hd: {propositions.get('Hd', 'different people')}. "
-                 f"Scale: {calibration.get('verbal_scale', d.get('verbal_scale', ''))}.")
-        parting = decision_and_lr(d["match"], d["log10_lr"], d.get("fmr"))
+                 f"Scale: {calibration.get('verbal_scale', d.verbal_scale or '')}.")
+        parting = decision_and_lr(d.match, d.log10_lr, d.fmr)
         if parting:
             doc.text(parting)
         doc.text(STANDING)
     else:
         doc.text("Likelihood ratio: not available for this recognizer (no calibration).", bold=True)
-    for warning in d.get("warnings", []):
+    for warning in d.warnings:
         doc.text(f"Warning: {warning}")
     doc.pdf.ln(2)
 
@@ -235,35 +257,20 @@ def write_pdf(expl, path) -> Path:
         doc.table(rows, widths=(48, 28, 28, 50))
 
     doc.heading("Counterfactual")
-    stability = record.get("stability", {})
-    doc.text(f"{stability.get('members_flipped', int(c['flipped']))} of {stability.get('members', 1)} seeded "
-             f"counterfactual members flipped the decision. The one shown: {c['attack']}, "
-             f"{'flipped' if c['flipped'] else 'NOT flipped'} at L∞ {measured_linf_text(c)} "
-             f"(L2 {c['l2']:.3g}); new score {c['similarity']:.4f}"
-             f"{recovered_score_text(c)}. Recovery: {stability.get('refine_rule', '')}.")
+    doc.text(f"{stability.members_flipped} of {stability.members} seeded "
+             f"counterfactual members flipped the decision. The one shown: {c.attack}, "
+             f"{'flipped' if c.flipped else 'NOT flipped'} at L∞ {c.linf_255}/255 (measured on the saved image) "
+             f"(L2 {c.l2:.3g}); new score {c.similarity:.4f}{c.recovered_score_text()}. "
+             f"Recovery: {stability.refine_rule}.")
     images = getattr(expl, "images", {})
     doc.images([(images[n], caption) for n, caption in IMAGES[:4] if n in images])
     doc.images([(images[n], caption) for n, caption in IMAGES[4:] if n in images])
 
     doc.heading("Attribute significance")
-    label = expl.interval_label
-    doc.picture(_significance_chart(record, label), 180)
-    doc.picture(_lbp_map(record, images.get("recovered_probe_attribute_crop")), 80)
-    named = [n for n in record["significant"] if record["groups"][n] != "lbp"]
-    doc.text("Significant (the whole 95 % interval of s_a above 1): " + (", ".join(named) if named else "none") + "."
-             + ("" if expl.interval_reaches_confidence else
-                f" None can be: {stability.get('members', '?')} members give the median a {label} interval (their "
-                "lowest to highest value), too few for 95 %."))
-    rows = [["attribute", "FISWG component", "group", "s_a", f"{label} interval"]]
-    for name in record["ranking"]:
-        if record["groups"][name] == "lbp":
-            continue
-        flag = record["significance_flags"].get(name)
-        value = _fmt(record["significance"].get(name)) if flag in (None, "floored") else flag
-        interval = record["significance_interval"].get(name)
-        span = "–" if interval is None else f"[{_fmt(interval[0])}, {_fmt(interval[1])}]"
-        rows.append([name, fiswg_component(name), record["groups"][name], ("≥" if flag == "floored" else "") + value, span])
-    doc.table(rows, widths=(62, 42, 22, 20, 34), size=7)
+    if c.flipped:
+        _significance_section(doc, record, images, expl)
+    else:  # no flip, no ranking
+        doc.text(no_flip_reading(expl), bold=True)
 
     doc.heading("Calibration of the likelihood ratio")
     if calibration.get("available", bool(calibration)):
@@ -279,7 +286,7 @@ def write_pdf(expl, path) -> Path:
                    ["Cllr (held out)", f"{calibration['cllr']:.4f}"], ["Cllr_min", f"{calibration['cllr_min']:.4f}"],
                    ["LRs on the correct side of 1", f"{100 * calibration['correct_sign']:.2f} %"],
                    ["refit by", calibration["command"]]], widths=(45, 135))
-        tippett = _tippett(d["recognizer"], d.get("log10_lr"))
+        tippett = _tippett(d.recognizer, d.log10_lr)
         if tippett is not None:
             doc.picture(tippett, 110)
     else:

@@ -9,9 +9,9 @@ import functools
 import importlib.metadata
 import platform
 
-from explainer.assets.fetch import sha256_file
+from explainer.assets.fetch import cached_sha256
 
-LIBRARIES = ("facexplain", "torch", "numpy", "scipy", "torchattacks", "plotly", "opencv-python-headless",
+LIBRARIES = ("facexplain", "torch", "numpy", "scipy", "plotly", "opencv-python-headless",
              "dlib-bin", "onnxruntime", "scikit-image", "lir", "fpdf2")
 
 
@@ -25,8 +25,8 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-# Weight files are hashed once per process: a report names them but they do not change under it.
-file_sha256 = functools.lru_cache(maxsize=None)(sha256_file)
+# Weight files are hashed once per version (path, mtime, size): a pack made again is hashed again.
+file_sha256 = cached_sha256
 
 
 def _asset_hashes(asset: str) -> dict[str, str]:

@@ -246,7 +246,7 @@ def add_explain_commands(sub, bench) -> None:
     explain.add_argument("--surrogate", metavar="NAME", help="transfer attack: recognizer to craft on")
     explain.add_argument("--seed", type=int, default=0,
                          help="drives every random choice: each member's PGD random start or transfer dropout "
-                              "masks, and the bootstrap of the intervals (same inputs and seed: same report bytes)")
+                              "masks (same inputs and seed: same report bytes)")
     explain.add_argument("--members", type=int, default=None, metavar="M",
                          help="counterfactual members of the ensemble (default: "
                               + ", ".join(f"{e.members} for {n}" for n, e in ATTACKS.items()) + ")")

@@ -190,8 +190,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
                  one_draw: bool = False) -> PairExplanation:
     """Why `pack`'s recognizer decided as it did on (probe, reference): photos as paths or RGB uint8 arrays.
 
-    seed drives every random choice (each member's PGD random start or transfer dropout masks, the
-    bootstrap); refine_steps is the step cap of the recovery stopping rule. one_draw=True: the pre-ensemble
+    seed drives every random choice (each member's PGD random start or transfer dropout masks);
+    refine_steps is the step cap of the recovery stopping rule. one_draw=True: the pre-ensemble
     baseline (ONE_DRAW_STEPS), for benchmarks only."""
     from explainer import attributes
 

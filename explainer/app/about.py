@@ -14,8 +14,10 @@ It explains one face-recognition model's decision in attributes a person underst
    to the latent code of a face generator: the recovered face shows what the embedding keeps.
 2. **What a model keeps** (Compare models). Attributes (shape, expression, head pose, skin and hair colour,
    age, glasses, hat, earrings, more specific ones and a 7×7 grid of LBP texture cells) are estimated on the
-   photos and on their recovered faces; their mutual information (in nats, with a 95 % interval, and
-   normalised to [0, 1] to compare attributes) says how much of each attribute survives in the embedding.
+   photos and on their recovered faces; their mutual information (in nats, with a 95 % interval over
+   people) says how much of each attribute survives in the embedding, measured against chance: an
+   attribute counts as **kept** only when it beats an arbitrary but consistent face per person (the
+   identity-permutation null, Holm-corrected p < 0.05); the others are not distinguishable from chance.
 3. **What decided this pair** (Explain a match). A minimal counterfactual: the smallest change to the probe
    (PGD on this model, or a transfer attack crafted on another model) that flips the decision. For each
    attribute, s_a = ‖â(probe) − â(counterfactual)‖ / ‖â(probe) − â(reference)‖, measured on the recovered

@@ -234,6 +234,13 @@ def cmd_bench_analyze(args) -> int:
     return 0
 
 
+def cmd_bench_ksg(args) -> int:
+    from explainer.bench.ksg import run
+
+    write_json(args.json, run())
+    return 0
+
+
 def add_explain_commands(sub, bench) -> None:
     """The explain / analyze / compare subcommands, `bench explain` and `bench analyze`."""
     from explainer.counterfactual.attacks import ATTACKS
@@ -312,6 +319,9 @@ def add_explain_commands(sub, bench) -> None:
     bench_analyze.add_argument("--images", type=int, default=40, metavar="N")
     bench_analyze.add_argument("--chunk", type=int, default=None, metavar="N")
     bench_analyze.set_defaults(func=cmd_bench_analyze)
+    bench_ksg = bench.add_parser("ksg", help="KSG MI and its null on Gaussians with a known MI (1-40 dims)")
+    bench_ksg.add_argument("--json", metavar="FILE")
+    bench_ksg.set_defaults(func=cmd_bench_ksg)
     stability = bench.add_parser("stability", help="top-10 overlap of explanations across seeds, recovery rules, attacks")
     stability.add_argument("--packs", default="dlib-dcgan,mobilefacenet-dcgan", metavar="P,Q")
     stability.add_argument("--pairs", type=int, default=None, metavar="N", help="the first N held-out pairs (default: 12)")

@@ -93,7 +93,7 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
                 attack = gr.Radio(attack_choices(), value="pgd", label="Counterfactual attack", elem_id="attack")
                 seed = gr.Number(0, precision=0, label="Seed", elem_id="seed", minimum=0,
                                  info="Draws every random choice (each counterfactual member's random start or "
-                                      "dropout masks, the bootstrap). The same photos and seed give the same report.")
+                                      "dropout masks). The same photos and seed give the same report.")
                 case = gr.Textbox("", label="Case (optional)", max_lines=1, max_length=64, elem_id="case",
                                   placeholder="e.g. 2026-0117", info="Written into the reports (and the audit "
                                   "trail, where the lab keeps one). Letters, digits, space and - _ . : #")

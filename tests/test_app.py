@@ -143,7 +143,13 @@ def test_explain_handler_on_a_real_pair(direct_explanation, handlers_module):
         assert image.std() > 1, f"{name} is blank"
     # The counterfactual is a small change of the aligned probe, and the amplified image shows exactly it.
     delta = images["counterfactual"].astype(int) - images["probe_aligned"].astype(int)
-    assert 0 < np.abs(delta).max() <= round(details["counterfactual"]["linf_eps"] * 255) + 1
+    # The text states the measured change of the saved image, which stays within the (whole-level) budget.
+    linf = details["counterfactual"]["linf_255"]
+    assert np.abs(delta).max() == linf > 0 and linf <= round(details["counterfactual"]["linf_eps"] * 255)
+    assert f"at most {linf}/255" in markdown
+    # The recovered counterfactual face is said for what it is, with the model's score of it to the reference.
+    moved = details["counterfactual"]["recovered_to_reference"]
+    assert "T(z_cf) − T(z_probe)" in markdown and f"scores it {moved['counterfactual']:.3f} against the reference" in markdown
     assert np.array_equal(images["perturbation_amplified"], np.clip(128 + gain * delta, 0, 255).astype(np.uint8))
     # The s_a chart has a bar for every named attribute that could be measured (which ones can depends on
     # the recovered faces), and says so when none could; the LBP map always has its 7x7 cells.

@@ -45,12 +45,13 @@ def _explanation() -> PairExplanation:
         decision=Decision(match=True, similarity=0.3, threshold=0.513, metric="euclidean", fmr=1e-3,
                           threshold_source="test", recognizer="dlib-resnet"),
         counterfactual=CounterfactualOutcome(attack="pgd", flipped=True, linf_eps=1 / 255, linf=1 / 255, l2=0.7,
-                                             similarity=0.52),
+                                             similarity=0.52,
+                                             recovered_to_reference={"probe": 0.41, "counterfactual": 0.47}),
         significance=significance, groups=groups, images=images, notes=["a note"], provenance={"seed": 0},
         significance_flags={"glasses": "floored", "lbp_r0_c0": "undefined"}, significance_interval=intervals,
-        stability=Stability(members=5, members_flipped=5, jitters=2, refine_rule="test", refine_steps_taken={},
+        stability=Stability(members=6, members_flipped=6, jitters=2, refine_rule="test", refine_steps_taken={},
                             top10_agreement_between_members=None, significant_members_agree={}),
-        seconds={"total": 1.0})
+        seconds={"total": 1.0}, interval_confidence=0.96875)
 
 
 def test_ranking_by_the_median_and_significance_by_the_interval():
@@ -64,6 +65,22 @@ def test_ranking_by_the_median_and_significance_by_the_interval():
     assert "lbp_r0_c0" not in expl.scored
 
 
+def test_too_few_members_for_a_95_interval_call_nothing_significant(tmp_path):
+    # 3 members: their [min, max] is a 75 % interval of the median; it is labelled so, and nothing is significant
+    from dataclasses import replace
+
+    from explainer.app.wording import decision_markdown
+
+    expl = _explanation()
+    expl.interval_confidence = 0.75
+    expl.stability = replace(expl.stability, members=3, members_flipped=3, significant_members_agree={"glasses": 3})
+    assert expl.significant == [] and expl.interval_label == "75 %" and expl.unresolved == ["lbp_r6_c6"]
+    assert "none can be: 3 members give a 75 % interval, too few for 95 %" in write_html(expl, tmp_path / "r.html").read_text()
+    text = decision_markdown(expl)
+    assert "**No attribute is called significant**: 3 members give the median of s_a an interval of 75 %" in text
+    assert "Every member put these above 1: glasses." in text and "at most 1/255" in text
+
+
 def test_json_is_canonical_and_has_no_timings():
     expl = _explanation()
     text = expl.to_json()
@@ -73,7 +90,7 @@ def test_json_is_canonical_and_has_no_timings():
     assert payload["significance_flags"]["glasses"] == "floored"
     assert payload["significance_interval"]["glasses"] == [3.0, 12.0] and "lbp_r0_c0" not in payload["significance_interval"]
     assert payload["significant"] == ["glasses", "lbp_r5_c6"] and payload["unresolved"] == ["lbp_r6_c6"]
-    assert payload["stability"]["members"] == 5
+    assert payload["stability"]["members"] == 6 and payload["interval_confidence"] == 0.96875
     assert set(payload) >= {"decision", "counterfactual", "significance", "provenance", "groups", "images"}
     with pytest.raises(ValueError, match="non-finite"):
         dumps({"x": math.inf})
@@ -165,7 +182,9 @@ def test_summary_reads_aloud_in_three_sentences():
     assert "moderately strong support for the same person" in decision
     assert "whether glasses are worn" in reliance and "the texture of 1 face region (at the mouth, right edge)" in reliance
     assert "glasses" not in reliance.replace("whether glasses are worn", "")  # no identifiers
-    assert stability.startswith("5 of 5 seeded counterfactuals") and "90%" in stability and "stable" in stability
+    members = expl.stability.members
+    assert stability.startswith(f"{members} of {members} seeded counterfactuals") and "90%" in stability
+    assert stability.endswith("the explanation is stable.")
     # The record (report.json) reads the same as the explanation.
     assert summary_sentences(json.loads(expl.to_json())) == sentences
     # Weaker cases say so.
@@ -233,3 +252,19 @@ def test_model_figures(tmp_path):
     assert comparison.table()[3]["A"] is None
     html = write_comparison_html(comparison, tmp_path / "c.html").read_text()
     assert not re.search(r"<script[^>]*\bsrc=", html) and html.count("Plotly.newPlot") == 3
+
+
+def test_about_and_the_evidence_accordion_say_one_thing_about_the_lr():
+    # The About tab and the accordion (and the PDF) carry the same statement of what the LR is and is not, and
+    # a "No match" beside an LR above 1 says what each means.
+    from dataclasses import replace
+
+    from explainer.app.about import METHOD
+    from explainer.app.evidence import evidence_markdown
+    from explainer.evidence.likelihood_ratio import STANDING, verbal
+
+    expl = _explanation()
+    expl.decision = replace(expl.decision, match=False, similarity=0.53, log10_lr=0.1, verbal=verbal(0.1))
+    text = evidence_markdown(expl)
+    assert STANDING in METHOD and STANDING in text and "not evidence of identity" in STANDING
+    assert "point different ways" in text and "no match at this threshold" in text

@@ -3,6 +3,7 @@ comparison. Handlers call these; nothing here runs a model."""
 from __future__ import annotations
 
 from explainer.attributes.names import label, phrase
+from explainer.evidence.likelihood_ratio import decision_and_lr
 from explainer.jobs import pipeline
 from explainer.reports.readings import no_flip_reading
 
@@ -13,7 +14,8 @@ EXPLAIN_IMAGES = {
     "reference_aligned": "Reference, aligned",
     "recovered_probe": "Recovered from the probe's embedding",
     "recovered_reference": "Recovered from the reference's embedding",
-    "recovered_counterfactual": "Recovered from the counterfactual's embedding",
+    "recovered_counterfactual": "The probe's recovered face moved by T(z_cf) − T(z_probe), what the counterfactual's "
+                                "embedding changes (score to the reference in the decision text)",
     "counterfactual": "Counterfactual probe (the smallest change that flips the decision)",
     "perturbation_amplified": "The change, AMPLIFIED for visibility (gain in the decision text)",
 }
@@ -72,17 +74,27 @@ def decision_markdown(expl) -> str:
              f"**{score.capitalize()} {d.similarity:.3f}** ({d.recognizer}); the model says *same person* at "
              f"a {score} {'at most' if d.euclidean else 'at least'} **{d.threshold:.3f}**, the threshold set at "
              f"{_fmr_words(d.fmr)}."]
+    parting = decision_and_lr(d.match, d.log10_lr, d.fmr)
+    if parting:
+        lines.append(f"**Decision and likelihood ratio** (log10 LR {d.log10_lr:+.2f}): {parting}")
     lines += [f"**Note:** {note}" for note in expl.notes if is_face_note(note)]
     if not cf.flipped:  # no flip, no ranking
         lines.append(f"**{no_flip_reading(expl)}**")
         return "\n\n".join(lines)
     flipped = st.members_flipped
     lines.append(f"**Counterfactuals** ({ATTACKS[cf.attack]}): {flipped} of {st.members} seeded members flip "
-                 f"the decision. The one shown changes each pixel by at most {cf.linf_eps_255:.1f}/255 "
+                 f"the decision. The one shown changes each pixel by at most {cf.linf_255}/255 "
                  f"(L2 {cf.l2:.3f}); its {score} to the reference is {cf.similarity:.3f}. The perturbation image "
                  f"shows the change amplified ×{cf.perturbation_gain}."
                  + ("" if flipped == st.members else f" s_a, its interval and the member counts below use the "
                                                      f"{flipped} members that flipped it."))
+    moved = cf.recovered_to_reference
+    if moved:
+        lines.append(f"**Its recovered face** is the probe's recovered face moved by the transformer's response to the "
+                     f"counterfactual's embedding, T(z_cf) − T(z_probe), not a face recovered from z_cf alone. The model "
+                     f"scores it {moved['counterfactual']:.3f} against the reference ({score}; the counterfactual itself "
+                     f"{cf.similarity:.3f}, the probe's recovered face {moved['probe']:.3f}, threshold "
+                     f"{d.threshold:.3f}).")
     unmeasured = [n for n, flag in expl.significance_flags.items() if flag == "invalid"]
     if unmeasured:
         lines.append(f"{len(unmeasured)} of {len(expl.groups)} attributes could not be measured on the recovered "
@@ -94,11 +106,17 @@ def decision_markdown(expl) -> str:
                      "the whole probe-to-reference difference): " + ", ".join(
                          f"{n.replace('_', ' ')} {s_a_text(expl, n)}, {agree.get(n, '?')} of {flipped} members"
                          for n in significant[:5]) + ".")
+    elif named_ranking(expl) and not expl.interval_reaches_confidence:
+        above = [n for n in agree if expl.groups.get(n) != "lbp"]
+        lines.append(f"**No attribute is called significant**: {flipped} members give the median of s_a an interval "
+                     f"of {expl.interval_label} (their lowest to highest value), too few for 95 % (that takes 6). "
+                     + (f"Every member put these above 1: {', '.join(n.replace('_', ' ') for n in above[:5])}."
+                        if above else "No attribute has every member above 1."))
     elif named_ranking(expl):
         lines.append("**No named attribute is significant**: no interval of s_a lies wholly above 1.")
     unresolved = [n for n in expl.unresolved if expl.groups[n] != "lbp"]
     if unresolved:
-        lines.append(f"Not resolved (interval spans 1): {', '.join(n.replace('_', ' ') for n in unresolved[:5])}"
+        lines.append(f"Not resolved ({expl.interval_label} interval spans 1): {', '.join(n.replace('_', ' ') for n in unresolved[:5])}"
                      + (f" and {len(unresolved) - 5} more" if len(unresolved) > 5 else "") + ".")
     if not expl.scored:
         lines += [f"**Note:** {note}" for note in expl.notes if note.startswith("probe and reference have identical")]

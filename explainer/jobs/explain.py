@@ -4,7 +4,7 @@
     M counterfactual members (seeded) x_adv^m, each a minimal change that flips the decision -> z_adv^m
     recovered faces: probe and reference refined by the stopping rule (once per pair); each member's face
         is the probe's recovered latent moved by the transformer's own response, T(z_adv^m) - T(z_p)
-    attributes of every recovered face under test-time jitter -> s_a per member -> median and 95 % interval
+    attributes of every recovered face under test-time jitter -> s_a per member -> median and its order-statistic interval
 
 Why the members' faces start from the probe's: refinement is chaotic (a face refined alone from T(z_adv)
 differs from the probe's by noise far larger than what the small embedding change asks for), so the
@@ -31,7 +31,8 @@ from explainer.evidence import pair_evidence
 from explainer.generation.frame import to_uint8
 from explainer.generation.recoverer import RefineSettings
 from explainer.jobs.results import CounterfactualOutcome, Decision, Member, PairExplanation, Stability
-from explainer.measures.ensemble import N_BOOT, ensemble_significance
+from explainer.measures.ensemble import CONFIDENCE, INTERVAL_METHOD, ensemble_significance
+from explainer.measures.median_interval import reachable_confidence
 from explainer.reports.provenance import library_versions, pack_provenance, recognizer_provenance
 
 # The ensemble, chosen by `facexplain bench stability` (see the README): members per pair (each attack's
@@ -186,7 +187,7 @@ def _score_attributes(estimates: dict | None, n_faces: int, jitters: int, kind: 
             notes.append(f"{name}: no valid estimate on the recovered {', '.join(which)} face")
             continue
         estimate = estimate[usable]
-        s = ensemble_significance(estimate[:, 0], estimate[:, 1], estimate[:, 2:], kind or estimator.kind, seed=seed)
+        s = ensemble_significance(estimate[:, 0], estimate[:, 1], estimate[:, 2:], kind or estimator.kind)
         values[name] = s.value
         if s.flag is not None:
             flags[name] = s.flag
@@ -203,8 +204,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
                  one_draw: bool = False) -> PairExplanation:
     """Why `pack`'s recognizer decided as it did on (probe, reference): photos as paths or RGB uint8 arrays.
 
-    seed drives every random choice (each member's PGD random start or transfer dropout masks, the
-    bootstrap); refine_steps is the step cap of the recovery stopping rule. one_draw=True: the pre-ensemble
+    seed drives every random choice (each member's PGD random start or transfer dropout masks);
+    refine_steps is the step cap of the recovery stopping rule. one_draw=True: the pre-ensemble
     baseline (ONE_DRAW_STEPS), for benchmarks only."""
     from explainer import attributes
 
@@ -256,7 +257,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         # 2. the counterfactual ensemble
         parameters = {"attack": attack, "seed": seed, "members": members, "member_seeds": seeds,
                       "jitters": jitters, "refine_rule": _describe(rule), "refine_steps": refine_steps,
-                      "tolerance": tolerance, "n_boot": N_BOOT, "margin": MARGIN,
+                      "tolerance": tolerance, "interval": INTERVAL_METHOD, "confidence": CONFIDENCE,
+                      "margin": MARGIN,
                       **({"one_draw": True} if one_draw else {})}
         (reference_image, reference_face), probe_face = photos["reference"], photos["probe"][1]
         run = chosen.run(AttackInput(recognizer, crops["probe"], probe_face.landmarks, reference_image,
@@ -289,7 +291,11 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         latents = torch.cat([torch.stack([probe_latent, reference_latent]), member_latents])
         with torch.no_grad():
             recovered_images = pack.decoder(latents)
-            member_similarity = recognizer.similarity(pack.recoverer.embed_images(recovered_images[2:]), z_members)
+            recovered_embeddings = pack.recoverer.embed_images(recovered_images)
+            member_similarity = recognizer.similarity(recovered_embeddings[2:], z_members)
+            # what the model makes of the recovered faces against the reference (beside the counterfactual's own
+            # score): the member's face is not recovered from z_adv but moved from the probe's by T(z_adv) - T(z_p)
+            to_reference = recognizer.similarity(recovered_embeddings, z_reference[None].expand(len(latents), -1))
         lap("recovery", 0.75)
 
         # 4. attributes of the recovered faces under jitter: rows jitter-major, faces (p, r, flipping members)
@@ -325,8 +331,10 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         transferred=result.transferred, surrogate=result.surrogate, target_checks=result.target_checks,
         details=result.details, perturbation_gain=gain, shown_member=shown,
         recovered_similarity=(probe_score, reference_score, float(member_similarity[shown])),
+        recovered_to_reference={"probe": float(to_reference[0]), "counterfactual": float(to_reference[2 + shown])},
         members=tuple(Member(seed=seeds[k], flipped=r.flipped, linf_eps_255=r.linf_eps * 255, l2=r.l2,
-                             similarity=r.similarity, recovered_similarity=float(member_similarity[k]))
+                             similarity=r.similarity, recovered_similarity=float(member_similarity[k]),
+                             linf_255=r.linf_255, recovered_to_reference=float(to_reference[2 + k]))
                       for k, r in enumerate(results)))
     stability = Stability(
         members=len(results), members_flipped=flipped, jitters=jitters, refine_rule=_describe(rule),
@@ -340,7 +348,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         provenance["surrogate"] = recognizer_provenance(run.crafted_on[0])
     return PairExplanation(decision=decision, counterfactual=counterfactual, significance=values, groups=groups,
                            images=images, notes=notes, provenance=provenance, significance_flags=flags, kinds=kinds,
-                           significance_interval=intervals, stability=stability, evidence=evidence, seconds=seconds)
+                           significance_interval=intervals, stability=stability, evidence=evidence, seconds=seconds,
+                           interval_confidence=reachable_confidence(flipped, CONFIDENCE) if flipped else None)
 
 
 def attributes_provenance(names) -> dict:

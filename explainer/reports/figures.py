@@ -7,6 +7,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explainer.attributes.names import is_paper, label, lbp_cell
+from explainer.measures.ensemble import CONFIDENCE
+from explainer.measures.median_interval import confidence_label
 from explainer.reports.summary import read
 
 GROUP_COLOURS = {"structure": "#1f77b4", "texture": "#ff7f0e", "accessory": "#2ca02c", "custom": "#9467bd",
@@ -57,6 +59,15 @@ class Bar:
     paper: bool  # one of the paper's nine
 
 
+def interval_label(expl) -> str:
+    """The level of the s_a intervals as writers name it ("95 %", or "75 %" with too few members), from an
+    explanation or its report.json record."""
+    if not isinstance(expl, dict):
+        return expl.interval_label
+    confidence = expl.get("interval_confidence")
+    return confidence_label(CONFIDENCE if confidence is None or confidence >= CONFIDENCE else confidence)
+
+
 def significance_bars(expl, include_lbp: bool = False) -> list[Bar]:
     """The bars of the s_a chart in order: significant attributes first (by their interval's lower bound),
     then the rest by s_a. Reads a PairExplanation or its report.json record alike."""
@@ -73,12 +84,12 @@ def significance_bars(expl, include_lbp: bool = False) -> list[Bar]:
 
 
 def significance_figure(expl, include_lbp: bool = False, shown: int = SHOWN_BARS) -> go.Figure:
-    """s_a per attribute as horizontal bars (the median over the counterfactual members) with its 95 %
-    interval as error bars. Significant attributes (the whole interval above 1) come first, solid and
+    """s_a per attribute as horizontal bars (the median over the counterfactual members) with its interval
+    as error bars. Significant attributes (the whole interval above 1) come first, solid and
     outlined and starred; the paper's nine are blue, the custom ones orange. The dashed line is s_a = 1:
     the counterfactual moved the attribute as much as the whole probe-to-reference difference. The first
     `shown` bars are in view; a "show all" button brings in the rest."""
-    bars = significance_bars(expl, include_lbp)
+    bars, level = significance_bars(expl, include_lbp), interval_label(expl)
     figure = go.Figure()
     for paper, significant in ((True, True), (False, True), (True, False), (False, False)):
         members = [b for b in bars if b.paper == paper and b.significant == significant]
@@ -93,7 +104,7 @@ def significance_figure(expl, include_lbp: bool = False, shown: int = SHOWN_BARS
             error_x={"type": "data", "symmetric": False, "array": [b.high - b.value for b in members],
                      "arrayminus": [b.value - b.low for b in members], "color": "#444", "thickness": 1.2},
             customdata=[[b.name, b.low, b.high] for b in members],
-            hovertemplate="%{y} (%{customdata[0]}): s_a %{x:.2f}, 95 % interval "
+            hovertemplate=f"%{{y}} (%{{customdata[0]}}): s_a %{{x:.2f}}, {level} interval "
                           "[%{customdata[1]:.2f}, %{customdata[2]:.2f}]<extra></extra>"))
     categories = [wrap(b.label) for b in bars]
     # The values, written just beyond each interval's end (on the bar they would collide with its error bar).
@@ -106,7 +117,7 @@ def significance_figure(expl, include_lbp: bool = False, shown: int = SHOWN_BARS
                      annotation_position="bottom right", annotation_font_size=12)
     figure.update_layout(
         title=chart_title("What the decision relied on", "s_a: how much the counterfactual moved an", "attribute ÷ the "
-                     "probe-to-reference difference;", "bars: 95 % interval; ✱ significant (above 1)"),
+                     "probe-to-reference difference;", f"bars: {level} interval; ✱ significant (above 1)"),
         xaxis={"title": {"text": "s_a"}, "range": [0, top * 1.25], "automargin": True},
         yaxis={"categoryorder": "array", "categoryarray": categories, "automargin": True,
                "range": [min(shown, len(bars)) - 0.5, -0.5], "tickfont": {"size": 12}},

@@ -26,7 +26,7 @@ IMAGE_CAPTIONS = {
     "probe_aligned": "probe (recognizer's aligned crop)",
     "counterfactual": "counterfactual probe",
     "perturbation_amplified": "perturbation, amplified",
-    "recovered_counterfactual": "recovered from the counterfactual's embedding",
+    "recovered_counterfactual": "recovered probe moved by T(z_cf) − T(z_probe)",
     "reference_aligned": "reference (aligned crop)",
 }
 
@@ -84,10 +84,13 @@ def write_html(expl, path) -> Path:
         ["counterfactual ensemble", f"{st.members_flipped} of {st.members} members "
                                     f"flipped the decision; recovery: {st.refine_rule}"],
         ["counterfactual shown", f"{c.attack}: {'flipped' if c.flipped else 'NOT flipped'} at L∞ "
-                           f"{c.linf_eps_255:.3g}/255 (L2 {c.l2:.3g}); new score {c.similarity:.4f}"
+                           f"{c.linf_255}/255 measured (L2 {c.l2:.3g}); new score {c.similarity:.4f}"
+                           + c.recovered_score_text()
                            + ("" if c.transferred is None else
                               f"; transferred from {c.surrogate}: {'yes' if c.transferred else 'no'}")],
-        ["significant (95 % interval above 1)", ", ".join(n for n in expl.significant if expl.groups[n] != "lbp") or "none"
+        ["significant (95 % interval above 1)", (", ".join(n for n in expl.significant if expl.groups[n] != "lbp") or (
+            "none" if expl.interval_reaches_confidence else f"none can be: {st.members_flipped} members give a "
+                                                            f"{expl.interval_label} interval, too few for 95 %"))
          if c.flipped else "nothing is ranked: no counterfactual flipped the decision"],
         ["not resolved (interval spans 1)", ", ".join(n for n in expl.unresolved if expl.groups[n] != "lbp") or "none"],
     ], ["", ""])
@@ -97,7 +100,8 @@ def write_html(expl, path) -> Path:
     top = _table([[n, fiswg_component(n), expl.groups[n], expl.significance.get(n)]
                   + list(expl.significance_interval.get(n, [None, None])) + [expl.significance_flags.get(n, "")]
                   for n in expl.top(10)],
-                 ["attribute", "FISWG component", "group", "s_a (median)", "95 % low", "95 % high", "flag"])
+                 ["attribute", "FISWG component", "group", "s_a (median)", f"{expl.interval_label} low",
+                  f"{expl.interval_label} high", "flag"])
     if c.flipped:
         significance = (f"<h2>Attribute significance</h2>{_figure_html(figures.significance_figure(expl), 'significance')}"
                         f"<h3>Top 10</h3>{top}")
@@ -119,7 +123,7 @@ def _bold(sentence: str) -> str:
 
 def _evidence_section(expl) -> str:
     """Likelihood ratio, quality flags of both photos, calibration summary and its Tippett / ECE plots."""
-    from explainer.evidence.likelihood_ratio import CalibrationMissing
+    from explainer.evidence.likelihood_ratio import STANDING, CalibrationMissing, calibration_words, decision_and_lr
     from explainer.reports.evidence_figures import ece_figure, tippett_figure
 
     d, evidence = expl.decision, getattr(expl, "evidence", {}) or {}
@@ -129,6 +133,9 @@ def _evidence_section(expl) -> str:
     if d.log10_lr is not None:
         parts.append(f"<p><b>Likelihood ratio: log10 LR = {d.log10_lr:+.2f}</b>: {html.escape(d.verbal)} "
                      f"(verbal scale: ENFSI 2015).</p>")
+        parting = decision_and_lr(d.match, d.log10_lr, d.fmr)
+        parts += [f"<p>{html.escape(parting)}</p>"] if parting else []
+        parts.append(f"<p><i>{html.escape(STANDING)}</i></p>")
     parts += [f"<p>Warning: {html.escape(w)}</p>" for w in d.warnings]
     quality = evidence.get("quality")
     if quality:
@@ -137,9 +144,11 @@ def _evidence_section(expl) -> str:
                             ["quality flag", "probe", "reference"]))
     calibration = evidence.get("calibration", {})
     if calibration.get("available"):
-        parts.append(_table([[k, calibration[k]] for k in ("method", "lir_version", "n_genuine", "n_impostor", "cllr",
-                                                            "cllr_min", "correct_sign", "log10_lr_bounds", "data",
-                                                            "validation", "command")], ["calibration", ""]))
+        parts.append(f"<p>{html.escape(calibration_words(calibration))}</p>")
+        parts.append(_table([[k, calibration.get(k)] for k in (
+            "method", "lir_version", "n_genuine", "n_genuine_before_cap", "n_impostor", "n_people",
+            "n_genuine_effective", "n_impostor_effective", "held_out_scored", "cllr", "cllr_min", "correct_sign",
+            "log10_lr_bounds", "lr_one_at_score", "data", "validation", "command")], ["calibration", ""]))
         try:
             parts.append(_figure_html(tippett_figure(d.recognizer, d.log10_lr), "tippett")
                          + _figure_html(ece_figure(d.recognizer), "ece"))

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from explainer.evidence.fiswg import fiswg_component
+from explainer.evidence.likelihood_ratio import STANDING, decision_and_lr
 from explainer.evidence.quality import RANGED
 from explainer.reports.readings import no_flip_reading
 from explainer.reports.summary import plain, summary_sentences
@@ -27,7 +28,7 @@ IMAGES = (("probe_aligned", "probe (aligned)"), ("reference_aligned", "reference
           ("counterfactual", "counterfactual probe"), ("perturbation_amplified", "change, amplified"),
           ("probe_decoder_frame", "probe photo, recovery frame"), ("recovered_probe", "recovered probe"),
           ("reference_decoder_frame", "reference photo, recovery frame"), ("recovered_reference", "recovered reference"),
-          ("recovered_counterfactual", "recovered counterfactual"))
+          ("recovered_counterfactual", "recovered probe + T(z_cf) − T(z_probe)"))
 QUALITY_ROWS = ("face_width_px", "inter_eye_px", "sharpness", "exposure", "contrast", "underexposed_fraction",
                 "overexposed_fraction", "yaw", "pitch", "roll", "colour", "jpeg_quality", "glasses_probability",
                 "hat_probability", "faces_found")
@@ -62,9 +63,10 @@ def _png(figure) -> io.BytesIO:
     return buffer
 
 
-def _significance_chart(record: dict) -> io.BytesIO:
+def _significance_chart(record: dict, label: str) -> io.BytesIO:
     """The app's and report.html's s_a chart, drawn by matplotlib: the same bars in the same order, colours
-    and marks (explainer.reports.figures), the first SHOWN_BARS of them (the table below lists all)."""
+    and marks (explainer.reports.figures), the first SHOWN_BARS of them (the table below lists all);
+    `label` names the intervals' level ("95 %")."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,7 +88,7 @@ def _significance_chart(record: dict) -> io.BytesIO:
     axis.set_ylim(len(bars) - 0.5, -1.2)
     axis.set_xlim(0, max([bar.high for bar in bars] + [1.0]) * 1.25)
     axis.set_xlabel("s_a: change by the counterfactual ÷ probe-to-reference difference", fontsize=8)
-    title = "What the decision relied on: s_a per attribute, 95 % interval; ✱ significant"
+    title = f"What the decision relied on: s_a per attribute, {label} interval; ✱ significant"
     shown = f" (top {len(bars)} of {len(significance_bars(record))})" if len(bars) < len(significance_bars(record)) else ""
     axis.set_title(title + shown, fontsize=9)
     from matplotlib.patches import Patch
@@ -204,13 +206,17 @@ class _Document:
         self.pdf.ln(2)
 
 
-def _significance_section(doc: _Document, record: dict, images: dict) -> None:
+def _significance_section(doc: _Document, record: dict, images: dict, expl) -> None:
     """The s_a chart, the LBP map, what is significant and the table of every named attribute."""
-    doc.picture(_significance_chart(record), 180)
+    label = expl.interval_label
+    doc.picture(_significance_chart(record, label), 180)
     doc.picture(_lbp_map(record, images), 100)
     named = [n for n in record["significant"] if record["groups"][n] != "lbp"]
-    doc.text("Significant (the whole 95 % interval of s_a above 1): " + (", ".join(named) if named else "none") + ".")
-    rows = [["attribute", "FISWG component", "group", "s_a", "95 % interval"]]
+    doc.text("Significant (the whole 95 % interval of s_a above 1): " + (", ".join(named) if named else "none") + "."
+             + ("" if expl.interval_reaches_confidence else
+                f" None can be: {expl.stability.members_flipped} members give the median a {label} interval (their "
+                "lowest to highest value), too few for 95 %."))
+    rows = [["attribute", "FISWG component", "group", "s_a", f"{label} interval"]]
     for name in record["ranking"]:
         if record["groups"][name] == "lbp":
             continue
@@ -253,6 +259,10 @@ def write_pdf(expl, path) -> Path:
         propositions = d.propositions or {}
         doc.text(f"Hp: {propositions.get('Hp', 'same person')}; Hd: {propositions.get('Hd', 'different people')}. "
                  f"Scale: {calibration.get('verbal_scale', d.verbal_scale or '')}.")
+        parting = decision_and_lr(d.match, d.log10_lr, d.fmr)
+        if parting:
+            doc.text(parting)
+        doc.text(STANDING)
     else:
         doc.text("Likelihood ratio: not available for this recognizer (no calibration).", bold=True)
     for warning in d.warnings:
@@ -276,8 +286,9 @@ def write_pdf(expl, path) -> Path:
     doc.heading("Counterfactual")
     doc.text(f"{stability.members_flipped} of {stability.members} seeded "
              f"counterfactual members flipped the decision. The one shown: {c.attack}, "
-             f"{'flipped' if c.flipped else 'NOT flipped'} at L∞ {c.linf_eps_255:.3g}/255 "
-             f"(L2 {c.l2:.3g}); new score {c.similarity:.4f}. Recovery: {stability.refine_rule}.")
+             f"{'flipped' if c.flipped else 'NOT flipped'} at L∞ {c.linf_255}/255 (measured on the saved image) "
+             f"(L2 {c.l2:.3g}); new score {c.similarity:.4f}{c.recovered_score_text()}. "
+             f"Recovery: {stability.refine_rule}.")
     images = getattr(expl, "images", {})
     doc.images([(images[n], caption) for n, caption in IMAGES[:4] if n in images])
     doc.images([(images[n], caption) for n, caption in IMAGES[4:8] if n in images])
@@ -285,7 +296,7 @@ def write_pdf(expl, path) -> Path:
 
     doc.heading("Attribute significance")
     if c.flipped:
-        _significance_section(doc, record, images)
+        _significance_section(doc, record, images, expl)
     else:  # no flip, no ranking
         doc.text(no_flip_reading(expl), bold=True)
 
@@ -295,6 +306,10 @@ def write_pdf(expl, path) -> Path:
                                         f"{calibration['bounding']} bounds {calibration['log10_lr_bounds']}"],
                    ["data", f"{calibration['data']}: {calibration['n_genuine']} genuine, "
                             f"{calibration['n_impostor']} impostor pairs, {calibration['n_people']} people"],
+                   ["counted by person", f"{calibration.get('n_genuine_effective')} people with genuine pairs, "
+                                         f"{calibration.get('n_impostor_effective')} independent impostor comparisons; "
+                                         f"genuine pairs at most {calibration.get('genuine_cap_per_person')} per "
+                                         "person"],
                    ["validation", calibration["validation"]],
                    ["Cllr (held out)", f"{calibration['cllr']:.4f}"], ["Cllr_min", f"{calibration['cllr_min']:.4f}"],
                    ["LRs on the correct side of 1", f"{100 * calibration['correct_sign']:.2f} %"],

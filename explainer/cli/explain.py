@@ -156,16 +156,18 @@ def cmd_analyze(args) -> int:
 
 def cmd_compare(args) -> int:
     from explainer.jobs import shards
-    from explainer.jobs.analysis import CHUNK, N_NULL
+    from explainer.jobs.analysis import CHUNK, N_NULL, colourless_pack, randomised_pack
     from explainer.jobs.pipeline import compare_models
     from explainer.reports import comparison_figure, write_comparison_html
 
     names = [n.strip() for n in args.packs.split(",") if n.strip()]
     if any(known_pack(n) is None for n in names):
         return 2
+    packs = (names + ([randomised_pack(n, seed=0) for n in names] if args.randomised else [])
+             + ([colourless_pack(n) for n in names] if args.grey else []))
     progress = TqdmProgress("compare") if shards.is_main() else None
     try:
-        comparison = compare_models(names, data=args.data, seed=args.seed, progress=progress,
+        comparison = compare_models(packs, data=args.data, seed=args.seed, progress=progress,
                                     refine_steps=args.refine_steps, n_boot=args.n_boot,
                                     chunk=CHUNK if args.chunk is None else args.chunk,
                                     n_null=N_NULL if args.n_null is None else args.n_null, probe=args.probe)
@@ -174,7 +176,7 @@ def cmd_compare(args) -> int:
             progress.close()
     if comparison is None:  # a torchrun rank other than 0
         return 0
-    for pack in names:
+    for pack in comparison.packs:
         print(f"{pack}:")
         _print_mi(comparison.reports[pack])
     out = Path(args.out)
@@ -297,6 +299,11 @@ def add_explain_commands(sub, bench) -> None:
                               "attribute may be kept; 0: no null)")
     compare.add_argument("--probe", action="store_true",
                          help="also I(a; ridge read-out of the embedding), fitted on the training people")
+    compare.add_argument("--randomised", action="store_true",
+                         help="also each pack with its recognizer's weights redrawn (seed 0): the model-randomisation "
+                              "check (Adebayo et al.)")
+    compare.add_argument("--grey", action="store_true",
+                         help="also each pack with a recognizer that sees grey crops, F(grey(x)): planted colour loss")
     compare.set_defaults(func=cmd_compare)
 
     bench_explain = bench.add_parser("explain", help="explanation latency by stage, flip rates, analyze throughput")

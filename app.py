@@ -40,12 +40,14 @@ from explainer.app.examples import digests, example_pairs  # noqa: E402
 from explainer.app.handlers import (  # noqa: E402
     COMPARE_SOURCES,
     EXPLAIN_IMAGES,
+    SLIDERS,
     Handlers,
     attack_choices,
     fresh_pack_dropdowns,
     pack_choices,
 )
 from explainer.app.uploads import UploadClaims  # noqa: E402
+from explainer.app.wording import SLIDERS_HELP  # noqa: E402
 from explainer.packs.catalogue import DEFAULT_PACK, PACKS  # noqa: E402
 
 # Small recovered faces (64 px) are shown enlarged with visible pixels: enlarging must not look like
@@ -55,6 +57,7 @@ from explainer.packs.catalogue import DEFAULT_PACK, PACKS  # noqa: E402
 CSS = """
 .face-output img { width: 100%; height: 100%; min-height: 200px; object-fit: contain; image-rendering: pixelated; }
 .recovered-face img { max-width: 192px; max-height: 192px; min-height: 0; margin: auto; }
+.face-slider img { image-rendering: pixelated; object-fit: contain; }
 """
 RECOVERED_IMAGES = ("recovered_probe", "recovered_reference", "recovered_counterfactual")
 
@@ -90,7 +93,7 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
                 attack = gr.Radio(attack_choices(), value="pgd", label="Counterfactual attack", elem_id="attack")
                 seed = gr.Number(0, precision=0, label="Seed", elem_id="seed", minimum=0,
                                  info="Draws every random choice (each counterfactual member's random start or "
-                                      "dropout masks, the bootstrap). The same photos and seed give the same report.")
+                                      "dropout masks). The same photos and seed give the same report.")
                 case = gr.Textbox("", label="Case (optional)", max_lines=1, max_length=64, elem_id="case",
                                   placeholder="e.g. 2026-0117", info="Written into the reports (and the audit "
                                   "trail, where the lab keeps one). Letters, digits, space and - _ . : #")
@@ -98,33 +101,53 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
             gr.Examples([[str(p.probe), str(p.reference)] for p in pairs], inputs=[probe, reference],
                         example_labels=[p.label for p in pairs], label="Example pairs (held-out people)",
                         elem_id="examples")
-            decision = gr.Markdown(elem_id="decision")
-            images = {}
-            for title, names in [("Aligned inputs", ["probe_aligned", "reference_aligned"]),
-                                 ("Recovered faces: what each embedding keeps",
-                                  ["recovered_probe", "recovered_reference", "recovered_counterfactual"]),
-                                 ("Counterfactual", ["counterfactual", "perturbation_amplified"])]:
-                gr.Markdown(f"### {title}")
+            # The result: three sentences first, then the faces side by side and the two charts; the
+            # detail below in collapsible sections.
+            in_short = gr.Markdown(elem_id="summary")
+            sliders = {}
+            gr.Markdown(SLIDERS_HELP, elem_id="sliders-help")
+            with gr.Row(equal_height=True):
+                for name, (_, _, label) in SLIDERS.items():
+                    sliders[name] = gr.ImageSlider(label=label, type="numpy", format="png", interactive=False,
+                                                   elem_id=name.replace("_", "-"), elem_classes=["face-slider"],
+                                                   max_height=192, min_width=200, buttons=["download", "fullscreen"])
+            with gr.Row():
+                significance = gr.Plot(label="Attribute significance s_a", elem_id="significance-plot",
+                                       show_label=False, scale=3, min_width=340)
+                heatmap = gr.Plot(label="LBP texture significance over the face", elem_id="lbp-plot",
+                                  show_label=False, scale=2, min_width=340)
+            with gr.Accordion("The decision in detail: scores, counterfactuals, significant attributes", open=False,
+                              elem_id="decision-accordion"):
+                decision = gr.Markdown(elem_id="decision")
+            with gr.Accordion("Every image: aligned inputs, recovered faces, counterfactual", open=False,
+                              elem_id="images-accordion"):
+                images = {}
+                for title, names in [("Aligned inputs", ["probe_aligned", "reference_aligned"]),
+                                     ("Recovered faces: what each embedding keeps",
+                                      ["recovered_probe", "recovered_reference", "recovered_counterfactual"]),
+                                     ("Counterfactual", ["counterfactual", "perturbation_amplified"])]:
+                    gr.Markdown(f"### {title}")
+                    with gr.Row():
+                        for name in names:
+                            images[name] = _image(EXPLAIN_IMAGES[name], name.replace("_", "-"),
+                                                  name in RECOVERED_IMAGES)
+            with gr.Accordion("Reports: JSON, HTML, PDF", open=True):
                 with gr.Row():
-                    for name in names:
-                        images[name] = _image(EXPLAIN_IMAGES[name], name.replace("_", "-"), name in RECOVERED_IMAGES)
-            with gr.Row():
-                significance = gr.Plot(label="Attribute significance s_a", elem_id="significance-plot")
-                heatmap = gr.Plot(label="LBP texture significance over the face", elem_id="lbp-plot")
-            with gr.Row():
-                report_json = gr.File(label="Report (JSON)", elem_id="report-json")
-                report_html = gr.File(label="Report (HTML)", elem_id="report-html")
-            with gr.Accordion("Evidence strength: likelihood ratio, image quality, FISWG components", open=True):
+                    report_json = gr.File(label="Report (JSON)", elem_id="report-json")
+                    report_html = gr.File(label="Report (HTML)", elem_id="report-html")
+                    report_pdf = gr.File(label="Report (PDF)", elem_id="report-pdf")
+            with gr.Accordion("Evidence strength: likelihood ratio, image quality, FISWG components", open=False,
+                              elem_id="evidence-accordion"):
                 evidence = gr.Markdown(elem_id="evidence")
                 with gr.Row():
                     tippett = gr.Plot(label="Tippett plot (people held out)", elem_id="tippett-plot")
                     ece = gr.Plot(label="ECE plot (people held out)", elem_id="ece-plot")
-                report_pdf = gr.File(label="Report (PDF)", elem_id="report-pdf")
             with gr.Accordion("Decision as data", open=False):
                 details = gr.JSON(elem_id="details")
         run.click(handlers.explain, inputs=[probe, reference, pack, attack, seed, case],
                   outputs=[decision, details, *[images[n] for n in EXPLAIN_IMAGES], significance, heatmap,
-                           report_json, report_html, evidence, tippett, ece, report_pdf],
+                           report_json, report_html, evidence, tippett, ece, report_pdf, in_short,
+                           *sliders.values()],
                   api_name="explain", preprocess=False, concurrency_id="models", validator=handlers.admit_explain)
 
         with gr.Tab("Compare models", id="compare"):

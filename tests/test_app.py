@@ -119,12 +119,13 @@ def direct_explanation(handlers_module, examples, tmp_path_factory):
 
 def test_explain_handler_on_a_real_pair(direct_explanation, handlers_module):
     outputs, probe, reference, probe_copy = direct_explanation
-    names = list(handlers_module.EXPLAIN_IMAGES)
-    assert len(outputs) == 2 + len(names) + 4 + 4
+    names, sliders = list(handlers_module.EXPLAIN_IMAGES), handlers_module.SLIDERS
+    assert len(outputs) == 2 + len(names) + 4 + 4 + 1 + len(sliders)
     markdown, details = outputs[:2]
     images = dict(zip(names, outputs[2:2 + len(names)]))
     significance, heatmap, report_json, report_html = outputs[2 + len(names):6 + len(names)]
-    evidence, tippett, ece, report_pdf = outputs[6 + len(names):]
+    evidence, tippett, ece, report_pdf = outputs[6 + len(names):10 + len(names)]
+    in_short, *pairs = outputs[10 + len(names):]
     # The decision agrees with an independent verification of the same photos by the same model.
     decision = details["decision"]
     check = verify_pair(probe_copy, reference, models=[PACKS["dlib-dcgan"].recognizer])[0]
@@ -142,16 +143,30 @@ def test_explain_handler_on_a_real_pair(direct_explanation, handlers_module):
         assert image.std() > 1, f"{name} is blank"
     # The counterfactual is a small change of the aligned probe, and the amplified image shows exactly it.
     delta = images["counterfactual"].astype(int) - images["probe_aligned"].astype(int)
-    assert 0 < np.abs(delta).max() <= round(details["counterfactual"]["linf_eps"] * 255) + 1
+    # The text states the measured change of the saved image, which stays within the (whole-level) budget.
+    linf = details["counterfactual"]["linf_255"]
+    assert np.abs(delta).max() == linf > 0 and linf <= round(details["counterfactual"]["linf_eps"] * 255)
+    assert f"at most {linf}/255" in markdown
+    # The recovered counterfactual face is said for what it is, with the model's score of it to the reference.
+    moved = details["counterfactual"]["recovered_to_reference"]
+    assert "T(z_cf) − T(z_probe)" in markdown and f"scores it {moved['counterfactual']:.3f} against the reference" in markdown
     assert np.array_equal(images["perturbation_amplified"], np.clip(128 + gain * delta, 0, 255).astype(np.uint8))
     # The s_a chart has a bar for every named attribute that could be measured (which ones can depends on
     # the recovered faces), and says so when none could; the LBP map always has its 7x7 cells.
     assert isinstance(significance, go.Figure) and isinstance(heatmap, go.Figure)
-    charted = [x for trace in significance.data for x in trace.x]
+    charted = [row[0] for trace in significance.data if trace.type == "bar" for row in trace.customdata]
     assert set(details["top_attributes"]) <= set(charted)
     if not charted:
-        assert "could be measured" in significance.layout.annotations[-1].text
+        assert "measured on these recovered" in significance.layout.annotations[-1].text
     assert np.asarray(heatmap.data[-1].z).shape == (7, 7)
+    # The summary comes first in the page, in three sentences with no identifiers in them.
+    assert in_short.startswith("### In short") and in_short.count(". ") >= 2
+    assert ("**match**" if decision["match"] else "**no match**") in in_short
+    assert not any(f" {name} " in in_short for name in details["top_attributes"] if "_" in name)
+    # Each slider pairs two pictures of one frame: photo and recovered face, probe and counterfactual.
+    for (left, right), (left_name, right_name, _) in zip(pairs, sliders.values()):
+        assert left.shape == right.shape and left.dtype == right.dtype == np.uint8, (left_name, right_name)
+    assert np.array_equal(pairs[2][1], images["counterfactual"]) and np.array_equal(pairs[0][1], images["recovered_probe"])
     report = json.loads(open(report_json).read())
     assert report["decision"]["match"] == decision["match"]
     assert report["decision"]["similarity"] == pytest.approx(decision["similarity"], abs=1e-5)
@@ -221,6 +236,27 @@ def test_comparison_is_computed_once_then_read_back(handlers_module, tmp_path):
     assert comparisons.cache_key(packs, str(photos), 1) != stored[0].stem
 
 
+def test_progress_names_the_stage_and_the_time_left_once_known():
+    from explainer.app.progress import SHOWN, StageReporter, StageTimes
+
+    assert SHOWN == ("finding faces", "counterfactuals", "recovery", "attributes", "reports")
+    times, shown = StageTimes(), []
+    key = ("dlib-dcgan", "pgd")
+    reporter = StageReporter(lambda fraction, desc: shown.append((fraction, desc)), times, key)
+    reporter(0.1, "faces_and_decision")
+    assert shown[0][1].startswith("Stage 1 of 5: finding faces") and "known after a first run" in shown[0][1]
+    assert shown[1][1].startswith("Stage 2 of 5: counterfactuals")
+    # After one run, the time left is the sum of the stages still to come.
+    seconds = {"faces_and_decision": 1.0, "counterfactual": 4.0, "recovery": 3.0, "attributes": 1.5, "significance": 0.5}
+    times.record(key, {**seconds, "reports": 2.0})
+    fraction, text = times.describe(key, "counterfactual")
+    assert text == "Stage 3 of 5: recovery, about 7 s left" and fraction == pytest.approx(5 / 12)
+    assert times.describe(key, "significance")[1] == "Stage 5 of 5: reports, about 2 s left"
+    assert times.describe(("dlib-dcgan", "transfer"), None)[0] is None  # another attack: not known yet
+    times.record(key, {**seconds, "counterfactual": 14.0, "reports": 2.0})  # a moving average
+    assert times.typical(key)["counterfactual"] == pytest.approx(0.7 * 4.0 + 0.3 * 14.0)
+
+
 # -- the launched app through gradio_client --------------------------------------------------------------
 @pytest.fixture(scope="session")
 def client(app_url, tmp_path_factory):
@@ -262,7 +298,11 @@ def test_api_explain_on_a_real_pair_keeps_no_upload(client, handlers_module, tmp
         assert plot["type"] == "plotly"
         assert json.loads(plot["plot"])["data"]
     report_json, report_html = result[4 + len(names):6 + len(names)]
-    evidence, tippett, ece, report_pdf = result[6 + len(names):]
+    evidence, tippett, ece, report_pdf = result[6 + len(names):10 + len(names)]
+    in_short, *sliders = result[10 + len(names):]
+    assert in_short.startswith("### In short") and len(sliders) == len(handlers_module.SLIDERS)
+    for pair in sliders:  # each slider: two lossless pictures
+        assert all(open(path, "rb").read(8) == PNG_SIGNATURE for path in pair), pair
     assert "likelihood ratio" in evidence.lower() and tippett["type"] == ece["type"] == "plotly"
     assert report_pdf.endswith(".pdf")
     report = json.loads(open(report_json).read())
@@ -339,5 +379,6 @@ def test_readme_gradio_client_example_runs(app_url, examples, capsys):
     exec(compile(snippet, "README.md", "exec"), namespace)
     assert set(namespace["details"]["decision"]) >= {"match", "similarity", "threshold", "metric", "fmr"}
     assert namespace["decision_md"].startswith(("## Match", "## No match"))
+    assert namespace["summary_md"].startswith("### In short")
     assert open(namespace["recovered_counterfactual"], "rb").read(8) == PNG_SIGNATURE
     assert "'match'" in capsys.readouterr().out

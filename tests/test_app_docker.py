@@ -109,3 +109,21 @@ def test_spaces_files_match_the_project():
     assert listed == wanted
     # Spaces install packages.txt with apt, one name per line and nothing else.
     assert (ROOT / "packages.txt").read_text().split() == ["nodejs", "npm"]
+
+
+def test_spaces_build_with_the_gradio_the_tests_use():
+    """sdk_version decides which Gradio a Space installs: the one installed here, which the tests ran with,
+    and one the project's own requirement admits."""
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    pinned = _front_matter()["sdk_version"]
+    assert pinned == version("gradio"), "set README's sdk_version to the installed Gradio (or install that one)"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (wanted,) = [Requirement(r) for r in project["optional-dependencies"]["app"] if r.startswith("gradio")]
+    assert wanted.specifier.contains(pinned)
+    # The README says how to deploy, and the rehearsal script it names exists and reads the same pin.
+    readme = (ROOT / "README.md").read_text()
+    assert "## Deploy on Hugging Face Spaces" in readme and "scripts/rehearse_spaces.sh" in readme
+    assert "sdk_version" in (ROOT / "scripts" / "rehearse_spaces.sh").read_text()

@@ -54,7 +54,10 @@ def test_pgd_flips_a_genuine_pair_and_the_saved_png_keeps_the_flip(dlib, genuine
     result = pgd_counterfactual(dlib, crops[0], z[1], currently_matches=True)
     assert result.flipped and result.attack == "pgd"
     assert result.image.dtype == np.uint8 and result.image.shape == crops[0].shape
-    assert result.linf <= result.linf_eps + 1e-9 and result.linf > 0 and result.l2 > 0
+    # the reported L∞ is the measured change of the saved image, and the budget is a whole level it respects
+    measured = np.abs(result.image.astype(int) - crops[0].astype(int)).max()
+    assert result.linf_255 == measured > 0 and result.l2 > 0
+    assert float(result.linf_eps * 255).is_integer() and measured <= round(result.linf_eps * 255)
     reloaded = _png_round_trip(result.image)
     with torch.no_grad():
         score = float(dlib.similarity(dlib(faces.to_tensor(reloaded)), z[1:]))
@@ -73,13 +76,32 @@ def test_pgd_pulls_an_impostor_pair_to_a_match(dlib):
 
 
 def test_a_smaller_budget_than_the_minimal_one_does_not_flip(dlib):
-    # The minimal budget is a boundary on the schedule/bisection: half of it (when at least one level
-    # survives quantisation) must not flip with the same number of steps.
+    # The minimal budget is a whole level found by the schedule and bisection: one level less must not flip
+    # with the same number of steps.
     _, _, crops, z = _pair(dlib, "s34/1", "s36/1")
     result = pgd_counterfactual(dlib, crops[0], z[1], currently_matches=False)
-    smaller = pgd_counterfactual(dlib, crops[0], z[1], currently_matches=False, schedule=(result.linf_eps * 255 / 2,),
-                                 bisection_rounds=0)
-    assert not smaller.flipped
+    budget = round(result.linf_eps * 255)
+    assert result.flipped and budget == result.linf_eps * 255 and result.linf_255 <= budget
+    if budget > 1:
+        smaller = pgd_counterfactual(dlib, crops[0], z[1], currently_matches=False, schedule=(budget - 1,),
+                                     bisection_rounds=0)
+        assert not smaller.flipped
+
+
+def test_a_half_level_budget_is_reported_as_the_change_it_makes(dlib):
+    # PGD's sign steps saturate at the budget; re-quantised, a pixel at +2.5 levels lands on +3 as often as
+    # on +2. The counterfactual says what the saved image changed (3 levels), not the budget (2.5), and the
+    # bisection never tries such a budget: between whole levels there is nothing to gain.
+    from explainer.counterfactual.pgd import whole_level_between
+
+    _, _, crops, z = _pair(dlib, "s34/1", "s36/1")
+    result = pgd_counterfactual(dlib, crops[0], z[1], currently_matches=False, schedule=(2.5,), bisection_rounds=0)
+    change = np.abs(result.image.astype(int) - crops[0].astype(int))
+    assert result.flipped and result.linf_eps * 255 == pytest.approx(2.5)
+    assert (change == 3).sum() > 1000  # measured: 9146 channel values moved by 3 levels, 28789 by 2
+    assert result.linf_255 == change.max() == 3  # what every writer prints (CounterfactualOutcome.linf_255)
+    assert [whole_level_between(*gap) for gap in ((1, 2), (1, 1.5), (0, 1), (4, 6), (16, 24), (17, 18))] == \
+        [None, None, None, 5, 20, None]
 
 
 def test_embedding_pgd_moves_the_embedding_within_its_budget(dlib, genuine):
@@ -142,7 +164,7 @@ def test_transfer_attack_never_takes_target_gradients_and_reports_the_transfer(d
     assert len(grad_modes) == result.target_checks
     assert result.surrogate == "mobilefacenet" and result.transferred == result.flipped
     assert result.transferred  # measured: this pair transfers within 16/255
-    assert result.linf <= result.linf_eps + 1e-9
+    assert result.linf_255 == np.abs(result.image.astype(int) - crops[0].astype(int)).max() > 0
     again = transfer_counterfactual(dlib, [surrogate], crops[0], probe.face.landmarks, z[1], [z_ref_surrogate[0]],
                                     currently_matches=True, seed=0)
     assert np.array_equal(again.image, result.image)

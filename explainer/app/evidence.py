@@ -3,7 +3,7 @@ flags, the attributes with their FISWG components, and the calibration's Tippett
 from __future__ import annotations
 
 from explainer.evidence.fiswg import fiswg_component
-from explainer.evidence.likelihood_ratio import CalibrationMissing
+from explainer.evidence.likelihood_ratio import STANDING, CalibrationMissing, calibration_words, decision_and_lr
 from explainer.reports.evidence_figures import ece_figure, tippett_figure
 
 QUALITY_SHOWN = {"face_width_px": "face width (px)", "inter_eye_px": "eye distance (px)",
@@ -31,21 +31,22 @@ def evidence_markdown(expl) -> str:
                      "in Forensic Science (2015)."
                      + (" This LR is at the calibration's ELUB bound: the most extreme value its data support."
                         if d.lr_bounded else ""))
+    parting = decision_and_lr(d.match, d.log10_lr, d.fmr)
+    if parting:
+        lines.append(parting)
     lines += [f"⚠ {warning}" for warning in d.warnings]
+    if d.log10_lr is not None:
+        lines.append(f"*{STANDING}*")
     calibration = evidence.get("calibration", {})
     if calibration.get("available"):
-        lines.append(f"Calibration: {calibration['method']} (NFI lir {calibration['lir_version']}, ELUB bounds "
-                     f"{calibration['log10_lr_bounds']}), {calibration['n_genuine']:,} genuine and "
-                     f"{calibration['n_impostor']:,} impostor pairs of {calibration['n_people']} people; people held "
-                     f"out: Cllr {calibration['cllr']:.3f}, Cllr_min {calibration['cllr_min']:.3f}, "
-                     f"{100 * calibration['correct_sign']:.2f} % of LRs on the correct side of 1.")
+        lines.append(calibration_words(calibration))
     quality = evidence.get("quality")
     if quality:
         lines.append("| quality flag | probe | reference |\n|---|---|---|\n" + "\n".join(
             f"| {label} | {_cell(quality['probe'].get(k))} | {_cell(quality['reference'].get(k))} |"
             for k, label in QUALITY_SHOWN.items()))
     rows = [n for n in expl.ranking if expl.groups[n] != "lbp"]
-    lines.append("| attribute | FISWG component | s_a | 95 % interval |\n|---|---|---|---|\n" + "\n".join(
+    lines.append(f"| attribute | FISWG component | s_a | {expl.interval_label} interval |\n|---|---|---|---|\n" + "\n".join(
         f"| {n.replace('_', ' ')} | {fiswg_component(n)} | {_cell(expl.significance.get(n))} | "
         f"{_interval(expl.significance_interval.get(n))} |" for n in rows))
     return "\n\n".join(lines)

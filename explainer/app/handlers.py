@@ -27,6 +27,7 @@ from explainer import faces, reports
 from explainer.app import comparisons
 from explainer.app.evidence import evidence_figures, evidence_markdown
 from explainer.app.limits import checked, cpu_limit
+from explainer.app.progress import StageReporter, StageTimes
 from explainer.app.settings import AppSettings
 from explainer.app.uploads import Upload, UploadLedger, read_photo, upload_path
 from explainer.app.wording import (
@@ -34,6 +35,7 @@ from explainer.app.wording import (
     COMPARE_SOURCES,
     ERROR_TITLES,
     EXPLAIN_IMAGES,
+    SLIDERS,
     decision_markdown,
     is_face_note,
     named_ranking,
@@ -41,6 +43,7 @@ from explainer.app.wording import (
     read_pair_differences,
     s_a_text,
 )
+from explainer.attributes.names import label
 from explainer.core.errors import FaceTooSmallError, FacexplainError, NoFaceError
 from explainer.jobs import pipeline
 from explainer.lab.audit import AuditLog
@@ -48,6 +51,7 @@ from explainer.lab.case import case_number
 from explainer.lab.records import AnalysisRecord, audited, input_sha256
 from explainer.packs.catalogue import DEFAULT_PACK
 from explainer.reports.pdf import write_pdf
+from explainer.reports.summary import summary_markdown
 
 GALLERY_SIZE = 4  # faces of the data set shown recovered by each model on the compare tab
 # Report files are kept for download only this long: Gradio copies them into its own cache (which its
@@ -98,8 +102,8 @@ def summary(expl) -> dict:
 def _no_ranking_figure() -> go.Figure:
     """In place of an s_a chart when no counterfactual flipped the decision: no bars, only why."""
     figure = go.Figure()
-    figure.add_annotation(text="No counterfactual flipped the decision:<br>no attribute is ranked (see the decision "
-                               "text).", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 15})
+    figure.add_annotation(text="No counterfactual flipped<br>the decision: no attribute<br>is ranked (see the summary).",
+                          xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 15})
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
     return figure
@@ -111,8 +115,8 @@ def _significance_figure(expl):
         return _no_ranking_figure()
     figure = reports.significance_figure(expl)
     if not named_ranking(expl):
-        figure.add_annotation(text="No named attribute could be measured on these recovered faces;<br>"
-                                   "the LBP texture map beside this still can.",
+        figure.add_annotation(text="No named attribute could be<br>measured on these recovered<br>faces; the LBP "
+                                   "texture map<br>beside this still can.",
                               xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 15})
     return figure
 
@@ -125,13 +129,14 @@ def pair_significance_figure(explanations: dict):
     for k, (pack, expl) in enumerate(explanations.items()):
         ys = [expl.significance.get(n) for n in names]
         intervals = [expl.significance_interval.get(n) for n in names]
-        figure.add_bar(x=names, y=ys, name=pack, marker_color=reports.figures.PACK_COLOURS[k],
+        figure.add_bar(x=[label(n) for n in names], y=ys, name=pack, marker_color=reports.figures.PACK_COLOURS[k],
                        error_y={"type": "data", "symmetric": False,
                                 "array": [None if i is None else i[1] - y for i, y in zip(intervals, ys)],
                                 "arrayminus": [None if i is None else y - i[0] for i, y in zip(intervals, ys)]})
     figure.add_hline(y=1.0, line_dash="dash", line_color="black")
     figure.update_layout(title="Attribute significance s_a on the uploaded pair, per model", barmode="group",
-                         yaxis_title="s_a", xaxis_title="attribute", template="plotly_white", height=480)
+                         yaxis_title="s_a", xaxis_title="attribute", xaxis_automargin=True, template="plotly_white",
+                         height=520)
     return figure
 
 
@@ -158,6 +163,7 @@ class Handlers:
     def __post_init__(self) -> None:
         self.uploads = UploadLedger(self.upload_folder, self.keep_digests, self.settings.upload_max_age_s)
         self._typical_s = 10.0  # seconds per request, for the expected wait; updated as requests finish
+        self.stage_times = StageTimes()  # per (pack, attack): the progress bar's time left
 
     # -- admission (Gradio validators: run when a request asks to join the queue) ----------------------
     def _admit(self, uploads: list[Upload | None], arguments: int) -> list[dict]:
@@ -193,8 +199,8 @@ class Handlers:
                 seed: float = 0, case: str | None = None, request: gr.Request = None, progress=gr.Progress()) -> tuple:
         """Outputs: decision (Markdown), summary (JSON), the EXPLAIN_IMAGES, s_a figure, LBP heat map,
         JSON report, HTML report; then the evidence accordion: LR and quality (Markdown), Tippett and ECE
-        plots, PDF report. `case`: the case number, in the reports and the audit line; `request`: Gradio's
-        (who signed in)."""
+        plots, PDF report; then the summary in three sentences (Markdown) and the SLIDERS (image pairs).
+        `case`: the case number, in the reports and the audit line; `request`: Gradio's (who signed in)."""
         photos, started, limit = {}, time.monotonic(), self.settings.max_pixels
         try:
             record = self._record("explain", request, {"probe": probe, "reference": reference},
@@ -203,11 +209,14 @@ class Handlers:
                 record.case = case_number(case)
                 photos["probe photo"], probe_source = _photo(probe, "probe photo", limit)
                 photos["reference photo"], reference_source = _photo(reference, "reference photo", limit)
+                stages = StageReporter(progress, self.stage_times, (str(pack), str(attack)))
                 with cpu_limit(self.settings.cpu_seconds, "This explanation") as check:
                     expl = pipeline.explain_pair(probe_source, reference_source, pack=pack, attack=attack,
-                                                 seed=int(seed or 0), progress=checked(_stage_reporter(progress), check))
+                                                 seed=int(seed or 0), progress=checked(stages, check))
                 expl.case = record.case
+                reports_started = stages.reports()
                 saved = self._save_report(expl)
+                stages.finish(expl.seconds, reports_started)
                 record.explained(expl, saved)
             self._timed(started)
         except (NoFaceError, FaceTooSmallError) as error:
@@ -223,7 +232,8 @@ class Handlers:
                 _significance_figure(expl),
                 reports.lbp_heatmap_figure(expl) if expl.counterfactual.flipped else _no_ranking_figure(),
                 str(saved["report.json"]), str(saved["report.html"]),
-                evidence_markdown(expl), *evidence_figures(expl), str(saved["report.pdf"]))
+                evidence_markdown(expl), *evidence_figures(expl), str(saved["report.pdf"]),
+                summary_markdown(expl), *[(expl.images[a], expl.images[b]) for a, b, _ in SLIDERS.values()])
 
     def compare(self, pack_a: str, pack_b: str, source: str = "orl", probe: Upload | None = None,
                 reference: Upload | None = None, case: str | None = None, request: gr.Request = None,

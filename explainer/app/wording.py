@@ -2,6 +2,8 @@
 comparison. Handlers call these; nothing here runs a model."""
 from __future__ import annotations
 
+from explainer.attributes.names import label, phrase
+from explainer.evidence.likelihood_ratio import decision_and_lr
 from explainer.jobs import pipeline
 from explainer.reports.readings import no_flip_reading
 
@@ -12,10 +14,24 @@ EXPLAIN_IMAGES = {
     "reference_aligned": "Reference, aligned",
     "recovered_probe": "Recovered from the probe's embedding",
     "recovered_reference": "Recovered from the reference's embedding",
-    "recovered_counterfactual": "Recovered from the counterfactual's embedding",
+    "recovered_counterfactual": "The probe's recovered face moved by T(z_cf) − T(z_probe), what the counterfactual's "
+                                "embedding changes (score to the reference in the decision text)",
     "counterfactual": "Counterfactual probe (the smallest change that flips the decision)",
     "perturbation_amplified": "The change, AMPLIFIED for visibility (gain in the decision text)",
 }
+# The explain tab's comparison sliders, in output order: (left image, right image, label). Each photo is in
+# the frame of what it is compared with, so the two line up pixel for pixel.
+SLIDERS = {
+    "probe_vs_recovered": ("probe_decoder_frame", "recovered_probe", "Probe ◂▸ recovered"),
+    "reference_vs_recovered": ("reference_decoder_frame", "recovered_reference", "Reference ◂▸ recovered"),
+    "probe_vs_counterfactual": ("probe_aligned", "counterfactual", "Probe ◂▸ counterfactual"),
+    "recovered_vs_recovered_counterfactual": ("recovered_probe", "recovered_counterfactual",
+                                              "Recovered: probe ◂▸ counterfactual"),
+}
+SLIDERS_HELP = ("Drag a slider to compare. **Probe/Reference ◂▸ recovered**: the photo beside the face recovered "
+                "from its embedding, in the same frame: what the model keeps of it. **Probe ◂▸ counterfactual**: "
+                "the smallest change that flips the decision (a few levels per pixel; *Every image* shows it "
+                "amplified). **Recovered: probe ◂▸ counterfactual**: what that change did to the recovered face.")
 # What the compare tab runs over: an offline data set of held-out people, or the explain tab's pair.
 COMPARE_SOURCES = {"orl": "ORL held-out people (s31-s40, 100 photos)",
                    "portraits": "One photo of each held-out person (41 people)",
@@ -58,17 +74,27 @@ def decision_markdown(expl) -> str:
              f"**{score.capitalize()} {d.similarity:.3f}** ({d.recognizer}); the model says *same person* at "
              f"a {score} {'at most' if d.euclidean else 'at least'} **{d.threshold:.3f}**, the threshold set at "
              f"{_fmr_words(d.fmr)}."]
+    parting = decision_and_lr(d.match, d.log10_lr, d.fmr)
+    if parting:
+        lines.append(f"**Decision and likelihood ratio** (log10 LR {d.log10_lr:+.2f}): {parting}")
     lines += [f"**Note:** {note}" for note in expl.notes if is_face_note(note)]
     if not cf.flipped:  # no flip, no ranking
         lines.append(f"**{no_flip_reading(expl)}**")
         return "\n\n".join(lines)
     flipped = st.members_flipped
     lines.append(f"**Counterfactuals** ({ATTACKS[cf.attack]}): {flipped} of {st.members} seeded members flip "
-                 f"the decision. The one shown changes each pixel by at most {cf.linf_eps_255:.1f}/255 "
+                 f"the decision. The one shown changes each pixel by at most {cf.linf_255}/255 "
                  f"(L2 {cf.l2:.3f}); its {score} to the reference is {cf.similarity:.3f}. The perturbation image "
                  f"shows the change amplified ×{cf.perturbation_gain}."
                  + ("" if flipped == st.members else f" s_a, its interval and the member counts below use the "
                                                      f"{flipped} members that flipped it."))
+    moved = cf.recovered_to_reference
+    if moved:
+        lines.append(f"**Its recovered face** is the probe's recovered face moved by the transformer's response to the "
+                     f"counterfactual's embedding, T(z_cf) − T(z_probe), not a face recovered from z_cf alone. The model "
+                     f"scores it {moved['counterfactual']:.3f} against the reference ({score}; the counterfactual itself "
+                     f"{cf.similarity:.3f}, the probe's recovered face {moved['probe']:.3f}, threshold "
+                     f"{d.threshold:.3f}).")
     unmeasured = [n for n, flag in expl.significance_flags.items() if flag == "invalid"]
     if unmeasured:
         lines.append(f"{len(unmeasured)} of {len(expl.groups)} attributes could not be measured on the recovered "
@@ -80,11 +106,17 @@ def decision_markdown(expl) -> str:
                      "the whole probe-to-reference difference): " + ", ".join(
                          f"{n.replace('_', ' ')} {s_a_text(expl, n)}, {agree.get(n, '?')} of {flipped} members"
                          for n in significant[:5]) + ".")
+    elif named_ranking(expl) and not expl.interval_reaches_confidence:
+        above = [n for n in agree if expl.groups.get(n) != "lbp"]
+        lines.append(f"**No attribute is called significant**: {flipped} members give the median of s_a an interval "
+                     f"of {expl.interval_label} (their lowest to highest value), too few for 95 % (that takes 6). "
+                     + (f"Every member put these above 1: {', '.join(n.replace('_', ' ') for n in above[:5])}."
+                        if above else "No attribute has every member above 1."))
     elif named_ranking(expl):
         lines.append("**No named attribute is significant**: no interval of s_a lies wholly above 1.")
     unresolved = [n for n in expl.unresolved if expl.groups[n] != "lbp"]
     if unresolved:
-        lines.append(f"Not resolved (interval spans 1): {', '.join(n.replace('_', ' ') for n in unresolved[:5])}"
+        lines.append(f"Not resolved ({expl.interval_label} interval spans 1): {', '.join(n.replace('_', ' ') for n in unresolved[:5])}"
                      + (f" and {len(unresolved) - 5} more" if len(unresolved) > 5 else "") + ".")
     if not expl.scored:
         lines += [f"**Note:** {note}" for note in expl.notes if note.startswith("probe and reference have identical")]
@@ -108,7 +140,7 @@ def read_differences(comparison) -> str:
         named = [n for n in report.kept if report.groups[n] != "lbp"]
         cells = sum(report.groups[n] == "lbp" for n in report.kept)
         chance = sum(report.groups[n] != "lbp" for n in report.not_distinguishable)
-        kept = ", ".join(f"{n.replace('_', ' ')} +{report.mi[n]['excess']:.2f}" for n in named[:6])
+        kept = ", ".join(f"{label(n)} +{report.mi[n]['excess']:.2f}" for n in named[:6])
         lines.append(f"- `{pack}` keeps {kept or 'no named attribute'}" + (f" and {len(named) - 6} more" if len(named) > 6
                      else "") + f"; {chance} named attributes are not distinguishable from chance; "
                      f"{cells} LBP texture cells kept.")
@@ -123,7 +155,7 @@ def read_differences(comparison) -> str:
         elif b_low > a_high and b.get("kept"):
             differ.append((b["excess"] - a["excess"], attr, name_b, name_a, b, a))
     for _, attr, more, less, hi, lo in sorted(differ, reverse=True)[:5]:
-        lines.append(f"- **{attr.replace('_', ' ')}**: `{more}` keeps more, excess {hi['excess']:.2f} against "
+        lines.append(f"- **{label(attr)}**: `{more}` keeps more, excess {hi['excess']:.2f} against "
                      f"{lo['excess']:.2f} for `{less}` (the intervals do not overlap).")
     if not differ:
         lines.append("- No kept attribute separates the two models: their excess intervals overlap, so on this data "
@@ -137,7 +169,7 @@ def read_pair_differences(explanations: dict) -> str:
     lines = ["The two models " + ("agree" if agree else "**disagree**") + " on this pair."]
     for pack, expl in explanations.items():
         d = expl.decision
-        top = ", ".join(f"{n.replace('_', ' ')} {s_a_text(expl, n)}" for n in named_ranking(expl)[:3])
+        top = ", ".join(f"{phrase(n)} {s_a_text(expl, n)}" for n in named_ranking(expl)[:3])
         if not expl.counterfactual.flipped:
             top = "nothing: no counterfactual flipped its decision"
         lines.append(f"- `{pack}`: **{'match' if d.match else 'no match'}** ({d.metric} {d.similarity:.3f}, "

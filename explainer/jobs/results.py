@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from explainer.measures.ensemble import CONFIDENCE
+from explainer.measures.median_interval import confidence_label
 from explainer.reports import canonical
 
 
@@ -54,10 +56,14 @@ class Member:
     l2: float
     similarity: float  # the target's score between it and the reference
     recovered_similarity: float  # the target's score between its recovered face and itself
+    linf_255: int  # the measured L∞ change of its saved image, in uint8 levels
+    recovered_to_reference: float | None = None  # the target's score between its recovered face and the reference
 
     def as_dict(self) -> dict:
-        return {"seed": self.seed, "flipped": self.flipped, "linf_eps_255": self.linf_eps_255, "l2": self.l2,
-                "similarity": self.similarity, "recovered_similarity": self.recovered_similarity}
+        return {"seed": self.seed, "flipped": self.flipped, "linf_eps_255": self.linf_eps_255,
+                "linf_255": self.linf_255, "l2": self.l2, "similarity": self.similarity,
+                "recovered_similarity": self.recovered_similarity,
+                "recovered_to_reference": self.recovered_to_reference}
 
 
 @dataclass(frozen=True)
@@ -81,18 +87,38 @@ class CounterfactualOutcome:
     shown_member: int = 0
     recovered_similarity: tuple[float, ...] = ()  # probe, reference, the shown member
     members: tuple[Member, ...] = ()
+    # the target's score against the reference of the probe's recovered face and of the shown member's (the
+    # probe's recovered latent moved by T(z_cf) - T(z_probe)), beside the member's own `similarity`
+    recovered_to_reference: dict[str, float] | None = None
 
     @property
     def linf_eps_255(self) -> float:
         return self.linf_eps * 255
 
+    @property
+    def linf_255(self) -> int:
+        """The measured L∞ change of the shown counterfactual's saved PNG, in uint8 levels: what writers print
+        (never the search's budget, linf_eps)."""
+        return round(self.linf * 255)
+
+    def recovered_score_text(self) -> str:
+        """The model's score of the counterfactual's recovered face against the reference, as writers add it
+        beside the counterfactual's own score ("" when not measured)."""
+        moved = self.recovered_to_reference
+        if not moved:
+            return ""
+        return (f"; its recovered face (the probe's, moved by T(z_cf) − T(z_probe)) scores "
+                f"{moved['counterfactual']:.4f} against the reference (the probe's recovered face {moved['probe']:.4f})")
+
     def as_dict(self) -> dict:
         return {"attack": self.attack, "flipped": self.flipped, "linf_eps": self.linf_eps,
-                "linf_eps_255": self.linf_eps_255, "linf": self.linf, "l2": self.l2, "similarity": self.similarity,
+                "linf_eps_255": self.linf_eps_255, "linf": self.linf, "linf_255": self.linf_255, "l2": self.l2,
+                "similarity": self.similarity,
                 "steps": self.steps, "budgets_tried": list(self.budgets_tried), "transferred": self.transferred,
                 "surrogate": self.surrogate, "target_checks": self.target_checks, **self.details,
                 "perturbation_gain": self.perturbation_gain, "shown_member": self.shown_member,
                 "recovered_similarity": list(self.recovered_similarity),
+                **({"recovered_to_reference": self.recovered_to_reference} if self.recovered_to_reference else {}),
                 "members": [m.as_dict() for m in self.members]}
 
 
@@ -128,10 +154,13 @@ class PairExplanation:
     # attr -> "floored" | "undefined" | "invalid" | "no_flip" (no member flipped the decision: nothing is ranked)
     significance_flags: dict[str, str] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
-    significance_interval: dict[str, list[float]] = field(default_factory=dict)  # attr -> [low, high], 95 %
+    significance_interval: dict[str, list[float]] = field(default_factory=dict)  # attr -> [low, high]
     evidence: dict = field(default_factory=dict)  # report.json's "quality" {probe, reference} and "calibration"
     seconds: dict[str, float] = field(default_factory=dict)  # stage timings; never in report.json
     case: str | None = None  # the investigator's case number (explainer.lab.case), in report.json when given
+    # the level of every significance_interval: what the member count reaches (measures.median_interval;
+    # 0.969 with 6 members, 0.75 with 3). None: not recorded (taken as CONFIDENCE)
+    interval_confidence: float | None = None
 
     @property
     def ranking(self) -> list[str]:
@@ -142,8 +171,21 @@ class PairExplanation:
         return sorted(self.groups, key=key)
 
     @property
+    def interval_reaches_confidence(self) -> bool:
+        """The intervals are at least CONFIDENCE (95 %) intervals: enough members for them."""
+        return self.interval_confidence is None or self.interval_confidence >= CONFIDENCE
+
+    @property
+    def interval_label(self) -> str:
+        """How writers name the intervals' level: "95 %" when they reach it, else their own level ("75 %")."""
+        return confidence_label(CONFIDENCE if self.interval_reaches_confidence else self.interval_confidence)
+
+    @property
     def significant(self) -> list[str]:
-        """Attributes whose 95 % interval lies wholly above 1, by the interval's lower bound (largest first)."""
+        """Attributes whose 95 % interval lies wholly above 1, by the interval's lower bound (largest first);
+        none when the intervals do not reach CONFIDENCE (too few flipping members)."""
+        if not self.interval_reaches_confidence:
+            return []
         above = [n for n, (low, _) in self.significance_interval.items() if low > 1.0]
         return sorted(above, key=lambda n: (-self.significance_interval[n][0], n))
 
@@ -170,6 +212,7 @@ class PairExplanation:
                 "significance_flags": self.significance_flags, "significance_interval": self.significance_interval,
                 "groups": self.groups, "kinds": self.kinds, "ranking": self.ranking, **significant,
                 "unresolved": self.unresolved, "stability": self.stability.as_dict(),
+                **({"interval_confidence": self.interval_confidence} if self.interval_confidence is not None else {}),
                 "notes": self.notes,
                 "provenance": self.provenance, "images": {name: f"{name}.png" for name in sorted(self.images)},
                 **self.evidence, **({"case": self.case} if self.case is not None else {})}

@@ -3,6 +3,7 @@ counterfactual changed.
 
     mutual_information(a, a_hat, kind)   I(a; â) with a bootstrap interval and a normalised value
     ensemble_significance(...)           s_a over counterfactual members, with an interval (measures.ensemble)
+    median_interval(values)              distribution-free interval of a median, at the level n values reach
 """
 from explainer.measures.categorical import (as_labels, entropy_miller_madow, mutual_information_categorical)
 from explainer.measures.knn import ksg_terms, mixed_terms, mutual_information_ksg, mutual_information_mixed

@@ -10,6 +10,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from explainer.evidence.likelihood_ratio import curves
+from explainer.reports.figures import chart_title
 
 COLOURS = {"genuine": "#1f77b4", "impostor": "#d62728", "lr": "#1f77b4", "pav": "#2ca02c", "reference": "#7f7f7f"}
 
@@ -26,7 +27,7 @@ def tippett_figure(recognizer: str, log10_lr: float | None = None) -> go.Figure:
     if log10_lr is not None:
         figure.add_vline(x=log10_lr, line_color="black", annotation_text=f"this pair: {log10_lr:+.2f}",
                          annotation_position="top")
-    figure.update_layout(title=f"Tippett plot, {recognizer} ({data['method']}, people held out)",
+    figure.update_layout(title=chart_title(f"Tippett plot, {recognizer}", f"{data['method']}, people held out"),
                          xaxis_title="log10 LR", yaxis_title="proportion of pairs with log10 LR ≥ x",
                          template="plotly_white", height=420, yaxis_range=[0, 1.02])
     return figure
@@ -41,7 +42,7 @@ def ece_figure(recognizer: str) -> go.Figure:
                               ("reference", "LR = 1 always", "dot")):
         figure.add_trace(go.Scatter(x=ece["prior_log10_odds"], y=ece[name], mode="lines", name=label,
                                     line={"color": COLOURS[name], "dash": dash}))
-    figure.update_layout(title=f"ECE plot, {recognizer}: Cllr {data['cllr']:.3f}, Cllr_min {data['cllr_min']:.3f}",
+    figure.update_layout(title=chart_title(f"ECE plot, {recognizer}", f"Cllr {data['cllr']:.3f}, Cllr_min {data['cllr_min']:.3f}"),
                          xaxis_title="prior log10 odds (same person)", yaxis_title="empirical cross-entropy (bits)",
                          template="plotly_white", height=420, yaxis_rangemode="tozero")
     return figure

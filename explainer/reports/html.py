@@ -14,15 +14,20 @@ from PIL import Image
 from explainer.evidence.fiswg import fiswg_component
 from explainer.reports import figures
 from explainer.reports.readings import no_flip_reading
+from explainer.reports.summary import summary_sentences
 
+# In pairs to compare: each photo beside the face recovered from its embedding (same frame), then the
+# probe beside its counterfactual.
 IMAGE_CAPTIONS = {
+    "probe_decoder_frame": "probe photo (in the recovered faces' frame)",
+    "recovered_probe": "recovered from the probe's embedding",
+    "reference_decoder_frame": "reference photo (same frame)",
+    "recovered_reference": "recovered from the reference's embedding",
     "probe_aligned": "probe (recognizer's aligned crop)",
-    "reference_aligned": "reference (aligned crop)",
     "counterfactual": "counterfactual probe",
     "perturbation_amplified": "perturbation, amplified",
-    "recovered_probe": "recovered probe",
-    "recovered_reference": "recovered reference",
-    "recovered_counterfactual": "recovered counterfactual",
+    "recovered_counterfactual": "recovered probe moved by T(z_cf) − T(z_probe)",
+    "reference_aligned": "reference (aligned crop)",
 }
 
 
@@ -39,16 +44,20 @@ def _png_data(image: np.ndarray) -> str:
 
 
 def _figure_html(figure, div_id: str) -> str:
-    return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
+    # Full width and responsive: the figures' own layouts keep their text inside from a phone to a desktop.
+    return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, default_width="100%",
+                          config={"displaylogo": False, "responsive": True})
 
 
 def _page(title: str, body: str) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{html.escape(title)}</title><script type=\"text/javascript\">{_plotly_js()}</script>"
             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
             "figure{display:inline-block;margin:.4em;text-align:center}"
             "figure img{width:160px;height:160px;image-rendering:pixelated;border:1px solid #ccc}"
-            "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px;font-size:90%}"
+            ".summary{font-size:115%;line-height:1.5;background:#f4f6fa;padding:.6em 1em;border-left:4px solid #1f4e9c}"
+            "table{border-collapse:collapse;display:block;overflow-x:auto;max-width:100%}td,th{border:1px solid #ddd;padding:2px 6px;font-size:90%}"
             "</style></head><body>\n" + body + "\n</body></html>\n")
 
 
@@ -75,10 +84,13 @@ def write_html(expl, path) -> Path:
         ["counterfactual ensemble", f"{st.members_flipped} of {st.members} members "
                                     f"flipped the decision; recovery: {st.refine_rule}"],
         ["counterfactual shown", f"{c.attack}: {'flipped' if c.flipped else 'NOT flipped'} at L∞ "
-                           f"{c.linf_eps_255:.3g}/255 (L2 {c.l2:.3g}); new score {c.similarity:.4f}"
+                           f"{c.linf_255}/255 measured (L2 {c.l2:.3g}); new score {c.similarity:.4f}"
+                           + c.recovered_score_text()
                            + ("" if c.transferred is None else
                               f"; transferred from {c.surrogate}: {'yes' if c.transferred else 'no'}")],
-        ["significant (95 % interval above 1)", ", ".join(n for n in expl.significant if expl.groups[n] != "lbp") or "none"
+        ["significant (95 % interval above 1)", (", ".join(n for n in expl.significant if expl.groups[n] != "lbp") or (
+            "none" if expl.interval_reaches_confidence else f"none can be: {st.members_flipped} members give a "
+                                                            f"{expl.interval_label} interval, too few for 95 %"))
          if c.flipped else "nothing is ranked: no counterfactual flipped the decision"],
         ["not resolved (interval spans 1)", ", ".join(n for n in expl.unresolved if expl.groups[n] != "lbp") or "none"],
     ], ["", ""])
@@ -88,21 +100,30 @@ def write_html(expl, path) -> Path:
     top = _table([[n, fiswg_component(n), expl.groups[n], expl.significance.get(n)]
                   + list(expl.significance_interval.get(n, [None, None])) + [expl.significance_flags.get(n, "")]
                   for n in expl.top(10)],
-                 ["attribute", "FISWG component", "group", "s_a (median)", "95 % low", "95 % high", "flag"])
+                 ["attribute", "FISWG component", "group", "s_a (median)", f"{expl.interval_label} low",
+                  f"{expl.interval_label} high", "flag"])
     if c.flipped:
         significance = (f"<h2>Attribute significance</h2>{_figure_html(figures.significance_figure(expl), 'significance')}"
                         f"<h3>Top 10</h3>{top}")
         texture = f"<h2>Texture (LBP) cells</h2>{_figure_html(figures.lbp_heatmap_figure(expl), 'lbp')}"
     else:  # no flip, no ranking
         significance, texture = f"<h2>Attribute significance</h2><p><b>{html.escape(no_flip_reading(expl))}</b></p>", ""
-    body = (f"<h1>Why {html.escape(d.recognizer)} said “{decision}”</h1>{summary}<h2>Faces</h2>{pictures}"
+    in_short = "".join(f"<p>{_bold(sentence)}</p>" for sentence in summary_sentences(expl))
+    body = (f"<h1>Why {html.escape(d.recognizer)} said “{decision}”</h1><div class=\"summary\">{in_short}</div>"
+            f"<h2>Details</h2>{summary}<h2>Faces</h2>{pictures}"
             f"{significance}{_evidence_section(expl)}{texture}{_notes_and_provenance(expl.notes, expl.provenance)}")
     return _write_page(path, "facexplain: pair explanation", body)
 
 
+def _bold(sentence: str) -> str:
+    """A summary sentence (Markdown **bold** only) as escaped HTML."""
+    parts = html.escape(sentence).split("**")
+    return "".join(f"<b>{part}</b>" if k % 2 else part for k, part in enumerate(parts))
+
+
 def _evidence_section(expl) -> str:
     """Likelihood ratio, quality flags of both photos, calibration summary and its Tippett / ECE plots."""
-    from explainer.evidence.likelihood_ratio import CalibrationMissing
+    from explainer.evidence.likelihood_ratio import STANDING, CalibrationMissing, calibration_words, decision_and_lr
     from explainer.reports.evidence_figures import ece_figure, tippett_figure
 
     d, evidence = expl.decision, getattr(expl, "evidence", {}) or {}
@@ -112,6 +133,9 @@ def _evidence_section(expl) -> str:
     if d.log10_lr is not None:
         parts.append(f"<p><b>Likelihood ratio: log10 LR = {d.log10_lr:+.2f}</b>: {html.escape(d.verbal)} "
                      f"(verbal scale: ENFSI 2015).</p>")
+        parting = decision_and_lr(d.match, d.log10_lr, d.fmr)
+        parts += [f"<p>{html.escape(parting)}</p>"] if parting else []
+        parts.append(f"<p><i>{html.escape(STANDING)}</i></p>")
     parts += [f"<p>Warning: {html.escape(w)}</p>" for w in d.warnings]
     quality = evidence.get("quality")
     if quality:
@@ -120,9 +144,11 @@ def _evidence_section(expl) -> str:
                             ["quality flag", "probe", "reference"]))
     calibration = evidence.get("calibration", {})
     if calibration.get("available"):
-        parts.append(_table([[k, calibration[k]] for k in ("method", "lir_version", "n_genuine", "n_impostor", "cllr",
-                                                            "cllr_min", "correct_sign", "log10_lr_bounds", "data",
-                                                            "validation", "command")], ["calibration", ""]))
+        parts.append(f"<p>{html.escape(calibration_words(calibration))}</p>")
+        parts.append(_table([[k, calibration.get(k)] for k in (
+            "method", "lir_version", "n_genuine", "n_genuine_before_cap", "n_impostor", "n_people",
+            "n_genuine_effective", "n_impostor_effective", "held_out_scored", "cllr", "cllr_min", "correct_sign",
+            "log10_lr_bounds", "lr_one_at_score", "data", "validation", "command")], ["calibration", ""]))
         try:
             parts.append(_figure_html(tippett_figure(d.recognizer, d.log10_lr), "tippett")
                          + _figure_html(ece_figure(d.recognizer), "ece"))

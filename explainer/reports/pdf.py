@@ -17,15 +17,18 @@ import numpy as np
 from PIL import Image
 
 from explainer.evidence.fiswg import fiswg_component
+from explainer.evidence.likelihood_ratio import STANDING, decision_and_lr
 from explainer.evidence.quality import RANGED
 from explainer.reports.readings import no_flip_reading
+from explainer.reports.summary import plain, summary_sentences
 
 # A fixed creation date: the same explanation writes the same document.
 CREATION_DATE = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
 IMAGES = (("probe_aligned", "probe (aligned)"), ("reference_aligned", "reference (aligned)"),
           ("counterfactual", "counterfactual probe"), ("perturbation_amplified", "change, amplified"),
-          ("recovered_probe", "recovered probe"), ("recovered_reference", "recovered reference"),
-          ("recovered_counterfactual", "recovered counterfactual"))
+          ("probe_decoder_frame", "probe photo, recovery frame"), ("recovered_probe", "recovered probe"),
+          ("reference_decoder_frame", "reference photo, recovery frame"), ("recovered_reference", "recovered reference"),
+          ("recovered_counterfactual", "recovered probe + T(z_cf) − T(z_probe)"))
 QUALITY_ROWS = ("face_width_px", "inter_eye_px", "sharpness", "exposure", "contrast", "underexposed_fraction",
                 "overexposed_fraction", "yaw", "pitch", "roll", "colour", "jpeg_quality", "glasses_probability",
                 "hat_probability", "faces_found")
@@ -60,51 +63,72 @@ def _png(figure) -> io.BytesIO:
     return buffer
 
 
-def _significance_chart(record: dict) -> io.BytesIO:
+def _significance_chart(record: dict, label: str) -> io.BytesIO:
+    """The app's and report.html's s_a chart, drawn by matplotlib: the same bars in the same order, colours
+    and marks (explainer.reports.figures), the first SHOWN_BARS of them (the table below lists all);
+    `label` names the intervals' level ("95 %")."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [n for n in record["ranking"] if record["groups"][n] != "lbp" and record["significance"].get(n) is not None]
-    values = [record["significance"][n] for n in names]
-    intervals = [record["significance_interval"].get(n, [v, v]) for n, v in zip(names, values)]
-    errors = [[v - lo for (lo, _), v in zip(intervals, values)], [hi - v for (_, hi), v in zip(intervals, values)]]
-    figure, axis = plt.subplots(figsize=(8, 3.4), dpi=110)
-    axis.bar(range(len(names)), values, color="#1f77b4", yerr=errors, ecolor="#444", capsize=1.5)
-    axis.axhline(1.0, color="black", linestyle="--", linewidth=0.8)
-    axis.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], rotation=70, ha="right", fontsize=6)
-    axis.set_ylabel("s_a")
-    axis.set_title("Attribute significance s_a: median over counterfactual members, 95 % interval (dashed: s_a = 1)",
-                   fontsize=9)
+    from explainer.reports.figures import CUSTOM_COLOUR, PAPER_COLOUR, SHOWN_BARS, significance_bars
+
+    bars = significance_bars(record)[:SHOWN_BARS]
+    figure, axis = plt.subplots(figsize=(8, 1.4 + 0.3 * max(len(bars), 3)), dpi=110)
+    rows = np.arange(len(bars))
+    for k, bar in enumerate(bars):
+        axis.barh(k, bar.value, color=PAPER_COLOUR if bar.paper else CUSTOM_COLOUR,
+                  alpha=1.0 if bar.significant else 0.45, edgecolor="#111", linewidth=1.5 if bar.significant else 0,
+                  xerr=[[bar.value - bar.low], [bar.high - bar.value]], ecolor="#444", capsize=2)
+        axis.text(bar.high, k, ("  ✱ " if bar.significant else "  ") + bar.text, va="center", fontsize=7)
+    axis.axvline(1.0, color="black", linestyle="--", linewidth=0.8)
+    axis.text(1.0, -0.7, "s_a = 1", ha="center", va="bottom", fontsize=7)
+    axis.set_yticks(rows, [bar.label for bar in bars], fontsize=7)
+    axis.set_ylim(len(bars) - 0.5, -1.2)
+    axis.set_xlim(0, max([bar.high for bar in bars] + [1.0]) * 1.25)
+    axis.set_xlabel("s_a: change by the counterfactual ÷ probe-to-reference difference", fontsize=8)
+    title = f"What the decision relied on: s_a per attribute, {label} interval; ✱ significant"
+    shown = f" (top {len(bars)} of {len(significance_bars(record))})" if len(bars) < len(significance_bars(record)) else ""
+    axis.set_title(title + shown, fontsize=9)
+    from matplotlib.patches import Patch
+
+    axis.legend(handles=[Patch(color=PAPER_COLOUR, label="paper's nine"), Patch(color=CUSTOM_COLOUR, label="custom"),
+                         Patch(facecolor="white", edgecolor="#111", label="significant (solid, outlined)")],
+                fontsize=7, loc="lower right")
     figure.tight_layout()
     return _png(figure)
 
 
-def _lbp_map(record: dict, face: np.ndarray | None) -> io.BytesIO:
-    import re
-
+def _lbp_map(record: dict, images: dict) -> io.BytesIO:
+    """The app's and report.html's LBP map: the same grid, colour scale and outlines over the same face."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
-    grid = np.full((7, 7), np.nan)
-    for name, group in record["groups"].items():
-        match = re.match(r"^lbp_r(\d+)_c(\d+)$", name)
-        if group == "lbp" and match:
-            value = record["significance"].get(name)
-            grid[int(match.group(1)), int(match.group(2))] = np.nan if value is None else value
-    finite = grid[np.isfinite(grid)]
-    top = float(max(finite.max(initial=1.0), 1.0))
-    figure, axis = plt.subplots(figsize=(3.4, 3.4), dpi=110)
-    size = face.shape[0] if face is not None else 7
+    from explainer.reports.figures import GRID, LBP_COLOURS, lbp_cells, lbp_face
+
+    grid, text, significant, top = lbp_cells(record)
+    face, over = lbp_face(images)
+    figure, axis = plt.subplots(figsize=(4.2, 3.6), dpi=110)
+    size = face.shape[0] if face is not None else GRID
     if face is not None:
         axis.imshow(face, extent=(0, size, size, 0))
-    axis.imshow(grid, cmap="Reds", alpha=0.55, vmin=0, vmax=top,
-                extent=(0, size, size, 0))
+    shown = axis.imshow(grid, cmap=LBP_COLOURS, alpha=0.5, vmin=0, vmax=top, extent=(0, size, size, 0))
+    cell = size / GRID
+    for row in range(GRID):
+        for column in range(GRID):
+            axis.text((column + 0.5) * cell, (row + 0.5) * cell, text[row][column], ha="center", va="center",
+                      fontsize=6)
+    for row, column in significant:
+        axis.add_patch(Rectangle((column * cell, row * cell), cell, cell, fill=False, edgecolor="black", linewidth=2))
+    colourbar = figure.colorbar(shown, ax=axis, ticks=[0, 1, top], fraction=0.046)
+    colourbar.ax.set_yticklabels(["0", "1", f"{top:.1f}"], fontsize=7)
+    colourbar.set_label("s_a", fontsize=8)
     axis.set_axis_off()
-    axis.set_title("LBP texture s_a per cell (7x7)", fontsize=9)
+    axis.set_title(f"Texture s_a per face cell, {over}\noutlined: significant; ? not resolved", fontsize=8)
     figure.tight_layout()
     return _png(figure)
 
@@ -182,13 +206,17 @@ class _Document:
         self.pdf.ln(2)
 
 
-def _significance_section(doc: _Document, record: dict, images: dict) -> None:
+def _significance_section(doc: _Document, record: dict, images: dict, expl) -> None:
     """The s_a chart, the LBP map, what is significant and the table of every named attribute."""
-    doc.picture(_significance_chart(record), 180)
-    doc.picture(_lbp_map(record, images.get("recovered_probe_attribute_crop")), 80)
+    label = expl.interval_label
+    doc.picture(_significance_chart(record, label), 180)
+    doc.picture(_lbp_map(record, images), 100)
     named = [n for n in record["significant"] if record["groups"][n] != "lbp"]
-    doc.text("Significant (the whole 95 % interval of s_a above 1): " + (", ".join(named) if named else "none") + ".")
-    rows = [["attribute", "FISWG component", "group", "s_a", "95 % interval"]]
+    doc.text("Significant (the whole 95 % interval of s_a above 1): " + (", ".join(named) if named else "none") + "."
+             + ("" if expl.interval_reaches_confidence else
+                f" None can be: {expl.stability.members_flipped} members give the median a {label} interval (their "
+                "lowest to highest value), too few for 95 %."))
+    rows = [["attribute", "FISWG component", "group", "s_a", f"{label} interval"]]
     for name in record["ranking"]:
         if record["groups"][name] == "lbp":
             continue
@@ -212,6 +240,10 @@ def write_pdf(expl, path) -> Path:
     doc.heading(f"facexplain: why {d.recognizer} said “{outcome}”", 15)
     if record.get("case"):
         doc.text(f"Case: {record['case']}", size=11, bold=True)
+    doc.heading("In short")
+    for sentence in summary_sentences(record):
+        doc.text(plain(sentence), size=10)
+    doc.pdf.ln(2)
 
     doc.heading("Decision and strength of evidence")
     kind = "Euclidean distance (lower = more alike)" if d.euclidean else "cosine similarity (higher = more alike)"
@@ -227,6 +259,10 @@ def write_pdf(expl, path) -> Path:
         propositions = d.propositions or {}
         doc.text(f"Hp: {propositions.get('Hp', 'same person')}; Hd: {propositions.get('Hd', 'different people')}. "
                  f"Scale: {calibration.get('verbal_scale', d.verbal_scale or '')}.")
+        parting = decision_and_lr(d.match, d.log10_lr, d.fmr)
+        if parting:
+            doc.text(parting)
+        doc.text(STANDING)
     else:
         doc.text("Likelihood ratio: not available for this recognizer (no calibration).", bold=True)
     for warning in d.warnings:
@@ -250,15 +286,17 @@ def write_pdf(expl, path) -> Path:
     doc.heading("Counterfactual")
     doc.text(f"{stability.members_flipped} of {stability.members} seeded "
              f"counterfactual members flipped the decision. The one shown: {c.attack}, "
-             f"{'flipped' if c.flipped else 'NOT flipped'} at L∞ {c.linf_eps_255:.3g}/255 "
-             f"(L2 {c.l2:.3g}); new score {c.similarity:.4f}. Recovery: {stability.refine_rule}.")
+             f"{'flipped' if c.flipped else 'NOT flipped'} at L∞ {c.linf_255}/255 (measured on the saved image) "
+             f"(L2 {c.l2:.3g}); new score {c.similarity:.4f}{c.recovered_score_text()}. "
+             f"Recovery: {stability.refine_rule}.")
     images = getattr(expl, "images", {})
     doc.images([(images[n], caption) for n, caption in IMAGES[:4] if n in images])
-    doc.images([(images[n], caption) for n, caption in IMAGES[4:] if n in images])
+    doc.images([(images[n], caption) for n, caption in IMAGES[4:8] if n in images])
+    doc.images([(images[n], caption) for n, caption in IMAGES[8:] if n in images])
 
     doc.heading("Attribute significance")
     if c.flipped:
-        _significance_section(doc, record, images)
+        _significance_section(doc, record, images, expl)
     else:  # no flip, no ranking
         doc.text(no_flip_reading(expl), bold=True)
 
@@ -268,6 +306,10 @@ def write_pdf(expl, path) -> Path:
                                         f"{calibration['bounding']} bounds {calibration['log10_lr_bounds']}"],
                    ["data", f"{calibration['data']}: {calibration['n_genuine']} genuine, "
                             f"{calibration['n_impostor']} impostor pairs, {calibration['n_people']} people"],
+                   ["counted by person", f"{calibration.get('n_genuine_effective')} people with genuine pairs, "
+                                         f"{calibration.get('n_impostor_effective')} independent impostor comparisons; "
+                                         f"genuine pairs at most {calibration.get('genuine_cap_per_person')} per "
+                                         "person"],
                    ["validation", calibration["validation"]],
                    ["Cllr (held out)", f"{calibration['cllr']:.4f}"], ["Cllr_min", f"{calibration['cllr_min']:.4f}"],
                    ["LRs on the correct side of 1", f"{100 * calibration['correct_sign']:.2f} %"],

@@ -256,4 +256,4 @@ def test_a_surrogate_that_is_the_target_is_a_plain_cli_error(capsys, tmp_path):
     assert cli.main(["explain", probe, reference, "--attack", "transfer", "--surrogate", "dlib-resnet",
                      "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "another recognizer than the target (dlib-resnet)" in err
+    assert err.startswith("error: ") and "other than the target (dlib-resnet); choose another with --surrogate" in err

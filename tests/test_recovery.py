@@ -8,6 +8,7 @@ from explainer.assets import datasets
 from explainer.evidence.verification import embed, prepare
 from explainer.generation import LatentTransformer, TransformerConfig
 from explainer.generation.recoverer import Recoverer, RefineSettings
+from explainer.generation.recovery_rule import RECOVERY_RULE
 from explainer.packs import catalogue as packs
 from explainer.recognition.registry import load_recognizer
 
@@ -74,5 +75,5 @@ def test_committed_default_pack_recovers_a_held_out_face():
     pack = packs.load_pack()
     assert pack.name == packs.DEFAULT_PACK and pack.card["command"].endswith("--config offline-dlib")
     target = pack.embed([datasets.orl(datasets.ORL_TEST)[0].path])
-    refined = pack.recover(target, RefineSettings(steps=30))
+    refined = pack.recover(target, RECOVERY_RULE)  # the app's recovery
     assert pack.recognizer.metric.accepts(float(refined.similarity[0]), pack.recognizer.threshold.value)

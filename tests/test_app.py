@@ -120,11 +120,14 @@ def direct_explanation(handlers_module, examples, tmp_path_factory):
 def test_explain_handler_on_a_real_pair(direct_explanation, handlers_module):
     outputs, probe, reference, probe_copy = direct_explanation
     names = list(handlers_module.EXPLAIN_IMAGES)
-    assert len(outputs) == 2 + len(names) + 4 + 4
+    assert len(outputs) == 2 + len(names) + 4 + 4 + 1
     markdown, details = outputs[:2]
     images = dict(zip(names, outputs[2:2 + len(names)]))
     significance, heatmap, report_json, report_html = outputs[2 + len(names):6 + len(names)]
-    evidence, tippett, ece, report_pdf = outputs[6 + len(names):]
+    evidence, tippett, ece, report_pdf, trust = outputs[6 + len(names):]
+    # Under the recovered faces: the second model (dlib's pack: MobileFaceNet) on each, with its verdict.
+    assert trust.count("- *Recovered from") == 3 and "mobilefacenet scores it" in trust
+    assert all(word in trust for word in ("threshold", "lower = more alike"))
     # The decision agrees with an independent verification of the same photos by the same model.
     decision = details["decision"]
     check = verify_pair(probe_copy, reference, models=[PACKS["dlib-dcgan"].recognizer])[0]
@@ -262,7 +265,8 @@ def test_api_explain_on_a_real_pair_keeps_no_upload(client, handlers_module, tmp
         assert plot["type"] == "plotly"
         assert json.loads(plot["plot"])["data"]
     report_json, report_html = result[4 + len(names):6 + len(names)]
-    evidence, tippett, ece, report_pdf = result[6 + len(names):]
+    evidence, tippett, ece, report_pdf, trust = result[6 + len(names):]
+    assert "mobilefacenet scores it" in trust
     assert "likelihood ratio" in evidence.lower() and tippett["type"] == ece["type"] == "plotly"
     assert report_pdf.endswith(".pdf")
     report = json.loads(open(report_json).read())

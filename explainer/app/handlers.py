@@ -33,12 +33,14 @@ from explainer.app.wording import (
     COMPARE_SOURCES,
     ERROR_TITLES,
     EXPLAIN_IMAGES,
+    TRUST_FACES,
     decision_markdown,
     is_face_note,
     named_ranking,
     read_differences,
     read_pair_differences,
     s_a_text,
+    trust_markdown,
 )
 from explainer.core.errors import FaceTooSmallError, FacexplainError, NoFaceError
 from explainer.jobs import pipeline
@@ -182,7 +184,7 @@ class Handlers:
                 seed: float = 0, case: str | None = None, request: gr.Request = None, progress=gr.Progress()) -> tuple:
         """Outputs: decision (Markdown), summary (JSON), the EXPLAIN_IMAGES, s_a figure, LBP heat map,
         JSON report, HTML report; then the evidence accordion: LR and quality (Markdown), Tippett and ECE
-        plots, PDF report. `case`: the case number, in the reports and the audit line; `request`: Gradio's
+        plots, PDF report; last, the second model's line on each recovered face (Markdown). `case`: the case number, in the reports and the audit line; `request`: Gradio's
         (who signed in)."""
         photos, started, limit = {}, time.monotonic(), self.settings.max_pixels
         try:
@@ -196,6 +198,7 @@ class Handlers:
                     expl = pipeline.explain_pair(probe_source, reference_source, pack=pack, attack=attack,
                                                  seed=int(seed or 0), progress=checked(_stage_reporter(progress), check))
                 expl.case = record.case
+                trust = _trust(expl, pack, {"probe": probe_source, "reference": reference_source})
                 saved = self._save_report(expl)
                 record.explained(expl, saved)
             self._timed(started)
@@ -211,7 +214,7 @@ class Handlers:
         return (decision_markdown(expl), summary(expl), *[expl.images[name] for name in EXPLAIN_IMAGES],
                 _significance_figure(expl), reports.lbp_heatmap_figure(expl),
                 str(saved["report.json"]), str(saved["report.html"]),
-                evidence_markdown(expl), *evidence_figures(expl), str(saved["report.pdf"]))
+                evidence_markdown(expl), *evidence_figures(expl), str(saved["report.pdf"]), trust)
 
     def compare(self, pack_a: str, pack_b: str, source: str = "orl", probe: Upload | None = None,
                 reference: Upload | None = None, case: str | None = None, request: gr.Request = None,
@@ -287,6 +290,18 @@ class Handlers:
 
     def close(self) -> None:
         shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def _trust(expl, pack: str, sources: dict) -> str:
+    """The second model's line under each recovered face (wording.trust_markdown)."""
+    from explainer.packs.catalogue import load_pack
+    from explainer.packs.second_opinion import second_opinions
+
+    loaded = load_pack(pack)
+    names = list(TRUST_FACES)
+    opinions = second_opinions(loaded, {n: expl.images[n] for n in names},
+                               {n: sources[TRUST_FACES[n][0]] for n in names})
+    return trust_markdown(opinions, loaded.recognizer.name)
 
 
 def _gallery_paths(data: str) -> list[Path]:

@@ -71,6 +71,7 @@ from explainer.generation.face_quality import mean_lpips, sharpness_ratio
 from explainer.generation.frame import decoder_frame, enlarge, face_mask, lightness, to_uint8
 from explainer.generation.recovery_rule import REFINE_CAP, describe, recovery_rule
 from explainer.packs import attribute_fidelity
+from explainer.packs.second_opinion import SECOND_JUDGE
 from explainer.recognition.base import Recognizer
 from explainer.recognition.registry import load_recognizer
 
@@ -82,8 +83,7 @@ RANDOM_FACE_SEED = 1
 # packs so their cross-model figures compare.
 JUDGE = "faceplugin-r"
 OTHER_JUDGE = "mobilefacenet"  # for packs whose own recognizer is faceplugin-r
-# Every pack is also judged by another pack's recognizer: a different architecture, embedding and crop.
-SECOND_JUDGE = {"dlib-resnet": "mobilefacenet", "mobilefacenet": "dlib-resnet", "faceplugin-r": "dlib-resnet"}
+# Every pack is also judged by another pack's recognizer (SECOND_JUDGE, the app's second opinion too).
 REDETECT_UPSAMPLE = 4  # 64 -> 256 px: the HOG detector wants faces of 40+ pixels
 GRID_FACES = 10
 GRID_SCALE = 2  # grid cells drawn at 128 px (nearest neighbour: no invented detail)

@@ -179,7 +179,7 @@ def _made(pack, embeddings: torch.Tensor, rule, desc: str) -> tuple[dict, float]
         feedforward = recoverer.recover(embeddings).images
         mean_face = decoder(decoder.mean_latent[None])
     start = time.perf_counter()
-    refined = torch.cat([recoverer.recover(embeddings[k:k + 1], refine=rule).images
+    refined = torch.cat([pack.recover(embeddings[k:k + 1], rule).images
                          for k in tqdm(range(len(embeddings)), desc=desc, unit="face", leave=False, disable=None)])
     seconds = (time.perf_counter() - start) / max(1, len(embeddings))
     made = {"feedforward": _of_decoder_images(feedforward, decoder),

@@ -116,6 +116,10 @@ class Pack:
 
     def recover(self, embeddings: torch.Tensor, refine: RefineSettings | bool | None = None) -> Recovery:
         settings = RECOVERY_RULE if refine is True else (refine or None)  # True: the one recovery rule
+        if settings is not None and settings.start == "nearest" and self.recoverer.start_bank is None:
+            from explainer.packs.bank import start_bank
+
+            self.recoverer.start_bank = start_bank(self)
         return self.recoverer.recover(embeddings, refine=settings)
 
 

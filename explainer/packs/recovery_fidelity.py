@@ -50,7 +50,6 @@ rank1 of the real photos themselves (x_k in place of x̂_k): the ceiling the rec
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,11 +65,11 @@ from explainer.assets.store import home
 from explainer.core.errors import FacexplainError
 from explainer.evidence.verification import PreparedFace, embed, prepare
 from explainer.generation.base import Decoder
-from explainer.generation.crop import crop_to
 from explainer.generation.face_quality import mean_lpips, sharpness_ratio
 from explainer.generation.frame import decoder_frame, enlarge, face_mask, lightness, to_uint8
 from explainer.generation.recovery_rule import REFINE_CAP, describe, recovery_rule
 from explainer.packs import attribute_fidelity
+from explainer.packs.bank import decoder_bank, embed_decoder_images, nearest_in_bank
 from explainer.packs.second_opinion import SECOND_JUDGE
 from explainer.recognition.base import Recognizer
 from explainer.recognition.registry import load_recognizer
@@ -139,14 +138,6 @@ def mean_lightness(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 # -- images ----------------------------------------------------------------------------------------
 @torch.inference_mode()
-def embed_decoder_images(recognizer: Recognizer, decoder: Decoder, images: torch.Tensor,
-                         batch_size: int = 64) -> torch.Tensor:
-    """F-embeddings of decoder-frame images through the decoder's fixed crop to F's frame."""
-    chunks = [recognizer(crop_to(images[k:k + batch_size], decoder.templates, recognizer.crop))
-              for k in range(0, len(images), batch_size)]
-    return torch.cat(chunks) if chunks else torch.empty(0, recognizer.embedding_dim)
-
-
 def save_grid(rows: list[np.ndarray], path: Path, scale: int = GRID_SCALE, gap: int = 2) -> None:
     """Rows of uint8 [K, S, S, 3] images as one lossless PNG grid, enlarged `scale` x (nearest)."""
     count, size = rows[0].shape[0], rows[0].shape[1] * scale
@@ -223,42 +214,7 @@ def _block(recognizer: Recognizer, decoder: Decoder, images: torch.Tensor, origi
     return {key: block[key] for key in BLOCK_KEYS}
 
 
-# -- baselines -------------------------------------------------------------------------------------
-def decoder_bank(pack_name: str, recognizer: Recognizer, decoder: Decoder, n: int, seed: int,
-                 cache_dir: Path) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """`n` decoder latents drawn with torch seed `seed` and their F-embeddings (cached on disk)."""
-    latents = decoder.sample_latents(n, torch.Generator().manual_seed(seed))
-    path = cache_dir / f"recover-bank-{pack_name}-n{n}-seed{seed}.pt"
-    # Guard against a bank of another recognizer / decoder / latent draw under the same name.
-    fingerprint = hashlib.sha256(latents.numpy().tobytes()).hexdigest()[:16]
-    meta = {"recognizer": recognizer.name, "decoder": decoder.name, "latents_sha256": fingerprint}
-    if hasattr(recognizer, "weights_sha256"):  # a user's recognizer: a pack made again on other weights
-        meta["weights"] = sorted(recognizer.weights_sha256.values())
-    if path.is_file():
-        cached = torch.load(path, map_location="cpu", weights_only=True)
-        if cached.get("meta") == meta and cached["embeddings"].shape == (n, recognizer.embedding_dim):
-            return latents, cached["embeddings"], {"cached": True, "seconds": 0.0, "path": str(path)}
-    start = time.perf_counter()
-    chunks = []
-    with torch.inference_mode():
-        for k in tqdm(range(0, n, 64), desc="decoder bank", unit="batch", leave=False, disable=None):
-            chunks.append(embed_decoder_images(recognizer, decoder, decoder(latents[k:k + 64])))
-    embeddings = torch.cat(chunks)
-    seconds = time.perf_counter() - start
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    torch.save({"embeddings": embeddings, "meta": meta}, partial)
-    partial.rename(path)
-    return latents, embeddings, {"cached": False, "seconds": seconds, "path": str(path)}
-
-
-def nearest_in_bank(recognizer: Recognizer, targets: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
-    """Index [N] of the bank embedding nearest to each target by F's metric."""
-    picks = []
-    for target in targets:
-        scores = recognizer.similarity(target[None], bank)
-        picks.append(scores.argmax() if recognizer.metric.higher_is_closer else scores.argmin())
-    return torch.stack(picks)
+# -- baselines: the decoder bank (explainer.packs.bank) -------------------------------------------
 
 
 # -- the benchmark ---------------------------------------------------------------------------------
@@ -355,7 +311,7 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = REFIN
     # One face at a time: the same result as one call (refinement runs per face), with progress shown.
     start = time.perf_counter()
     settings = recovery_rule(refine_steps)
-    refined = torch.cat([recoverer.recover(originals[k:k + 1], refine=settings).images
+    refined = torch.cat([loaded.recover(originals[k:k + 1], settings).images
                          for k in tqdm(range(n), desc="refine", unit="face", leave=False, disable=None)])
     refined_seconds = time.perf_counter() - start
 

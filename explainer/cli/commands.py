@@ -99,7 +99,8 @@ def cmd_bench_recover(args) -> int:
     if args.pack is None:
         return 2
     steps = REFINE_CAP if args.refine_steps is None else args.refine_steps
-    write_json(args.json, run(args.pack, refine_steps=steps, out_dir=args.out, n_decoder_samples=args.decoder_samples))
+    write_json(args.json, run(args.pack, refine_steps=steps, out_dir=args.out, n_decoder_samples=args.decoder_samples,
+                              refine_start=args.refine_start))
     return 0
 
 
@@ -298,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
                                help="step cap of the recovery rule (default: the rule's own cap, the app's recovery)")
     recover_bench.add_argument("--decoder-samples", type=int, default=1000, metavar="N",
                                help="held-out decoder samples for the attribute-fidelity block (0: none)")
+    recover_bench.add_argument("--refine-start", choices=["transformer", "nearest"], default=None,
+                               help="measure the rule started elsewhere (default: the rule's own start, T(z))")
     recover_bench.set_defaults(func=cmd_bench_recover)
 
     attributes_bench = bench.add_parser("attributes", help="attribute estimators: validity, speed, agreement checks")

@@ -50,6 +50,7 @@ rank1 of the real photos themselves (x_k in place of x̂_k): the ceiling the rec
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,10 +278,11 @@ def _judges(names: list[str], decoder: Decoder, made: dict[str, torch.Tensor], h
 def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = REFINE_CAP, out_dir: str | Path | None = None,
         *, orl_subjects: tuple[int, ...] = datasets.ORL_TEST, max_per_person: int = 10,
         max_portraits: int | None = None, judge: str | None = None, cache_dir: str | Path | None = None,
-        n_decoder_samples: int = attribute_fidelity.N_DECODER_SAMPLES) -> dict:
+        n_decoder_samples: int = attribute_fidelity.N_DECODER_SAMPLES, refine_start: str | None = None) -> dict:
     """The recovery benchmark of `pack` (default: the default pack); see the module docstring.
 
     The keyword-only arguments shrink the face set for quick checks; the defaults are the benchmark.
+    `refine_start` measures the rule from another start ("nearest": the start bank's nearest sample).
     """
     from explainer.packs.catalogue import DEFAULT_PACK, load_pack
 
@@ -311,6 +313,8 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = REFIN
     # One face at a time: the same result as one call (refinement runs per face), with progress shown.
     start = time.perf_counter()
     settings = recovery_rule(refine_steps)
+    if settings is not None and refine_start is not None:
+        settings = dataclasses.replace(settings, start=refine_start)
     refined = torch.cat([loaded.recover(originals[k:k + 1], settings).images
                          for k in tqdm(range(n), desc="refine", unit="face", leave=False, disable=None)])
     refined_seconds = time.perf_counter() - start

@@ -111,6 +111,7 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
                     sliders[name] = gr.ImageSlider(label=label, type="numpy", format="png", interactive=False,
                                                    elem_id=name.replace("_", "-"), elem_classes=["face-slider"],
                                                    max_height=192, min_width=200, buttons=["download", "fullscreen"])
+            trust = gr.Markdown(elem_id="recovered-trust")  # a second model's verdict on each recovered face
             with gr.Row():
                 significance = gr.Plot(label="Attribute significance s_a", elem_id="significance-plot",
                                        show_label=False, scale=3, min_width=340)
@@ -147,7 +148,7 @@ def build_demo(handlers: Handlers | None = None, settings: AppSettings = SETTING
         run.click(handlers.explain, inputs=[probe, reference, pack, attack, seed, case],
                   outputs=[decision, details, *[images[n] for n in EXPLAIN_IMAGES], significance, heatmap,
                            report_json, report_html, evidence, tippett, ece, report_pdf, in_short,
-                           *sliders.values()],
+                           *sliders.values(), trust],
                   api_name="explain", preprocess=False, concurrency_id="models", validator=handlers.admit_explain)
 
         with gr.Tab("Compare models", id="compare"):

@@ -120,12 +120,15 @@ def direct_explanation(handlers_module, examples, tmp_path_factory):
 def test_explain_handler_on_a_real_pair(direct_explanation, handlers_module):
     outputs, probe, reference, probe_copy = direct_explanation
     names, sliders = list(handlers_module.EXPLAIN_IMAGES), handlers_module.SLIDERS
-    assert len(outputs) == 2 + len(names) + 4 + 4 + 1 + len(sliders)
+    assert len(outputs) == 2 + len(names) + 4 + 4 + 1 + len(sliders) + 1
     markdown, details = outputs[:2]
     images = dict(zip(names, outputs[2:2 + len(names)]))
     significance, heatmap, report_json, report_html = outputs[2 + len(names):6 + len(names)]
     evidence, tippett, ece, report_pdf = outputs[6 + len(names):10 + len(names)]
-    in_short, *pairs = outputs[10 + len(names):]
+    in_short, *pairs, trust = outputs[10 + len(names):]
+    # Under the recovered faces: the second model (dlib's pack: MobileFaceNet) on each, with its verdict.
+    assert trust.count("- *Recovered from") == 3 and "mobilefacenet scores it" in trust
+    assert all(word in trust for word in ("threshold", "lower = more alike"))
     # The decision agrees with an independent verification of the same photos by the same model.
     decision = details["decision"]
     check = verify_pair(probe_copy, reference, models=[PACKS["dlib-dcgan"].recognizer])[0]
@@ -299,10 +302,11 @@ def test_api_explain_on_a_real_pair_keeps_no_upload(client, handlers_module, tmp
         assert json.loads(plot["plot"])["data"]
     report_json, report_html = result[4 + len(names):6 + len(names)]
     evidence, tippett, ece, report_pdf = result[6 + len(names):10 + len(names)]
-    in_short, *sliders = result[10 + len(names):]
+    in_short, *sliders, trust = result[10 + len(names):]
     assert in_short.startswith("### In short") and len(sliders) == len(handlers_module.SLIDERS)
     for pair in sliders:  # each slider: two lossless pictures
         assert all(open(path, "rb").read(8) == PNG_SIGNATURE for path in pair), pair
+    assert "mobilefacenet scores it" in trust
     assert "likelihood ratio" in evidence.lower() and tippett["type"] == ece["type"] == "plotly"
     assert report_pdf.endswith(".pdf")
     report = json.loads(open(report_json).read())

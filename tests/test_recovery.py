@@ -8,6 +8,7 @@ from explainer.assets import datasets
 from explainer.evidence.verification import embed, prepare
 from explainer.generation import LatentTransformer, TransformerConfig
 from explainer.generation.recoverer import Recoverer, RefineSettings
+from explainer.generation.recovery_rule import RECOVERY_RULE
 from explainer.packs import catalogue as packs
 from explainer.recognition.registry import load_recognizer
 
@@ -74,5 +75,30 @@ def test_committed_default_pack_recovers_a_held_out_face():
     pack = packs.load_pack()
     assert pack.name == packs.DEFAULT_PACK and pack.card["command"].endswith("--config offline-dlib")
     target = pack.embed([datasets.orl(datasets.ORL_TEST)[0].path])
-    refined = pack.recover(target, RefineSettings(steps=30))
+    refined = pack.recover(target, RECOVERY_RULE)  # the app's recovery
     assert pack.recognizer.metric.accepts(float(refined.similarity[0]), pack.recognizer.threshold.value)
+
+
+def test_refinement_can_start_from_the_nearest_bank_sample(recoverer, targets):
+    import dataclasses
+
+    from explainer.generation.recoverer import StartBank
+
+    latents = recoverer.decoder.sample_latents(6, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        bank = recoverer.embed_images(recoverer.decoder(latents))
+    rule = RefineSettings(steps=1, start="nearest")
+    with pytest.raises(ValueError, match="no start bank"):
+        recoverer.recover(bank[:1], rule)
+    recoverer.start_bank = StartBank(latents, bank)
+    try:
+        # a bank sample's own embedding finds that sample; one step moves it only a little
+        found = recoverer.start_bank.nearest(recoverer.recognizer, bank[[4, 1]])
+        assert torch.equal(found, latents[[4, 1]])
+        started = recoverer.recover(bank[4:5], rule).latents
+        assert (started - latents[4]).abs().max() <= rule.lr + 1e-6  # Adam's first step is at most lr per entry
+        with pytest.raises(ValueError, match="unknown refinement start"):
+            recoverer.recover(targets[:1], dataclasses.replace(rule, start="elsewhere"))
+        assert "from the nearest bank sample" in dataclasses.replace(rule, anchor_weight=1.0).describe()
+    finally:
+        recoverer.start_bank = None

@@ -36,12 +36,14 @@ from explainer.app.wording import (
     ERROR_TITLES,
     EXPLAIN_IMAGES,
     SLIDERS,
+    TRUST_FACES,
     decision_markdown,
     is_face_note,
     named_ranking,
     read_differences,
     read_pair_differences,
     s_a_text,
+    trust_markdown,
 )
 from explainer.attributes.names import label
 from explainer.core.errors import FaceTooSmallError, FacexplainError, NoFaceError
@@ -199,8 +201,9 @@ class Handlers:
                 seed: float = 0, case: str | None = None, request: gr.Request = None, progress=gr.Progress()) -> tuple:
         """Outputs: decision (Markdown), summary (JSON), the EXPLAIN_IMAGES, s_a figure, LBP heat map,
         JSON report, HTML report; then the evidence accordion: LR and quality (Markdown), Tippett and ECE
-        plots, PDF report; then the summary in three sentences (Markdown) and the SLIDERS (image pairs).
-        `case`: the case number, in the reports and the audit line; `request`: Gradio's (who signed in)."""
+        plots, PDF report; then the summary in three sentences (Markdown), the SLIDERS (image pairs) and,
+        last, the second model's line on each recovered face (Markdown). `case`: the case number, in the
+        reports and the audit line; `request`: Gradio's (who signed in)."""
         photos, started, limit = {}, time.monotonic(), self.settings.max_pixels
         try:
             record = self._record("explain", request, {"probe": probe, "reference": reference},
@@ -215,6 +218,7 @@ class Handlers:
                                                  seed=int(seed or 0), progress=checked(stages, check))
                 expl.case = record.case
                 reports_started = stages.reports()
+                trust = _trust(expl, pack, {"probe": probe_source, "reference": reference_source})
                 saved = self._save_report(expl)
                 stages.finish(expl.seconds, reports_started)
                 record.explained(expl, saved)
@@ -233,7 +237,8 @@ class Handlers:
                 reports.lbp_heatmap_figure(expl) if expl.counterfactual.flipped else _no_ranking_figure(),
                 str(saved["report.json"]), str(saved["report.html"]),
                 evidence_markdown(expl), *evidence_figures(expl), str(saved["report.pdf"]),
-                summary_markdown(expl), *[(expl.images[a], expl.images[b]) for a, b, _ in SLIDERS.values()])
+                summary_markdown(expl), *[(expl.images[a], expl.images[b]) for a, b, _ in SLIDERS.values()],
+                trust)
 
     def compare(self, pack_a: str, pack_b: str, source: str = "orl", probe: Upload | None = None,
                 reference: Upload | None = None, case: str | None = None, request: gr.Request = None,
@@ -309,6 +314,18 @@ class Handlers:
 
     def close(self) -> None:
         shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def _trust(expl, pack: str, sources: dict) -> str:
+    """The second model's line under each recovered face (wording.trust_markdown)."""
+    from explainer.packs.catalogue import load_pack
+    from explainer.packs.second_opinion import second_opinions
+
+    loaded = load_pack(pack)
+    names = list(TRUST_FACES)
+    opinions = second_opinions(loaded, {n: expl.images[n] for n in names},
+                               {n: sources[TRUST_FACES[n][0]] for n in names})
+    return trust_markdown(opinions, loaded.recognizer.name)
 
 
 def _gallery_paths(data: str) -> list[Path]:

@@ -175,3 +175,23 @@ def read_pair_differences(explanations: dict) -> str:
         lines.append(f"- `{pack}`: **{'match' if d.match else 'no match'}** ({d.metric} {d.similarity:.3f}, "
                      f"threshold {d.threshold:.3f}); its counterfactual moved most: {top or 'nothing measurable'}.")
     return "\n".join(lines)
+
+
+# The recovered faces each second opinion reads, and the photo it is compared with.
+TRUST_FACES = {"recovered_probe": ("probe", "probe photo"), "recovered_reference": ("reference", "reference photo"),
+               "recovered_counterfactual": ("probe", "probe photo (the counterfactual differs from it imperceptibly)")}
+
+
+def trust_markdown(opinions: dict, recognizer: str) -> str:
+    """One line per recovered face on how far to trust it as a likeness: a second model's verdict
+    (explainer.packs.second_opinion.Opinion per name of TRUST_FACES)."""
+    lines = [f"**How far to trust the recovered faces.** {recognizer} accepts its recovered faces by construction; "
+             "a second model that recovery never used says whether they still look like the person:"]
+    for name, (_, photo) in TRUST_FACES.items():
+        o = opinions[name]
+        closer = "lower = more alike" if o.metric == "euclidean" else "higher = more alike"
+        verdict = "accepts it as the same person" if o.accepts else \
+            "does not accept it: read it as what the model keeps, not as a likeness"
+        lines.append(f"- *{EXPLAIN_IMAGES[name]}*: {o.judge} scores it {o.score:.3f} against the {photo} "
+                     f"(threshold {o.threshold:.3f}, {closer}) and {verdict}.")
+    return "\n".join(lines)

@@ -96,12 +96,15 @@ def cmd_bench_verify(args) -> int:
 
 
 def cmd_bench_recover(args) -> int:
+    from explainer.generation.recovery_rule import REFINE_CAP
     from explainer.packs.recovery_fidelity import run
 
     args.pack = known_pack(args.pack)
     if args.pack is None:
         return 2
-    write_json(args.json, run(args.pack, refine_steps=args.refine_steps, out_dir=args.out))
+    steps = REFINE_CAP if args.refine_steps is None else args.refine_steps
+    write_json(args.json, run(args.pack, refine_steps=steps, out_dir=args.out, n_decoder_samples=args.decoder_samples,
+                              refine_start=args.refine_start))
     return 0
 
 
@@ -115,7 +118,7 @@ def cmd_recover(args) -> int:
 
     from explainer.evidence.verification import embed, prepare
     from explainer.generation.frame import enlarge, to_uint8
-    from explainer.generation.recoverer import RefineSettings
+    from explainer.generation.recovery_rule import REFINE_CAP, describe, recovery_rule
     from explainer.packs.catalogue import load_pack
 
     name = known_pack(args.pack)
@@ -126,7 +129,8 @@ def cmd_recover(args) -> int:
     if photo.face.note:
         print(f"note: {photo.face.note}")
     target = embed(pack.recognizer, [photo])
-    recovery = pack.recover(target, RefineSettings(steps=args.refine_steps) if args.refine_steps > 0 else None)
+    rule = recovery_rule(REFINE_CAP if args.refine_steps is None else args.refine_steps)
+    recovery = pack.recover(target, rule)
     face = to_uint8(recovery.images)[0]
     factor = max(1, RECOVER_VIEW_SIZE // face.shape[0])
     out = Path(args.out)
@@ -135,7 +139,7 @@ def cmd_recover(args) -> int:
     score = float(recovery.similarity[0])
     threshold = pack.recognizer.threshold
     match = bool(pack.recognizer.accepts(score))
-    print(f"wrote {out}: the face as {pack.recognizer.name} sees it ({args.refine_steps} refinement steps), "
+    print(f"wrote {out}: the face as {pack.recognizer.name} sees it (recovery: {describe(rule)}), "
           f"enlarged {factor}x (bicubic) from the decoder's {face.shape[0]} px for viewing; no detail is added")
     kind = "Euclidean distance, lower = more alike" if pack.recognizer.metric.name == "euclidean" else "cosine"
     print(f"{pack.recognizer.name} score between the recovered face and the photo: {score:.4g} ({kind}); "
@@ -295,7 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     recover_bench.add_argument("--pack", metavar="P", help="pack to benchmark (default: the default pack)")
     recover_bench.add_argument("--json", metavar="FILE")
     recover_bench.add_argument("--out", metavar="DIR", help="write a grid of photos / recovered faces here")
-    recover_bench.add_argument("--refine-steps", type=int, default=30, metavar="N")
+    recover_bench.add_argument("--refine-steps", type=int, default=None, metavar="N",
+                               help="step cap of the recovery rule (default: the rule's own cap, the app's recovery)")
+    recover_bench.add_argument("--decoder-samples", type=int, default=1000, metavar="N",
+                               help="held-out decoder samples for the attribute-fidelity block (0: none)")
+    recover_bench.add_argument("--refine-start", choices=["transformer", "nearest"], default=None,
+                               help="measure the rule started elsewhere (default: the rule's own start, T(z))")
     recover_bench.set_defaults(func=cmd_bench_recover)
 
     attributes_bench = bench.add_parser("attributes", help="attribute estimators: validity, speed, agreement checks")
@@ -325,7 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("image")
     recover.add_argument("--pack", metavar="P", help="pack to recover with (default: the default pack)")
     recover.add_argument("--out", default="recovered.png", metavar="FILE", help="PNG to write (lossless)")
-    recover.add_argument("--refine-steps", type=int, default=30, metavar="N", help="0: feed-forward only")
+    recover.add_argument("--refine-steps", type=int, default=None, metavar="N",
+                         help="step cap of the recovery rule (default: the rule's own cap, as explanations; "
+                              "0: feed-forward only)")
     recover.set_defaults(func=cmd_recover)
     checkpoint = sub.add_parser("checkpoint", help="checkpoint files users bring").add_subparsers(
         dest="checkpoint_command", required=True)

@@ -33,15 +33,35 @@ class RefineSettings:
     anchor_weight: float = 0.0
     tolerance: float | None = None
     window: int = 5
+    # Where refinement starts (and what the anchor holds it to): "transformer", T(z); or "nearest", the
+    # latent of the decoder sample whose F-embedding is nearest to z in the recoverer's StartBank.
+    start: str = "transformer"
 
     def describe(self) -> str:
-        text = f"Adam (lr {self.lr}, prior weight {self.prior_weight}"
+        start = "T(z)" if self.start == "transformer" else "the nearest bank sample"
+        text = "Adam" + ("" if self.start == "transformer" else f" from {start}")
+        text += f" (lr {self.lr}, prior weight {self.prior_weight}"
         if self.anchor_weight:
-            text += f", anchor to T(z) weight {self.anchor_weight}"
+            text += f", anchor to {start} weight {self.anchor_weight}"
         if self.tolerance is None:
             return text + f"), {self.steps} steps"
         return (text + f") until the loss falls by less than {self.tolerance:g} (relative) over {self.window} steps, "
                 f"at most {self.steps} steps")
+
+
+@dataclass(frozen=True)
+class StartBank:
+    """Decoder samples with their F-embeddings, where refinement may start (RefineSettings.start)."""
+    latents: torch.Tensor  # [N, n_codes, code_dim]
+    embeddings: torch.Tensor  # [N, D]
+
+    def nearest(self, recognizer: Recognizer, targets: torch.Tensor) -> torch.Tensor:
+        """The latents [B, n_codes, code_dim] of the samples nearest to each target by F's metric."""
+        picks = []
+        for target in targets:  # one at a time: a face must not depend on its batch-mates
+            scores = recognizer.similarity(target[None], self.embeddings)
+            picks.append(scores.argmax() if recognizer.metric.higher_is_closer else scores.argmin())
+        return self.latents[torch.stack(picks)].clone()
 
 
 @dataclass(frozen=True)
@@ -71,6 +91,7 @@ class Recoverer:
                                 f"{transformer.config.embedding_dim}-D embeddings, {recognizer.name} gives "
                                 f"{recognizer.embedding_dim}-D. Use the transformer trained on this recognizer.")
         self.recognizer, self.transformer, self.decoder = recognizer, transformer, decoder
+        self.start_bank: StartBank | None = None  # set by the pack when a rule starts from the bank
 
     def crops(self, images: torch.Tensor) -> torch.Tensor:
         """Decoder-frame images as the recognizer's canonical crops (differentiable)."""
@@ -118,6 +139,15 @@ class Recoverer:
             taken += 1
         return latents.detach(), taken
 
+    def _starts(self, targets: torch.Tensor, refine: RefineSettings) -> torch.Tensor:
+        if refine.start == "transformer":
+            return torch.cat([self.transformer(t[None]) for t in targets])
+        if refine.start != "nearest":
+            raise ValueError(f"unknown refinement start {refine.start!r}; expected transformer or nearest")
+        if self.start_bank is None:
+            raise ValueError("this recoverer has no start bank; refinement from the nearest sample needs one")
+        return self.start_bank.nearest(self.recognizer, targets)
+
     def recover(self, embeddings: torch.Tensor, refine: RefineSettings | None = None,
                 batch_size: int = 64) -> Recovery:
         """Recovered faces of [B, D] embeddings; deterministic for the same inputs and settings."""
@@ -127,7 +157,7 @@ class Recoverer:
             targets = embeddings[k:k + batch_size].detach().float()
             if refine is not None and refine.steps > 0:
                 with torch.no_grad():  # each start alone too: refinement would amplify batched rounding
-                    initial = torch.cat([self.transformer(t[None]) for t in targets])
+                    initial = self._starts(targets, refine)
                 latent, taken = self.refine_counted(initial, targets, refine)
                 steps += taken
             else:

@@ -28,7 +28,7 @@ from explainer import faces
 from explainer.assets.datasets import DATA_SETS, DataError, Sample, data_samples
 from explainer.core.errors import FacexplainError
 from explainer.core.runtime import Progress, report_progress, single_thread
-from explainer.generation.recoverer import RefineSettings
+from explainer.generation.recovery_rule import recovery_rule
 from explainer.jobs import analysis_data, shards
 from explainer.jobs.explain import ExplanationError, attributes_provenance, resolve_pack
 from explainer.jobs.results import ModelComparison, ModelReport
@@ -98,7 +98,7 @@ def _recover(pack, crops: torch.Tensor, refine_steps: int) -> tuple[dict, np.nda
 
     with torch.no_grad():
         embeddings = torch.cat([pack.recognizer(crops[k:k + 32]) for k in range(0, len(crops), 32)])
-    recovery = pack.recover(embeddings, RefineSettings(steps=refine_steps) if refine_steps > 0 else None)
+    recovery = pack.recover(embeddings, recovery_rule(refine_steps))  # 0: feed-forward
     found = attributes.estimate_all(attributes.crops_from_decoder(recovery.images, pack.decoder))
     return found, embeddings.numpy().astype(np.float64)
 

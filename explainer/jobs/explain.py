@@ -30,6 +30,7 @@ from explainer.counterfactual.objective import MARGIN
 from explainer.evidence import pair_evidence
 from explainer.generation.frame import to_uint8
 from explainer.generation.recoverer import RefineSettings
+from explainer.generation.recovery_rule import REFINE_CAP, TOLERANCE, describe, recovery_rule
 from explainer.jobs.results import CounterfactualOutcome, Decision, Member, PairExplanation, Stability
 from explainer.measures.ensemble import CONFIDENCE, INTERVAL_METHOD, ensemble_significance
 from explainer.measures.median_interval import reachable_confidence
@@ -40,10 +41,6 @@ from explainer.reports.provenance import library_versions, pack_provenance, reco
 # (anchored refinement until the loss stops falling, with a step cap).
 MEMBERS = {name: entry.members for name, entry in ATTACKS.items()}
 JITTERS = 2
-REFINE_CAP = 40
-TOLERANCE = 1e-3
-ANCHOR_WEIGHT = 1.0
-REFINE_LR = 0.1
 # The pre-ensemble method, kept as the baseline of `bench stability --one-draw`: one counterfactual (PGD
 # without a random start), every face refined alone for a fixed number of steps, no jitter, plain ratios.
 ONE_DRAW_STEPS = 5
@@ -67,11 +64,6 @@ def resolve_pack(pack):
 def member_seeds(seed: int, members: int) -> list[int]:
     """Independent seeds for the ensemble's members, all drawn from the user's one seed."""
     return [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(members)]
-
-
-def refine_rule(refine_steps: int = REFINE_CAP, tolerance: float = TOLERANCE) -> RefineSettings:
-    """The recovery rule of explanations: anchored refinement to convergence, `refine_steps` the cap."""
-    return RefineSettings(steps=refine_steps, lr=REFINE_LR, anchor_weight=ANCHOR_WEIGHT, tolerance=tolerance)
 
 
 _recovered: OrderedDict = OrderedDict()
@@ -143,10 +135,6 @@ def _member_latents(pack, probe_latent: torch.Tensor, z_probe: torch.Tensor, z_m
     with torch.no_grad():
         base = pack.transformer(z_probe[None])
         return torch.cat([probe_latent[None] + pack.transformer(z[None]) - base for z in z_members])
-
-
-def _describe(rule: RefineSettings | None) -> str:
-    return "feed-forward (no refinement)" if rule is None else rule.describe()
 
 
 def _top(values: dict[str, float], names: list[str], n: int = 10) -> set[str]:
@@ -229,7 +217,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
     notes: list[str] = []
     inputs = {"probe": _input_record(probe), "reference": _input_record(reference)}
     seeds = member_seeds(seed, members)
-    rule = refine_rule(refine_steps, tolerance) if refine_steps > 0 else None
+    rule = recovery_rule(refine_steps, tolerance)
     if one_draw:
         members, jitters, seeds = 1, 1, [None] if chosen.seedless else [seed]
         rule = RefineSettings(steps=refine_steps) if refine_steps > 0 else None
@@ -256,7 +244,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
 
         # 2. the counterfactual ensemble
         parameters = {"attack": attack, "seed": seed, "members": members, "member_seeds": seeds,
-                      "jitters": jitters, "refine_rule": _describe(rule), "refine_steps": refine_steps,
+                      "jitters": jitters, "refine_rule": describe(rule), "refine_steps": refine_steps,
                       "tolerance": tolerance, "interval": INTERVAL_METHOD, "confidence": CONFIDENCE,
                       "margin": MARGIN,
                       **({"one_draw": True} if one_draw else {})}
@@ -337,7 +325,7 @@ def explain_pair(probe, reference, pack="dlib-dcgan", attack: str = "pgd", seed:
                              linf_255=r.linf_255, recovered_to_reference=float(to_reference[2 + k]))
                       for k, r in enumerate(results)))
     stability = Stability(
-        members=len(results), members_flipped=flipped, jitters=jitters, refine_rule=_describe(rule),
+        members=len(results), members_flipped=flipped, jitters=jitters, refine_rule=describe(rule),
         refine_steps_taken={"probe": probe_steps, "reference": reference_steps},
         top10_agreement_between_members=_agreement(per_member, named),
         significant_members_agree={n: sum(v > 1.0 for v in (m.get(n, np.nan) for m in per_member))

@@ -8,6 +8,7 @@ Results are explainer.jobs.results' dataclasses; data-set names are explainer.as
 """
 from explainer.assets.datasets import DATA_SETS, IMAGE_SUFFIXES, data_paths
 from explainer.counterfactual.attacks import ATTACKS
+from explainer.generation.recovery_rule import RECOVERY_RULE, recovery_rule
 from explainer.jobs.analysis import MIN_MI_SAMPLES, RESOLUTION, analyze_model, compare_models, randomised_pack
 from explainer.jobs.explain import (
                                IMAGE_NAMES,
@@ -18,11 +19,10 @@ from explainer.jobs.explain import (
                                ExplanationError,
                                explain_pair,
                                member_seeds,
-                               refine_rule,
 )
 from explainer.jobs.results import ModelComparison, ModelReport, PairExplanation
 
 __all__ = ["ATTACKS", "DATA_SETS", "IMAGE_NAMES", "IMAGE_SUFFIXES", "JITTERS", "MEMBERS", "MIN_MI_SAMPLES", "REFINE_CAP",
            "RESOLUTION", "TOLERANCE", "ExplanationError", "ModelComparison", "ModelReport", "PairExplanation",
-           "analyze_model", "compare_models", "data_paths", "explain_pair", "member_seeds", "randomised_pack",
-           "refine_rule"]
+           "RECOVERY_RULE", "analyze_model", "compare_models", "data_paths", "explain_pair", "member_seeds", "randomised_pack",
+           "recovery_rule"]

@@ -18,6 +18,7 @@ from explainer.core.errors import FacexplainError, InvalidSetting, MismatchError
 from explainer.core.registry import Registry
 from explainer.generation.base import Decoder
 from explainer.generation.recoverer import Recoverer, Recovery, RefineSettings
+from explainer.generation.recovery_rule import RECOVERY_RULE
 from explainer.generation.registry import load_decoder  # noqa: F401 (its old home; callers use it here)
 from explainer.generation.transformer import LatentTransformer, TransformerConfig
 from explainer.recognition.base import Recognizer
@@ -134,7 +135,11 @@ class Pack:
         return embed(self.recognizer, [prepare(image) for image in images])
 
     def recover(self, embeddings: torch.Tensor, refine: RefineSettings | bool | None = None) -> Recovery:
-        settings = RefineSettings() if refine is True else (refine or None)
+        settings = RECOVERY_RULE if refine is True else (refine or None)  # True: the one recovery rule
+        if settings is not None and settings.start == "nearest" and self.recoverer.start_bank is None:
+            from explainer.packs.bank import start_bank
+
+            self.recoverer.start_bank = start_bank(self)
         return self.recoverer.recover(embeddings, refine=settings)
 
 

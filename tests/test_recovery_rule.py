@@ -1,11 +1,18 @@
 """The one recovery rule (explainer.generation.recovery_rule) is what every path recovers with."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
+import torch
 
-from explainer.generation.recovery_rule import (ANCHOR_WEIGHT, RECOVERY_RULE, REFINE_CAP, REFINE_LR, TOLERANCE,
-                                                describe, recovery_rule)
+from explainer.generation.recovery_rule import (
+    ANCHOR_WEIGHT,
+    RECOVERY_RULE,
+    REFINE_CAP,
+    REFINE_LR,
+    TOLERANCE,
+    describe,
+    recovery_rule,
+)
 from explainer.jobs import analysis
 
 
@@ -32,7 +39,7 @@ class _RecordingPack:
         raise _Asked(refine)
 
 
-def test_analysis_recovers_by_the_rule(monkeypatch):
+def test_analysis_recovers_by_the_rule():
     """(explain_pair's rule is checked in test_pipeline, bench recover's and `recover`'s in test_bench_recover.)"""
     class Recognizer:
         crop = None
@@ -42,11 +49,10 @@ def test_analysis_recovers_by_the_rule(monkeypatch):
 
     pack = _RecordingPack()
     pack.recognizer = Recognizer()
-    monkeypatch.setattr(analysis.faces, "align", lambda image, landmarks, crop: image)
-    image = np.zeros((8, 8, 3), np.uint8)
+    crops = torch.zeros(1, 3, 8, 8)
     with pytest.raises(_Asked) as asked:
-        analysis._recovered_attributes(pack, [image], [None], 12)
+        analysis._recover(pack, crops, 12)
     assert asked.value.args[0] == recovery_rule(12)
     with pytest.raises(_Asked) as asked:
-        analysis._recovered_attributes(pack, [image], [None], 0)
+        analysis._recover(pack, crops, 0)
     assert asked.value.args[0] is None  # feed-forward

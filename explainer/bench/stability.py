@@ -174,16 +174,25 @@ def _mean(values) -> float | None:
     return float(np.mean(usable)) if usable else None
 
 
+def _pair(s: dict) -> str:
+    """median / minimum of an overlap; medians of an even count of pairs are halves of tenths (0.85)."""
+    return " / ".join("n/a" if s[k] is None else f"{s[k]:.2f}" for k in ("median", "min"))
+
+
+def _fraction(value) -> str:
+    return "n/a (nothing significant)" if value is None else f"{value:.0%}"
+
+
 def _print(result: dict, print_table) -> None:
     rows = []
     for key, s in result["summary"].items():
         if key.endswith("pgd-vs-transfer"):
             a, f = s["attacks"], s["attacks_where_transfer_flipped"]
-            rows.append([key, "", "", "", "", f"{a['median']} / {a['min']} ({f['median']} / {f['min']} flipped)", "", ""])
+            rows.append([key, "", "", "", "", f"{_pair(a)} ({_pair(f)} flipped)", "", ""])
             continue
-        rows.append([key, f"{s['seeds']['median']} / {s['seeds']['min']}", f"{s['rule']['median']} / {s['rule']['min']}",
-                     s["kept_seeds_named"]["fraction"], s["kept_rule_named"]["fraction"], "",
-                     s["seconds_mean"], s["seconds_max"]])
+        rows.append([key, _pair(s["seeds"]), _pair(s["rule"]), _fraction(s["kept_seeds_named"]["fraction"]),
+                     _fraction(s["kept_rule_named"]["fraction"]), "", f"{s['seconds_mean']:.1f}",
+                     f"{s['seconds_max']:.1f}"])
     print_table(["pack/attack", "seeds top-10 (median / min)", "rule top-10", "sig. kept (seeds)", "sig. kept (rule)",
                  "PGD vs transfer", "s/pair", "max s"], rows)
     print(f"{result['pairs']} pairs; load average {result['load_average'][0]:.1f} on {result['cpu_count']} cores")

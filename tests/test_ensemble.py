@@ -144,3 +144,14 @@ def test_the_interval_covers_the_median_it_states_with_the_real_member_and_jitte
             assert stated >= 0.95 and result["coverage"] >= 0.93, result
         else:
             assert stated == 0.75 and result["bootstrap_coverage"] < 0.9, result  # the old claim failed here
+
+
+def test_bench_tables_print_figures_as_figures():
+    # medians of tenths over an even count are float sums (0.8500000000000001): the tables print 0.85
+    from explainer.bench import explain as bench_explain
+    from explainer.bench import stability
+
+    assert stability._pair({"median": 0.8500000000000001, "min": 0.6}) == "0.85 / 0.60"
+    assert stability._pair({"median": None, "min": None}) == "n/a / n/a"
+    assert stability._fraction(None).startswith("n/a") and stability._fraction(0.976) == "98%"
+    assert bench_explain._two_places(0.7250000000000001) == "0.73" and bench_explain._two_places(None) == "n/a"

@@ -122,14 +122,20 @@ def run(pack: str = "dlib-dcgan", analyze_images: int = 40) -> dict:
     }
     rows = []
     for attack, s in result["attacks"].items():
-        rows.append([attack] + [s["seconds_by_stage"][st] for st in STAGES] + [s["seconds_per_pair"], s["seconds_per_pair_max"],
-                    s["flip_rate_genuine"], s["flip_rate_impostor"], s["median_linf_255"], s["attributes_scored_mean"]])
+        rows.append([attack] + [_two_places(s["seconds_by_stage"][st]) for st in STAGES]
+                    + [_two_places(s[k]) for k in ("seconds_per_pair", "seconds_per_pair_max", "flip_rate_genuine",
+                                                    "flip_rate_impostor", "median_linf_255", "attributes_scored_mean")])
     print_table(["attack", "faces+decision", "counterfactual", "recovery", "attributes", "s_a", "s/pair", "max s",
                   "flip genuine", "flip impostor", "median L∞ (/255)", "scored (mean)"], rows)
     t = result["top10_overlap"]
-    print(f"PGD vs transfer top-10 overlap: {t['all_attributes_mean']} over all scored attributes "
-          f"({len(overlap_all)} pairs), {t['non_lbp_mean']} over non-LBP ({len(overlap_face)} pairs; "
+    print(f"PGD vs transfer top-10 overlap: {_two_places(t['all_attributes_mean'])} over all scored attributes "
+          f"({len(overlap_all)} pairs), {_two_places(t['non_lbp_mean'])} over non-LBP ({len(overlap_face)} pairs; "
           f"{short_face} pairs had fewer than 10 scored)")
     print(f"analyze: {result['analyze']['images_per_second']:.2f} images/s over {len(photos)} ORL photos; "
           f"load average during the run {result['load_average'][0]:.1f} on {os.cpu_count()} cores")
     return result
+
+
+def _two_places(value) -> str:
+    """A figure as printed: two decimals (means of tenths print as 0.7250000000000001 otherwise)."""
+    return "n/a" if value is None else f"{value:.2f}"

@@ -150,7 +150,14 @@ class Recoverer:
 
     def recover(self, embeddings: torch.Tensor, refine: RefineSettings | None = None,
                 batch_size: int = 64) -> Recovery:
-        """Recovered faces of [B, D] embeddings; deterministic for the same inputs and settings."""
+        """Recovered faces of [B, D] embeddings; deterministic for the same inputs and settings.
+
+        All of it on one thread, the starts T(z) included: a start computed on two threads differs from
+        one computed on one in its last bits, and refinement grows that into another face."""
+        with single_thread():
+            return self._recover(embeddings, refine, batch_size)
+
+    def _recover(self, embeddings: torch.Tensor, refine: RefineSettings | None, batch_size: int) -> Recovery:
         start = time.perf_counter()
         images, latents, scores, steps = [], [], [], []
         for k in range(0, len(embeddings), batch_size):

@@ -41,7 +41,7 @@ def installed(tmp_path_factory) -> tuple[Path, dict]:
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    for name in ("explainer", "training"):
+    for name in ("explainer", "training", "assets"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(work), str(source)],
          work, env)
@@ -63,7 +63,10 @@ def test_an_installed_wheel_lists_packs_and_recovers_a_face(installed, tmp_path)
     bin_dir, env = installed
     where = _run([str(bin_dir / "python"), "-c", "import explainer.packs.catalogue as c; print(c.__file__); "
                   "print(c.TRANSFORMERS_DIR)"], tmp_path, env).stdout.split()
-    assert all(str(ROOT) not in line and "site-packages" in line for line in where), where
+    module, transformers = where
+    assert str(ROOT) not in module and "site-packages" in module, where
+    # the transformers come from the wheel's data files, inside the fresh venv, never from this tree
+    assert str(ROOT) not in transformers and transformers.startswith(str(bin_dir.parent)), where
     listed = _run([str(bin_dir / "facexplain"), "pack", "list"], tmp_path, env).stdout
     assert all(name in listed for name in ("dlib-dcgan", "mobilefacenet-dcgan", "faceplugin-dcgan"))
     photo = assets.path("orl") / "s31" / "1.pgm"

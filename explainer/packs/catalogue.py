@@ -1,13 +1,14 @@
 """Packs: a recognizer F, a latent space transformer T and a decoder G that belong together.
 
 The default packs use our own transformers, trained offline by `training` and committed under
-`explainer/packs/transformers/` (package data, so an installed facexplain has them) with a model card. A transformer checkpoint is a plain dict:
+`assets/transformers/` (installed as data files under <prefix>/share/facexplain/transformers) with a model card. A transformer checkpoint is a plain dict:
 `{"config": TransformerConfig fields, "state_dict": tensors, "card": plain data}`.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,11 @@ from explainer.generation.transformer import LatentTransformer, TransformerConfi
 from explainer.recognition.base import Recognizer
 from explainer.recognition.registry import load_recognizer
 
-TRANSFORMERS_DIR = Path(__file__).resolve().parent / "transformers"  # package data (pyproject.toml)
+# Our trained transformers: assets/transformers in a source tree (editable install, the Space), and where
+# pyproject.toml's data-files put them in an installed one.
+_SOURCE_TRANSFORMERS = Path(__file__).resolve().parents[2] / "assets" / "transformers"
+TRANSFORMERS_DIR = (_SOURCE_TRANSFORMERS if _SOURCE_TRANSFORMERS.is_dir()
+                    else Path(sys.prefix) / "share" / "facexplain" / "transformers")
 
 
 class PackMissing(FacexplainError):
